@@ -1,0 +1,46 @@
+"""`make run`: the whole system on one machine, for a newcomer to watch."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from rich.console import Console
+
+from fivecogs_ops.services import ServiceProcesses
+from fivecogs_ops.stack import LocalStack, external_env
+from fivecogs_shared.contracts import COGS
+
+
+def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
+    stack = LocalStack()
+    env = external_env()
+    started_stack = env is None
+    if env is None:
+        console.rule("[bold]1/3 Kafka and Postgres")
+        env = stack.up(progress=lambda line: console.print(f"  [green]•[/] {line}")).env()
+    else:
+        console.print("using KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL from the environment")
+    services = ServiceProcesses(env=env, log_dir=stack.logs)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        console.rule("[bold]2/3 the five services")
+        for cog in COGS:
+            services.start(cog)
+        services.wait_ready(
+            COGS, on_ready=lambda cog, secs: console.print(f"  [green]•[/] {cog:<13} ready in {secs:4.1f}s  {services.url(cog)}")
+        )
+        console.rule("[bold]3/3 running")
+        for cog in COGS:
+            console.print(f"  {cog:<13} {services.url(cog, '/readyz')}   log: {stack.logs / (cog + '.log')}")
+        console.print(f"  kafka         {env['KAFKA_BOOTSTRAP_SERVERS']}\n  postgres      {env['DATABASE_URL']}")
+        console.print("\n[bold]Press Ctrl-C to stop everything.[/]")
+        stop.wait()
+        return 0
+    finally:
+        console.print("\nstopping the services…")
+        services.stop_all()
+        if started_stack:
+            stack.down(progress=lambda line: console.print(f"  [green]•[/] {line}"))

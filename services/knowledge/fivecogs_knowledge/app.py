@@ -1,0 +1,21 @@
+"""Wiring of the knowledge service: what it consumes, its handlers, its schema; the rest is fivecogs_shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fivecogs_shared.service import ServiceDefinition
+from fivecogs_shared.service import main as run_service
+
+from fivecogs_knowledge.handlers import HANDLERS
+
+DEFINITION = ServiceDefinition(
+    cog="knowledge",
+    handlers=HANDLERS,
+    migrations=Path(__file__).parent / "migrations",
+    upstream=("inputs",),
+)
+
+
+def main() -> None:
+    run_service(DEFINITION)

@@ -1,0 +1,21 @@
+"""Wiring of the management service: what it consumes, its handlers, its schema; the rest is fivecogs_shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fivecogs_shared.service import ServiceDefinition
+from fivecogs_shared.service import main as run_service
+
+from fivecogs_management.handlers import HANDLERS
+
+DEFINITION = ServiceDefinition(
+    cog="management",
+    handlers=HANDLERS,
+    migrations=Path(__file__).parent / "migrations",
+    upstream=("inputs", "knowledge", "marketing", "communication",),
+)
+
+
+def main() -> None:
+    run_service(DEFINITION)

@@ -1,0 +1,21 @@
+"""Wiring of the marketing service: what it consumes, its handlers, its schema; the rest is fivecogs_shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fivecogs_shared.service import ServiceDefinition
+from fivecogs_shared.service import main as run_service
+
+from fivecogs_marketing.handlers import HANDLERS
+
+DEFINITION = ServiceDefinition(
+    cog="marketing",
+    handlers=HANDLERS,
+    migrations=Path(__file__).parent / "migrations",
+    upstream=("inputs", "knowledge",),
+)
+
+
+def main() -> None:
+    run_service(DEFINITION)

@@ -1,0 +1,207 @@
+"""Turning a polled batch of Kafka records into effects, exactly once.
+
+One Postgres transaction per batch: each record is read (CloudEvents + contract), checked against the inbox,
+and handed to its handler inside a savepoint, so a rule violation or a bug in one record undoes that record
+only. Rejections and dead letters are written to the outbox in the same transaction. The caller commits the
+Kafka offsets only after this transaction committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+
+from fivecogs_shared import inbox, outbox
+from fivecogs_shared.contracts import FEEDBACK_TOPIC
+from fivecogs_shared.contracts.feedback import REJECTED_TYPE, PartnerEventRejected
+from fivecogs_shared.envelope import EventType, Envelope, RecordLike, dump, event_headers, identify, read_event
+from fivecogs_shared.errors import BadRecord, RuleViolation
+from fivecogs_shared.metrics import ServiceMetrics
+from fivecogs_shared.uow import OutgoingRecord, UnitOfWork
+
+log = structlog.get_logger()
+
+Handler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
+
+# Errors that say "try again later", not "this record is bad": the whole batch is retried, never skipped.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ConnectionError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A topic this service consumes: which event types it accepts there and whether partners write to it."""
+
+    topic: str
+    registry: Mapping[str, EventType]
+    from_partners: bool
+
+
+@dataclass
+class BatchProcessor:
+    cog: str
+    pool: asyncpg.Pool
+    sources: Mapping[str, Source]
+    handlers: Mapping[str, Handler]
+    metrics: ServiceMetrics
+    group_id: str
+    max_value_bytes: int = 256 * 1024
+    backoff_initial: float = 0.2
+    backoff_cap: float = 10.0
+    retry_budget: float = 60.0
+    processed: int = field(default=0)
+
+    async def process(self, records: Sequence[RecordLike]) -> None:
+        """Apply the batch in one transaction, retrying transient failures with capped exponential backoff.
+
+        After `retry_budget` seconds of failures the error is raised: the caller rewinds the partitions so the
+        batch is fetched again (the consumer stays in its group meanwhile)."""
+        delay, deadline = self.backoff_initial, time.monotonic() + self.retry_budget
+        while True:
+            try:
+                started = time.perf_counter()
+                await self._apply(records)
+                self.metrics.batch_seconds.observe(time.perf_counter() - started)
+                self.processed += len(records)
+                return
+            except TRANSIENT_ERRORS as error:
+                self.metrics.transient_retries.inc()
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("transient error; retrying batch", error=repr(error), retry_in=round(delay, 2))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_cap)
+
+    async def _apply(self, records: Sequence[RecordLike]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            uow = UnitOfWork(conn=conn, cog=self.cog)
+            readings = [self._read(record) for record in records]
+            keys = [(r.source, r.id) for r in readings if isinstance(r, Envelope)]
+            seen = await inbox.digests_seen(conn, keys + [_position(record) for record in records])
+            entries: list[inbox.InboxEntry] = []
+            for record, reading in zip(records, readings, strict=True):
+                if _position(record) in seen:
+                    continue  # dead-lettered already, before a crash kept its offset from being committed
+                source = self.sources[record.topic]
+                if isinstance(reading, Envelope) and (reading.source, reading.id) not in seen:
+                    seen[(reading.source, reading.id)] = reading.digest
+                    outcome = await self._handle(uow, record, reading, source)
+                    if outcome == "ignored":
+                        continue
+                    if outcome != "processing_error":  # a failed event may be replayed from the DLQ later
+                        entries.append(inbox.InboxEntry.of(reading, outcome))
+                        continue
+                elif isinstance(reading, Envelope) and seen[(reading.source, reading.id)] == reading.digest:
+                    self.metrics.events.labels(record.topic, "duplicate").inc()
+                    continue
+                else:
+                    self._dead_letter(uow, record, _bad_reading(reading), source)
+                entries.append(_dead_letter_entry(record))
+            await inbox.record(conn, entries)
+            await outbox.write(conn, self.cog, uow.outgoing)
+
+    def _read(self, record: RecordLike) -> Envelope | BadRecord:
+        try:
+            return read_event(record, self.sources[record.topic].registry, self.max_value_bytes)
+        except BadRecord as bad:
+            return bad
+
+    async def _handle(self, uow: UnitOfWork, record: RecordLike, event: Envelope, source: Source) -> str:
+        handler = self.handlers.get(event.type)
+        if handler is None:  # an upstream event this service has no use for
+            self.metrics.events.labels(record.topic, "ignored").inc()
+            return "ignored"
+        mark = uow.mark()
+        bound = log.bind(
+            event_id=event.id,
+            ce_type=event.type,
+            partner=event.source,
+            correlation_id=event.correlation_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        try:
+            async with uow.conn.transaction():  # a savepoint: this record's effects only
+                await handler(uow.caused_by(event), event)
+        except RuleViolation as violation:
+            uow.rollback_to(mark)
+            bound.info("event rejected", reason=violation.reason, detail=violation.detail)
+            self._tell_rejected(uow, event.source, event.id, event.type, violation.reason, violation.detail)
+            self.metrics.events.labels(record.topic, "rejected").inc()
+            return violation.reason
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:  # a bug or an unforeseen input: park the record, keep the partition moving
+            uow.rollback_to(mark)
+            bound.exception("handler failed; record dead-lettered")
+            self._dead_letter(uow, record, BadRecord("processing_error", repr(error)[:500]), source)
+            return "processing_error"
+        bound.debug("event applied")
+        self.metrics.events.labels(record.topic, "accepted").inc()
+        return "accepted"
+
+    def _dead_letter(self, uow: UnitOfWork, record: RecordLike, bad: BadRecord, source: Source) -> None:
+        """Copy the record byte for byte to `<topic>.dlq`, with headers saying why."""
+        headers = [
+            *list(record.headers or ()),
+            ("fivecogs_error_kind", bad.kind.encode()),
+            ("fivecogs_error_detail", bad.detail.encode()[:2000]),
+            ("fivecogs_original_topic", record.topic.encode()),
+            ("fivecogs_original_partition", str(record.partition).encode()),
+            ("fivecogs_original_offset", str(record.offset).encode()),
+            ("fivecogs_consumer_group", self.group_id.encode()),
+        ]
+        uow.publish_raw(OutgoingRecord(f"{record.topic}.dlq", record.key, record.value or b"", headers))
+        self.metrics.dlq_records.labels(bad.kind).inc()
+        self.metrics.events.labels(record.topic, "dead_lettered").inc()
+        log.warning("record dead-lettered", kind=bad.kind, detail=bad.detail, topic=record.topic,
+                    partition=record.partition, offset=record.offset)
+        if source.from_partners:
+            partner, event_id, event_type = identify(record)
+            self._tell_rejected(uow, partner, event_id, event_type, bad.kind, bad.detail)
+
+    def _tell_rejected(
+        self, uow: UnitOfWork, partner: str, event_id: str, event_type: str, reason: str, detail: str
+    ) -> None:
+        self.metrics.rejections.labels(reason).inc()
+        rejected = PartnerEventRejected(event_id=event_id, event_type=event_type, reason=reason, detail=detail)
+        uow.publish_raw(feedback_record(uow, partner or "unknown", rejected, event_id))
+
+
+def feedback_record(uow: UnitOfWork, partner: str, rejected: PartnerEventRejected, event_id: str) -> OutgoingRecord:
+    headers = event_headers(ce_type=REJECTED_TYPE, source=uow.source, correlation_id=event_id or "unknown")
+    return OutgoingRecord(FEEDBACK_TOPIC, partner.encode(), dump(rejected), headers)
+
+
+def _position(record: RecordLike) -> inbox.EventKey:
+    """The inbox key of a record by where it sits in the log, for records that carry no usable event id."""
+    return (f"@{record.topic}/{record.partition}", str(record.offset))
+
+
+def _dead_letter_entry(record: RecordLike) -> inbox.InboxEntry:
+    source, offset = _position(record)
+    digest = hashlib.sha256(record.value or b"").digest()
+    return inbox.InboxEntry(source, offset, "dead_letter", digest, "dead_lettered")
+
+
+def _bad_reading(reading: Envelope | BadRecord) -> BadRecord:
+    if isinstance(reading, BadRecord):
+        return reading
+    detail = f"event id {reading.id!r} from {reading.source!r} was already used for a different event"
+    return BadRecord("conflict", detail)

@@ -1,0 +1,178 @@
+"""CloudEvents 1.0 in Kafka binary content mode: attributes in `ce_*` headers, the data as the record value.
+
+`read_event` turns a consumer record into an `Envelope` or raises `BadRecord` with the kind the partner is told
+(malformed, unknown_type, oversized, schema); `event_headers` writes the headers for events we publish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from fivecogs_shared.errors import BadRecord
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+# CloudEvents extension attribute: the id of the partner event that started a chain of internal events.
+CORRELATION_HEADER = "ce_correlationid"
+REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time")
+
+Headers = Sequence[tuple[str, bytes]]
+M = TypeVar("M", bound=BaseModel)
+
+
+class EventType(Protocol):
+    @property
+    def ce_type(self) -> str: ...
+    @property
+    def key_field(self) -> str: ...
+    @property
+    def model(self) -> type[BaseModel]: ...
+
+
+class RecordLike(Protocol):
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Headers: ...
+
+
+@dataclass(frozen=True)
+class Envelope:
+    id: str
+    source: str
+    type: str
+    time: datetime
+    key: str
+    data: BaseModel
+    digest: bytes
+    correlation_id: str
+
+    def data_as(self, model: type[M]) -> M:
+        if not isinstance(self.data, model):
+            raise TypeError(f"{self.type} carries {type(self.data).__name__}, not {model.__name__}")
+        return self.data
+
+
+def header_map(headers: Headers) -> dict[str, bytes]:
+    return {name: value for name, value in headers}
+
+
+def identify(record: RecordLike) -> tuple[str, str, str]:
+    """(source, id, type) as far as the headers tell, for feedback on records we could not read whole."""
+    headers = header_map(record.headers or ())
+    return tuple(_text(headers.get(name)) for name in ("ce_source", "ce_id", "ce_type"))  # type: ignore[return-value]
+
+
+def read_event(record: RecordLike, registry: Mapping[str, EventType], max_value_bytes: int) -> Envelope:
+    headers = header_map(record.headers or ())
+    _check_headers(headers)
+    ce_type = _text(headers["ce_type"])
+    event_type = registry.get(ce_type)
+    if event_type is None:
+        raise BadRecord("unknown_type", f"ce_type {ce_type!r} is not accepted on {record.topic}")
+    value = record.value or b""
+    if len(value) > max_value_bytes:
+        raise BadRecord("oversized", f"value is {len(value)} bytes; at most {max_value_bytes} are accepted")
+    try:
+        json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadRecord("malformed", f"value is not JSON: {error}") from error
+    try:
+        data = event_type.model.model_validate_json(value)
+    except ValidationError as error:
+        raise BadRecord("schema", _describe(error)) from error
+    key = (record.key or b"").decode("utf-8", errors="replace")
+    expected_key = str(getattr(data, event_type.key_field))
+    if key != expected_key:
+        raise BadRecord(
+            "schema", f"Kafka key must be the {event_type.key_field} {expected_key!r}, got {key!r}"
+        )
+    event_id = _text(headers["ce_id"])
+    return Envelope(
+        id=event_id,
+        source=_text(headers["ce_source"]),
+        type=ce_type,
+        time=_parse_time(_text(headers["ce_time"])),
+        key=key,
+        data=data,
+        digest=hashlib.sha256(ce_type.encode() + b"\0" + value).digest(),
+        correlation_id=_text(headers.get(CORRELATION_HEADER)) or event_id,
+    )
+
+
+def _check_headers(headers: Mapping[str, bytes]) -> None:
+    missing = [name for name in REQUIRED_HEADERS if not headers.get(name)]
+    if missing:
+        raise BadRecord("malformed", f"missing CloudEvents headers: {', '.join(missing)}")
+    if _text(headers["ce_specversion"]) != SPEC_VERSION:
+        raise BadRecord("malformed", f"ce_specversion must be {SPEC_VERSION!r}")
+    content_type = _text(headers.get("content-type") or headers.get("ce_datacontenttype"))
+    if content_type and content_type.split(";")[0].strip() != CONTENT_TYPE:
+        raise BadRecord("malformed", f"content-type must be {CONTENT_TYPE}, got {content_type!r}")
+    try:
+        _parse_time(_text(headers["ce_time"]))
+    except ValueError as error:
+        raise BadRecord("malformed", f"ce_time is not an RFC 3339 timestamp: {error}") from error
+    for name in ("ce_id", "ce_source"):
+        if len(headers[name]) > 200:
+            raise BadRecord("malformed", f"{name} is longer than 200 bytes")
+
+
+def _parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("a time zone offset is required")
+    return moment
+
+
+def _text(raw: bytes | None) -> str:
+    return raw.decode("utf-8", errors="replace") if raw else ""
+
+
+def _describe(error: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in item['loc']) or '(data)'}: {item['msg']}" for item in error.errors()]
+    return "; ".join(parts)[:1000]
+
+
+def event_headers(
+    *,
+    ce_type: str,
+    source: str,
+    correlation_id: str,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> list[tuple[str, bytes]]:
+    moment = time or datetime.now(UTC)
+    return [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", (event_id or str(uuid.uuid4())).encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", ce_type.encode()),
+        ("ce_time", moment.isoformat().encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+        (CORRELATION_HEADER, correlation_id.encode()),
+    ]
+
+
+def dump(model: BaseModel) -> bytes:
+    return model.model_dump_json().encode()
+
+
+def as_any(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

@@ -1,0 +1,52 @@
+"""The HTTP endpoints every service has: /healthz (alive), /readyz (can do its work), /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from fivecogs_shared import outbox
+
+if TYPE_CHECKING:
+    from fivecogs_shared.service import Runtime
+
+
+def health_routes(runtime: Runtime) -> list[BaseRoute]:
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "service": runtime.settings.cog})
+
+    async def readyz(_: Request) -> Response:
+        checks = {
+            "broker": await runtime.broker.ping(timeout=2.0),
+            "database": await _database_answers(runtime),
+            "partitions_assigned": bool(runtime.assignment.assigned),
+        }
+        ready = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+        )
+
+    async def metrics(_: Request) -> Response:
+        try:
+            async with runtime.pool.acquire(timeout=2.0) as conn:
+                rows, age = await outbox.backlog(conn)
+            runtime.metrics.outbox_backlog.set(rows)
+            runtime.metrics.outbox_oldest_seconds.set(age)
+        except (OSError, TimeoutError):
+            pass  # the database is down: report the last values and let /readyz say why
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+
+
+async def _database_answers(runtime: Runtime) -> bool:
+    try:
+        async with runtime.pool.acquire(timeout=2.0) as conn:
+            return bool(await asyncio.wait_for(conn.fetchval("SELECT 1"), 2.0) == 1)
+    except Exception:
+        return False

@@ -1,0 +1,48 @@
+"""The inbox: which events this service has already taken in, so a redelivery has no second effect."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import asyncpg
+
+from fivecogs_shared.envelope import Envelope
+
+EventKey = tuple[str, str]  # (source, event id)
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    source: str
+    event_id: str
+    event_type: str
+    digest: bytes
+    outcome: str
+
+    @classmethod
+    def of(cls, envelope: Envelope, outcome: str) -> InboxEntry:
+        return cls(envelope.source, envelope.id, envelope.type, envelope.digest, outcome)
+
+
+async def digests_seen(conn: asyncpg.Connection, keys: Iterable[EventKey]) -> dict[EventKey, bytes]:
+    """One query for a whole batch: the digest of every (source, id) already in the inbox."""
+    pairs = list(set(keys))
+    if not pairs:
+        return {}
+    rows = await conn.fetch(
+        "SELECT i.source, i.event_id, i.digest FROM inbox i "
+        "JOIN unnest($1::text[], $2::text[]) AS k(source, event_id) USING (source, event_id)",
+        [source for source, _ in pairs],
+        [event_id for _, event_id in pairs],
+    )
+    return {(row["source"], row["event_id"]): bytes(row["digest"]) for row in rows}
+
+
+async def record(conn: asyncpg.Connection, entries: list[InboxEntry]) -> None:
+    if not entries:
+        return
+    await conn.executemany(
+        "INSERT INTO inbox (source, event_id, event_type, digest, outcome) VALUES ($1, $2, $3, $4, $5)",
+        [(e.source, e.event_id, e.event_type, e.digest, e.outcome) for e in entries],
+    )

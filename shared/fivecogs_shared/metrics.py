@@ -1,0 +1,37 @@
+"""Prometheus metrics of one service, in a registry of its own (FastStream's middleware shares it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass
+class ServiceMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.events = Counter(
+            "fivecogs_events_total", "Events taken in, by topic and outcome", ["topic", "outcome"], registry=r
+        )
+        self.rejections = Counter(
+            "fivecogs_rejections_total", "Partner events rejected, by reason", ["reason"], registry=r
+        )
+        self.dlq_records = Counter(
+            "fivecogs_dlq_records_total", "Records sent to a dead-letter topic, by reason", ["reason"], registry=r
+        )
+        self.batch_seconds = Histogram(
+            "fivecogs_batch_processing_seconds",
+            "Time to process one polled batch in one transaction",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.transient_retries = Counter(
+            "fivecogs_transient_retries_total", "Batches retried after a transient error", registry=r
+        )
+        self.outbox_backlog = Gauge("fivecogs_outbox_backlog", "Outbox rows not yet relayed", registry=r)
+        self.outbox_oldest_seconds = Gauge(
+            "fivecogs_outbox_oldest_unsent_seconds", "Age of the oldest outbox row not yet relayed", registry=r
+        )

@@ -1,0 +1,149 @@
+"""The outbox: rows written inside business transactions, relayed to Kafka by an idempotent producer.
+
+Guarantees, and how they are kept:
+- nothing is skipped: the relay reads every row still in the table (it keeps no high-water mark), and deletes
+  a row only after Kafka acknowledged it;
+- per-key order: rows are sent in id order, and only rows of transactions older than every transaction still
+  running (`xid < pg_snapshot_xmin`), so a sequence value that commits late cannot be overtaken;
+- at most duplicates: a relay that dies between Kafka's ack and the delete sends those rows again, and the
+  consumers' inbox absorbs them;
+- one relay per service: the relay holds an advisory lock; a replica without it waits and takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from fivecogs_shared.uow import OutgoingRecord
+
+log = structlog.get_logger()
+
+
+def notify_channel(schema: str) -> str:
+    return f"fivecogs_outbox_{schema}"
+
+
+async def write(conn: asyncpg.Connection, schema: str, records: list[OutgoingRecord]) -> None:
+    if not records:
+        return
+    await conn.executemany(
+        "INSERT INTO outbox (topic, key, value, header_names, header_values) VALUES ($1, $2, $3, $4, $5)",
+        [
+            (r.topic, r.key, r.value, [name for name, _ in r.headers], [value for _, value in r.headers])
+            for r in records
+        ],
+    )
+    # Delivered at commit, so the relay wakes only for rows it can see.
+    await conn.execute("SELECT pg_notify($1, '')", notify_channel(schema))
+
+
+async def backlog(conn: asyncpg.Connection) -> tuple[int, float]:
+    """Unsent rows and the age in seconds of the oldest."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS rows, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age FROM outbox"
+    )
+    assert row is not None
+    return int(row["rows"]), float(row["age"])
+
+
+class OutboxRelay:
+    def __init__(
+        self, *, dsn: str, pool: asyncpg.Pool, schema: str, bootstrap: str, batch: int, poll_seconds: float
+    ) -> None:
+        self.dsn, self.pool, self.schema = dsn, pool, schema
+        self.bootstrap, self.batch, self.poll_seconds = bootstrap, batch, poll_seconds
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.sent_total = 0
+        self.is_leader = False
+
+    async def run(self) -> None:
+        """Until stopped: take the lead, then drain whenever woken by NOTIFY or the poll interval."""
+        while not self._stopping.is_set():
+            try:
+                await self._lead()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("outbox relay lost its connection; retrying", error=str(error))
+                self.is_leader = False
+                await self._sleep(min(5.0, self.poll_seconds * 2))
+
+    async def stop(self) -> None:
+        """Flush what is committed, then end `run`."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def _lead(self) -> None:
+        listener = await asyncpg.connect(self.dsn)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            max_request_size=2 * 1024 * 1024,
+        )
+        try:
+            await self._acquire_lead(listener)
+            await listener.add_listener(notify_channel(self.schema), self._on_notify)
+            await producer.start()
+            self.is_leader = True
+            while True:
+                await self.drain(producer)
+                if self._stopping.is_set():
+                    return
+                await self._sleep(self.poll_seconds)
+        finally:
+            self.is_leader = False
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            with contextlib.suppress(Exception):
+                await listener.close()
+
+    async def _acquire_lead(self, conn: asyncpg.Connection) -> None:
+        key = int.from_bytes(hashlib.sha256(f"relay:{self.schema}".encode()).digest()[:8], "big", signed=True)
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            if self._stopping.is_set():
+                raise asyncio.CancelledError
+            await self._sleep(self.poll_seconds)
+
+    async def drain(self, producer: AIOKafkaProducer) -> int:
+        sent = 0
+        while True:
+            async with self.pool.acquire() as conn:
+                rows = await conn.fetch(
+                    "SELECT id, topic, key, value, header_names, header_values FROM outbox "
+                    "WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY id LIMIT $1",
+                    self.batch,
+                )
+            if not rows:
+                return sent
+            # Sends are queued in id order; the idempotent producer keeps that order per partition.
+            futures = [
+                await producer.send(
+                    row["topic"],
+                    value=bytes(row["value"]),
+                    key=bytes(row["key"]) if row["key"] is not None else None,
+                    headers=list(zip(row["header_names"], [bytes(v) for v in row["header_values"]], strict=True)),
+                )
+                for row in rows
+            ]
+            await asyncio.gather(*futures)
+            async with self.pool.acquire() as conn:
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows])
+            sent += len(rows)
+            self.sent_total += len(rows)
+            if len(rows) < self.batch:
+                return sent
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        self._wake.clear()

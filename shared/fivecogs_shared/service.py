@@ -1,0 +1,198 @@
+"""Running one fivecogs service: topics, schema, the batch subscriber, the outbox relay and the HTTP server.
+
+A service only declares what is its own (`ServiceDefinition`: handlers, upstream cogs, migrations, routes);
+everything here is the same for all five.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+import uvicorn
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from fivecogs_shared import db, kafka_admin, outbox
+from fivecogs_shared.consumer import BatchProcessor, Handler, Source
+from fivecogs_shared.contracts import (
+    FEEDBACK_TOPIC,
+    INTERNAL_EVENT_TYPES,
+    PARTNER_EVENT_TYPES,
+    dlq_topic,
+    events_topic,
+    ingest_topic,
+)
+from fivecogs_shared.http import health_routes
+from fivecogs_shared.logs import configure_logging
+from fivecogs_shared.metrics import ServiceMetrics
+from fivecogs_shared.settings import ServiceSettings, load_settings
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    cog: str
+    handlers: Mapping[str, Handler]
+    migrations: Path
+    upstream: Sequence[str] = ()
+    routes: Callable[[Runtime], list[BaseRoute]] = field(default=lambda runtime: [])
+
+    def sources(self) -> dict[str, Source]:
+        ingest = {t: e for t, e in PARTNER_EVENT_TYPES.items() if e.cog == self.cog}
+        sources = {ingest_topic(self.cog): Source(ingest_topic(self.cog), ingest, from_partners=True)}
+        for cog in self.upstream:
+            # Every internal type of the upstream cog is readable; those without a handler here are skipped.
+            registry = {t: e for t, e in INTERNAL_EVENT_TYPES.items() if e.cog == cog}
+            sources[events_topic(cog)] = Source(events_topic(cog), registry, from_partners=False)
+        return sources
+
+    def topics(self) -> list[kafka_admin.TopicSpec]:
+        names = {FEEDBACK_TOPIC, events_topic(self.cog)}
+        for topic in self.sources():
+            names |= {topic, f"{topic}.dlq"}
+        names.add(dlq_topic(self.cog))
+        return [kafka_admin.TopicSpec(name) for name in sorted(names)]
+
+
+class AssignmentTracker(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Which partitions this process owns now (readiness needs at least one)."""
+
+    def __init__(self) -> None:
+        self.assigned: set[TopicPartition] = set()
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.assigned -= set(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.assigned |= set(assigned)
+
+
+@dataclass
+class Runtime:
+    """What a running service holds; HTTP routes and tests reach the service's state through it."""
+
+    definition: ServiceDefinition
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    broker: KafkaBroker
+    relay: outbox.OutboxRelay
+    processor: BatchProcessor
+    metrics: ServiceMetrics
+    assignment: AssignmentTracker
+
+
+def build_broker(settings: ServiceSettings, metrics: ServiceMetrics) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=f"fivecogs-{settings.cog}",
+        allow_auto_create_topics=False,
+        middlewares=[KafkaPrometheusMiddleware(registry=metrics.registry, app_name=f"fivecogs-{settings.cog}")],
+        logger=structlog.get_logger("faststream"),
+        graceful_timeout=8.0,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(definition: ServiceDefinition, settings: ServiceSettings) -> AsyncIterator[Runtime]:
+    """Start everything the service needs; on exit stop consuming, flush the outbox and close."""
+    await kafka_admin.ensure_topics(settings.kafka_bootstrap_servers, definition.topics())
+    pool = await db.create_pool(settings.database_url, settings.schema)
+    applied = await db.migrate(pool, settings.schema, definition.migrations)
+    if applied:
+        log.info("migrations applied", migrations=applied)
+    metrics = ServiceMetrics()
+    broker = build_broker(settings, metrics)
+    processor = BatchProcessor(
+        cog=settings.cog,
+        pool=pool,
+        sources=definition.sources(),
+        handlers=definition.handlers,
+        metrics=metrics,
+        group_id=settings.group_id,
+        max_value_bytes=settings.max_value_bytes,
+    )
+    assignment = AssignmentTracker()
+
+    async def on_batch(message: KafkaMessage) -> None:
+        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+        try:
+            await processor.process(records)
+        except Exception:
+            log.exception("batch failed after retries; rewinding to fetch it again")
+            await message.nack()  # seek back to the batch's first offsets: nothing is skipped
+            return
+        await message.ack()  # commit offsets only now that Postgres has committed
+
+    broker.subscriber(
+        *definition.sources(),
+        group_id=settings.group_id,
+        batch=True,
+        max_records=settings.max_batch,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        listener=assignment,
+    )(on_batch)
+    relay = outbox.OutboxRelay(
+        dsn=settings.database_url,
+        pool=pool,
+        schema=settings.schema,
+        bootstrap=settings.kafka_bootstrap_servers,
+        batch=settings.relay_batch,
+        poll_seconds=settings.relay_poll_seconds,
+    )
+    relay_task = asyncio.create_task(relay.run(), name=f"outbox-relay-{settings.cog}")
+    await broker.start()
+    runtime = Runtime(definition, settings, pool, broker, relay, processor, metrics, assignment)
+    log.info("service started", group=settings.group_id, topics=list(definition.sources()))
+    try:
+        yield runtime
+    finally:
+        await broker.stop()
+        await relay.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(relay_task, 10)
+        await pool.close()
+        log.info("service stopped")
+
+
+def http_app(runtime: Runtime) -> Starlette:
+    return Starlette(routes=health_routes(runtime) + runtime.definition.routes(runtime))
+
+
+async def serve(definition: ServiceDefinition, settings: ServiceSettings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with running(definition, settings) as runtime:
+        config = uvicorn.Config(
+            http_app(runtime), host=settings.http_host, port=settings.http_port, log_config=None, lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        http_task = asyncio.create_task(server.serve())
+        log.info("http listening", port=settings.http_port)
+        await stop.wait()
+        log.info("shutting down")
+        server.should_exit = True
+        await http_task
+
+
+def main(definition: ServiceDefinition) -> None:
+    """Console entry point of each service: `fivecogs-<cog>`."""
+    settings = load_settings(definition.cog)
+    configure_logging(f"fivecogs-{definition.cog}", settings.log_format, settings.log_level)
+    asyncio.run(serve(definition, settings))

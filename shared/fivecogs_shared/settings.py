@@ -1,0 +1,61 @@
+"""Settings every service reads: shared connection strings plus per-service knobs under FIVECOGS_<COG>_."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HTTP_PORTS = {
+    "inputs": 8081,
+    "knowledge": 8082,
+    "marketing": 8083,
+    "communication": 8084,
+    "management": 8085,
+}
+
+
+class ServiceSettings(BaseSettings):
+    """Kafka and Postgres come from the unprefixed KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL that every
+    service shares; the rest is per service, e.g. FIVECOGS_MARKETING_HTTP_PORT."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    cog: str
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers")
+    )
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5433/fivecogs",
+        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+    )
+    http_host: str = "0.0.0.0"
+    http_port: int = 0
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+    # One Postgres transaction per polled batch: bigger batches mean fewer round trips, longer redelivery.
+    max_batch: int = 500
+    relay_batch: int = 1000
+    relay_poll_seconds: float = 1.0
+    max_value_bytes: int = 256 * 1024
+
+    @property
+    def group_id(self) -> str:
+        return f"fivecogs-{self.cog}"
+
+    @property
+    def schema(self) -> str:
+        return self.cog
+
+
+def load_settings(cog: str, **overrides: object) -> ServiceSettings:
+    prefixed = type(
+        f"{cog.title()}Settings",
+        (ServiceSettings,),
+        {"model_config": SettingsConfigDict(env_prefix=f"FIVECOGS_{cog.upper()}_", extra="ignore")},
+    )
+    settings = prefixed(cog=cog, **overrides)
+    if not settings.http_port:
+        settings.http_port = DEFAULT_HTTP_PORTS.get(cog, 8080)
+    return settings

@@ -1,0 +1,78 @@
+"""The unit of work a handler runs in: one Postgres transaction and the records it will publish.
+
+Outgoing records are written to the outbox in the same transaction as the state change, so an event is
+published if and only if the change it describes committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import asyncpg
+from pydantic import BaseModel
+
+from fivecogs_shared.contracts import FEEDBACK_TOPIC, events_topic
+from fivecogs_shared.envelope import Envelope, dump, event_headers
+
+# Ids of the events we publish derive from the event that caused them: processing the same input again (a
+# replay, a redelivery after a crash) publishes the same ids, which every downstream inbox recognises.
+_EVENT_ID_NAMESPACE = uuid.UUID("6f1d3a52-5c1e-4f7e-9a55-5fca0c0a1e05")
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass
+class UnitOfWork:
+    conn: asyncpg.Connection
+    cog: str
+    outgoing: list[OutgoingRecord] = field(default_factory=list)
+    cause: Envelope | None = None
+
+    @property
+    def source(self) -> str:
+        return f"fivecogs/{self.cog}"
+
+    def caused_by(self, cause: Envelope) -> UnitOfWork:
+        """The same transaction and outbox, with the event being handled as the cause of what is emitted."""
+        return UnitOfWork(conn=self.conn, cog=self.cog, outgoing=self.outgoing, cause=cause)
+
+    def emit(self, ce_type: str, data: BaseModel, key: str) -> str:
+        """Publish one of this service's domain events on `fivecogs.<cog>.events`, keyed by its aggregate."""
+        return self._append(events_topic(self.cog), ce_type, data, key)
+
+    def tell_partner(self, ce_type: str, data: BaseModel) -> str:
+        """Publish on the partner feedback topic, keyed by the partner who sent the cause."""
+        assert self.cause is not None, "feedback needs the partner event it answers"
+        return self._append(FEEDBACK_TOPIC, ce_type, data, self.cause.source)
+
+    def publish_raw(self, record: OutgoingRecord) -> None:
+        self.outgoing.append(record)
+
+    def mark(self) -> int:
+        return len(self.outgoing)
+
+    def rollback_to(self, mark: int) -> None:
+        del self.outgoing[mark:]
+
+    def _append(self, topic: str, ce_type: str, data: BaseModel, key: str) -> str:
+        event_id = self._next_event_id(ce_type, key)
+        correlation = self.cause.correlation_id if self.cause else event_id
+        headers = event_headers(
+            ce_type=ce_type, source=self.source, correlation_id=correlation, event_id=event_id
+        )
+        self.outgoing.append(OutgoingRecord(topic, key.encode(), dump(data), headers))
+        return event_id
+
+    def _next_event_id(self, ce_type: str, key: str) -> str:
+        if self.cause is None:
+            return str(uuid.uuid4())
+        sequence = len(self.outgoing)
+        name = f"{self.cog}|{self.cause.source}|{self.cause.id}|{ce_type}|{key}|{sequence}"
+        return str(uuid.uuid5(_EVENT_ID_NAMESPACE, name))
