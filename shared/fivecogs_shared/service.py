@@ -138,6 +138,7 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
 
     broker.subscriber(
         *definition.sources(),
+        decoder=_undecoded,
         group_id=settings.group_id,
         batch=True,
         max_records=settings.max_batch,
@@ -166,6 +167,12 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
             await asyncio.wait_for(relay_task, 10)
         await pool.close()
         log.info("service stopped")
+
+
+async def _undecoded(message: KafkaMessage) -> None:
+    """FastStream would parse every value as JSON before our handler runs, and fail on exactly the records that
+    must reach the dead-letter topic intact: the batch processor reads the raw records itself."""
+    return None
 
 
 def http_app(runtime: Runtime) -> Starlette:

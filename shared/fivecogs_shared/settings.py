@@ -39,14 +39,17 @@ class ServiceSettings(BaseSettings):
     relay_batch: int = 1000
     relay_poll_seconds: float = 1.0
     max_value_bytes: int = 256 * 1024
+    # Defaults are `fivecogs-<cog>` and `<cog>`; tests and blue/green deployments set their own.
+    consumer_group: str | None = None
+    db_schema: str | None = None
 
     @property
     def group_id(self) -> str:
-        return f"fivecogs-{self.cog}"
+        return self.consumer_group or f"fivecogs-{self.cog}"
 
     @property
     def schema(self) -> str:
-        return self.cog
+        return self.db_schema or self.cog
 
 
 def load_settings(cog: str, **overrides: object) -> ServiceSettings:

@@ -1,9 +1,77 @@
-"""FastStream-fed handlers of the inputs service: decode, apply the domain in the unit of work, emit."""
+"""Handlers of the inputs service: decode the partner event, apply the domain in the unit of work, emit."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from fivecogs_shared.consumer import Handler
+from fivecogs_shared.contracts import internal, internal_type, partner
+from fivecogs_shared.envelope import Envelope
+from fivecogs_shared.provinces import region_of
+from fivecogs_shared.uow import UnitOfWork
 
-HANDLERS: Mapping[str, Handler] = {}
+from fivecogs_inputs import domain, store
+
+ENTERPRISE_REGISTERED = internal_type("inputs", "enterprise.registered")
+INPUT_DELIVERED = internal_type("inputs", "input.delivered")
+BATCH_PRODUCED = internal_type("inputs", "batch.produced")
+
+
+async def on_enterprise_registered(uow: UnitOfWork, event: Envelope) -> None:
+    command = event.data_as(partner.EnterpriseRegistered)
+    enterprise = domain.register(await store.load_enterprise(uow.conn, command.enterprise_id), command)
+    await store.save_enterprise(uow.conn, enterprise)
+    uow.emit(
+        ENTERPRISE_REGISTERED,
+        internal.EnterpriseRegistered(
+            enterprise_id=enterprise.enterprise_id,
+            name=enterprise.name,
+            province=enterprise.province,
+            region=region_of(enterprise.province),
+            sector=enterprise.sector,
+            members=enterprise.members,
+            target_poor_households=enterprise.target_poor_households,
+        ),
+        key=enterprise.enterprise_id,
+    )
+
+
+async def on_input_delivered(uow: UnitOfWork, event: Envelope) -> None:
+    command = event.data_as(partner.InputDelivered)
+    enterprise = await store.load_enterprise(uow.conn, command.enterprise_id)
+    batch = domain.deliver(enterprise, await store.load_batch(uow.conn, command.batch_id), command)
+    await store.save_batch(uow.conn, batch)
+    assert enterprise is not None  # deliver() refused an unknown enterprise
+    uow.emit(
+        INPUT_DELIVERED,
+        internal.InputDelivered(province=enterprise.province, **command.model_dump()),
+        key=command.batch_id,
+    )
+
+
+async def on_batch_produced(uow: UnitOfWork, event: Envelope) -> None:
+    command = event.data_as(partner.BatchProduced)
+    enterprise = await store.load_enterprise(uow.conn, command.enterprise_id)
+    owner = await store.product_owner(uow.conn, command.product_id)
+    batch = domain.produce(enterprise, await store.load_batch(uow.conn, command.batch_id), owner, command)
+    await store.save_batch(uow.conn, batch)
+    assert enterprise is not None
+    uow.emit(
+        BATCH_PRODUCED,
+        internal.BatchProduced(
+            **command.model_dump(),
+            province=enterprise.province,
+            sector=enterprise.sector,
+            cost_thb=batch.cost_thb,
+            non_local_cost_thb=batch.non_local_cost_thb,
+            delivery_ids=[d.delivery_id for d in batch.deliveries],
+        ),
+        key=command.batch_id,
+    )
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "th.fivecogs.enterprise.registered.v1": on_enterprise_registered,
+    "th.fivecogs.input.delivered.v1": on_input_delivered,
+    "th.fivecogs.batch.produced.v1": on_batch_produced,
+}

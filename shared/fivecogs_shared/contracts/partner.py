@@ -18,12 +18,12 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    Strict,
     StrictBool,
     StrictInt,
     StringConstraints,
     model_validator,
 )
-from pydantic.types import Strict
 
 from fivecogs_shared.contracts.topics import Cog
 from fivecogs_shared.money import PositiveThb, Quantity, Share, Thb

@@ -1,0 +1,41 @@
+"""Fixtures that run a service in this process against the real stack, isolated by its own schema and group."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+
+import pytest
+
+from fivecogs_shared.service import Runtime, ServiceDefinition, running
+from fivecogs_shared.settings import load_settings
+
+RunService = Callable[[ServiceDefinition], AbstractAsyncContextManager[Runtime]]
+
+
+@pytest.fixture
+def run_service(stack_env) -> RunService:
+    """Start a service with a fresh schema and consumer group, so each test sees only its own state."""
+
+    def start(definition: ServiceDefinition) -> AbstractAsyncContextManager[Runtime]:
+        suffix = uuid.uuid4().hex[:8]
+        settings = load_settings(
+            definition.cog,
+            kafka_bootstrap_servers=stack_env.bootstrap,
+            database_url=stack_env.database_url,
+            db_schema=f"test_{definition.cog}_{suffix}",
+            consumer_group=f"test-{definition.cog}-{suffix}",
+            relay_poll_seconds=0.2,
+        )
+        return running(definition, settings)
+
+    return start
+
+
+@pytest.fixture
+async def partner(stack_env) -> AsyncIterator[object]:
+    from tests.support import Partner
+
+    async with Partner(stack_env.bootstrap) as p:
+        yield p

@@ -1,0 +1,129 @@
+"""The inputs service on the real broker and database: the batch journey, idempotency, and bad input."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from fivecogs_inputs.app import DEFINITION
+from fivecogs_shared.contracts import FEEDBACK_TOPIC, events_topic, ingest_topic
+from tests.support import Partner, Tap, data, header, of_type
+
+pytestmark = pytest.mark.integration
+
+INGEST = ingest_topic("inputs")
+REGISTERED = "th.fivecogs.enterprise.registered.v1"
+DELIVERED = "th.fivecogs.input.delivered.v1"
+PRODUCED = "th.fivecogs.batch.produced.v1"
+
+
+def _enterprise(enterprise_id: str, members: int = 12) -> dict[str, object]:
+    return {
+        "enterprise_id": enterprise_id,
+        "name": "Ban Khiriwong Dyed Cloth Group",
+        "province": "Nakhon Si Thammarat",
+        "sector": "processing",
+        "members": members,
+        "target_poor_households": 4,
+    }
+
+
+def _delivery(n: int, batch_id: str, enterprise_id: str, cost: str, local: bool) -> dict[str, object]:
+    return {
+        "delivery_id": f"{batch_id}-d{n}",
+        "batch_id": batch_id,
+        "enterprise_id": enterprise_id,
+        "item": "natural dye",
+        "quantity": "2.5",
+        "unit": "kg",
+        "cost_thb": cost,
+        "local_source": local,
+    }
+
+
+async def test_batch_cost_is_the_deliveries_before_production(run_service, stack_env, partner: Partner) -> None:
+    ent, batch = f"ent-{uuid.uuid4().hex[:6]}", f"batch-{uuid.uuid4().hex[:6]}"
+    async with (
+        Tap(stack_env.bootstrap, events_topic("inputs"), FEEDBACK_TOPIC) as tap,
+        run_service(DEFINITION),
+    ):
+        await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)
+        await tap.wait_for(lambda r: r.key == ent.encode() and header(r, "ce_type").endswith("enterprise.registered.v1"))
+        await partner.send(INGEST, DELIVERED, _delivery(1, batch, ent, "1250.50", True), batch)
+        await partner.send(INGEST, DELIVERED, _delivery(2, batch, ent, "300.25", False), batch)
+        await partner.send(
+            INGEST,
+            PRODUCED,
+            {
+                "batch_id": batch,
+                "enterprise_id": ent,
+                "product_id": f"prod-{ent}",
+                "product_name": "Batik scarf",
+                "quantity": 40,
+                "unit": "piece",
+                "produced_on": "2026-06-29",
+            },
+            batch,
+        )
+        [produced] = await tap.wait_for(of_type("th.fivecogs.inputs.batch.produced.v1"))
+        late = await partner.send(INGEST, DELIVERED, _delivery(3, batch, ent, "10.00", True), batch)
+        [rejected] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == late)
+
+    body = data(produced)
+    assert Decimal(body["cost_thb"]) == Decimal("1550.75")
+    assert body["cost_thb"] == "1550.75"  # money travels as a decimal string
+    assert Decimal(body["non_local_cost_thb"]) == Decimal("300.25")
+    assert body["delivery_ids"] == [f"{batch}-d1", f"{batch}-d2"]
+    assert body["province"] == "Nakhon Si Thammarat"
+    assert header(produced, "ce_correlationid")  # the chain can be followed
+    assert data(rejected)["reason"] == "rule:batch_closed"
+    assert rejected.key == b"partner-test"
+
+
+async def test_repeat_has_no_second_effect_and_conflict_is_rejected(run_service, stack_env, partner: Partner) -> None:
+    ent = f"ent-{uuid.uuid4().hex[:6]}"
+    async with (
+        Tap(stack_env.bootstrap, events_topic("inputs"), FEEDBACK_TOPIC, f"{INGEST}.dlq") as tap,
+        run_service(DEFINITION),
+    ):
+        event_id = await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)
+        await partner.send(INGEST, REGISTERED, _enterprise(ent), ent, event_id=event_id)  # a plain repeat
+        await partner.send(INGEST, REGISTERED, _enterprise(ent, members=13), ent, event_id=event_id)  # a conflict
+        [dead] = await tap.wait_for(lambda r: r.topic.endswith(".dlq") and r.key == ent.encode())
+        await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == event_id)
+        registered = [r for r in tap.records if r.topic == events_topic("inputs") and r.key == ent.encode()]
+
+    assert len(registered) == 1
+    assert data(registered[0])["members"] == 12
+    assert header(dead, "fivecogs_error_kind") == "conflict"
+
+
+@pytest.mark.parametrize(
+    ("value", "headers_change", "kind"),
+    [
+        (b"{not json", {}, "malformed"),
+        (b"{}", {"ce_type": b"th.fivecogs.enterprise.deleted.v1"}, "unknown_type"),
+        (b'{"enterprise_id": "x"}', {}, "schema"),
+        (b"{}", {"ce_specversion": b"0.3"}, "malformed"),
+    ],
+)
+async def test_bad_records_go_to_the_dlq_byte_for_byte(
+    run_service, stack_env, partner: Partner, value: bytes, headers_change: dict[str, bytes], kind: str
+) -> None:
+    from tests.support import ce_headers
+
+    event_id = str(uuid.uuid4())
+    headers = [(n, headers_change.get(n, v)) for n, v in ce_headers(REGISTERED, event_id=event_id)]
+    async with Tap(stack_env.bootstrap, f"{INGEST}.dlq", FEEDBACK_TOPIC) as tap, run_service(DEFINITION):
+        await partner.send_raw(INGEST, value, "x", headers)
+        [dead] = await tap.wait_for(lambda r: r.topic.endswith(".dlq") and header(r, "ce_id") == event_id)
+        [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == event_id)
+
+    assert dead.value == value and dead.key == b"x"
+    assert list(dead.headers)[: len(headers)] == headers
+    assert header(dead, "fivecogs_error_kind") == kind
+    assert header(dead, "fivecogs_original_topic") == INGEST
+    assert data(told)["reason"] == kind
+    assert data(told)["detail"]

@@ -1,0 +1,111 @@
+"""Test helpers that talk to the real broker: publish partner events, collect what comes out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from fivecogs_shared import kafka_admin
+
+
+def ce_headers(ce_type: str, *, source: str = "partner-test", event_id: str | None = None) -> list[tuple[str, bytes]]:
+    return [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", (event_id or str(uuid.uuid4())).encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", ce_type.encode()),
+        ("ce_time", datetime.now(UTC).isoformat().encode()),
+        ("content-type", b"application/json"),
+    ]
+
+
+class Partner:
+    """A partner system publishing on an ingest topic."""
+
+    def __init__(self, bootstrap: str, source: str = "partner-test") -> None:
+        self.bootstrap, self.source = bootstrap, source
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+
+    async def __aenter__(self) -> Partner:
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.producer.stop()
+
+    async def send(
+        self, topic: str, ce_type: str, data: dict[str, Any], key: str, *, event_id: str | None = None
+    ) -> str:
+        event_id = event_id or str(uuid.uuid4())
+        await self.send_raw(topic, json.dumps(data).encode(), key, ce_headers(ce_type, source=self.source, event_id=event_id))
+        return event_id
+
+    async def send_raw(self, topic: str, value: bytes, key: str | None, headers: list[tuple[str, bytes]]) -> None:
+        await self.producer.send_and_wait(topic, value, key=key.encode() if key else None, headers=headers)
+
+
+class Tap:
+    """Reads a topic from its current end (or the beginning) and keeps every record, for assertions."""
+
+    def __init__(self, bootstrap: str, *topics: str, from_beginning: bool = False) -> None:
+        self.bootstrap, self.topics = bootstrap, topics
+        self.consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+        )
+        self.records: list[ConsumerRecord] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Tap:
+        await kafka_admin.ensure_topics(self.bootstrap, [kafka_admin.TopicSpec(t) for t in self.topics])
+        await self.consumer.start()
+        # Pin the current end before anything is published, so nothing sent after this is missed.
+        for tp in self.consumer.assignment():
+            await self.consumer.position(tp)
+        self._task = asyncio.create_task(self._collect())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await self.consumer.stop()
+
+    async def _collect(self) -> None:
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                self.records.extend(records)
+
+    async def wait_for(
+        self, predicate: Callable[[ConsumerRecord], bool], count: int = 1, timeout: float = 30
+    ) -> list[ConsumerRecord]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            found = [r for r in self.records if predicate(r)]
+            if len(found) >= count:
+                return found
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"expected {count} matching records within {timeout}s, saw {len(found)}")
+            await asyncio.sleep(0.1)
+
+
+def header(record: ConsumerRecord, name: str) -> str:
+    return dict(record.headers).get(name, b"").decode()
+
+
+def data(record: ConsumerRecord) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(record.value)
+    return parsed
+
+
+def of_type(ce_type: str) -> Callable[[ConsumerRecord], bool]:
+    return lambda record: header(record, "ce_type") == ce_type
