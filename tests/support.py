@@ -43,7 +43,9 @@ class Partner:
         self, topic: str, ce_type: str, data: dict[str, Any], key: str, *, event_id: str | None = None
     ) -> str:
         event_id = event_id or str(uuid.uuid4())
-        await self.send_raw(topic, json.dumps(data).encode(), key, ce_headers(ce_type, source=self.source, event_id=event_id))
+        await self.send_raw(
+            topic, json.dumps(data).encode(), key, ce_headers(ce_type, source=self.source, event_id=event_id)
+        )
         return event_id
 
     async def send_raw(self, topic: str, value: bytes, key: str | None, headers: list[tuple[str, bytes]]) -> None:
@@ -99,7 +101,8 @@ class Tap:
 
 
 def header(record: ConsumerRecord, name: str) -> str:
-    return dict(record.headers).get(name, b"").decode()
+    value: bytes = dict(record.headers).get(name, b"")
+    return value.decode()
 
 
 def data(record: ConsumerRecord) -> dict[str, Any]:

@@ -20,7 +20,15 @@ import structlog
 from fivecogs_shared import inbox, outbox
 from fivecogs_shared.contracts import FEEDBACK_TOPIC
 from fivecogs_shared.contracts.feedback import REJECTED_TYPE, PartnerEventRejected
-from fivecogs_shared.envelope import EventType, Envelope, RecordLike, dump, event_headers, identify, read_event
+from fivecogs_shared.envelope import (
+    Envelope,
+    EventType,
+    RecordLike,
+    dump,
+    event_headers,
+    identify,
+    read_event,
+)
 from fivecogs_shared.errors import BadRecord, RuleViolation
 from fivecogs_shared.metrics import ServiceMetrics
 from fivecogs_shared.uow import OutgoingRecord, UnitOfWork
@@ -113,7 +121,7 @@ class BatchProcessor:
                     self._dead_letter(uow, record, _bad_reading(reading), source)
                 entries.append(_dead_letter_entry(record))
             await inbox.record(conn, entries)
-            await outbox.write(conn, self.cog, uow.outgoing)
+            await outbox.write(conn, uow.outgoing)
 
     def _read(self, record: RecordLike) -> Envelope | BadRecord:
         try:
@@ -136,9 +144,16 @@ class BatchProcessor:
             partition=record.partition,
             offset=record.offset,
         )
+        scoped = uow.caused_by(event)
         try:
             async with uow.conn.transaction():  # a savepoint: this record's effects only
-                await handler(uow.caused_by(event), event)
+                await handler(scoped, event)
+                if scoped.rejection is not None:
+                    violation = scoped.rejection
+                    bound.info("event rejected", reason=violation.reason, detail=violation.detail)
+                    self._tell_rejected(uow, event.source, event.id, event.type, violation.reason, violation.detail)
+                    self.metrics.events.labels(record.topic, "rejected").inc()
+                    return violation.reason
         except RuleViolation as violation:
             uow.rollback_to(mark)
             bound.info("event rejected", reason=violation.reason, detail=violation.detail)
@@ -170,8 +185,14 @@ class BatchProcessor:
         uow.publish_raw(OutgoingRecord(f"{record.topic}.dlq", record.key, record.value or b"", headers))
         self.metrics.dlq_records.labels(bad.kind).inc()
         self.metrics.events.labels(record.topic, "dead_lettered").inc()
-        log.warning("record dead-lettered", kind=bad.kind, detail=bad.detail, topic=record.topic,
-                    partition=record.partition, offset=record.offset)
+        log.warning(
+            "record dead-lettered",
+            kind=bad.kind,
+            detail=bad.detail,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
         if source.from_partners:
             partner, event_id, event_type = identify(record)
             self._tell_rejected(uow, partner, event_id, event_type, bad.kind, bad.detail)

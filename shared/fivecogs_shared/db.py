@@ -10,8 +10,13 @@ import hashlib
 import re
 from importlib import resources
 from pathlib import Path
+from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# What handlers and stores receive: a plain connection or one borrowed from the pool.
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 
 SHARED_MIGRATIONS = resources.files("fivecogs_shared") / "migrations"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -40,9 +45,7 @@ async def ensure_schema(dsn: str, schema: str) -> None:
 
 
 def _migration_files(folder: Path | resources.abc.Traversable) -> list[tuple[str, str]]:
-    files = sorted(
-        (entry.name, entry.read_text()) for entry in folder.iterdir() if entry.name.endswith(".sql")
-    )
+    files = sorted((entry.name, entry.read_text()) for entry in folder.iterdir() if entry.name.endswith(".sql"))
     return files
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import uuid
@@ -63,14 +64,14 @@ class Envelope:
     digest: bytes
     correlation_id: str
 
-    def data_as(self, model: type[M]) -> M:
+    def data_as(self, model: builtins.type[M]) -> M:
         if not isinstance(self.data, model):
             raise TypeError(f"{self.type} carries {type(self.data).__name__}, not {model.__name__}")
         return self.data
 
 
 def header_map(headers: Headers) -> dict[str, bytes]:
-    return {name: value for name, value in headers}
+    return dict(headers)
 
 
 def identify(record: RecordLike) -> tuple[str, str, str]:
@@ -100,9 +101,7 @@ def read_event(record: RecordLike, registry: Mapping[str, EventType], max_value_
     key = (record.key or b"").decode("utf-8", errors="replace")
     expected_key = str(getattr(data, event_type.key_field))
     if key != expected_key:
-        raise BadRecord(
-            "schema", f"Kafka key must be the {event_type.key_field} {expected_key!r}, got {key!r}"
-        )
+        raise BadRecord("schema", f"Kafka key must be the {event_type.key_field} {expected_key!r}, got {key!r}")
     event_id = _text(headers["ce_id"])
     return Envelope(
         id=event_id,

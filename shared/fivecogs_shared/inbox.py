@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import asyncpg
-
+from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import Envelope
 
 EventKey = tuple[str, str]  # (source, event id)
@@ -25,7 +24,7 @@ class InboxEntry:
         return cls(envelope.source, envelope.id, envelope.type, envelope.digest, outcome)
 
 
-async def digests_seen(conn: asyncpg.Connection, keys: Iterable[EventKey]) -> dict[EventKey, bytes]:
+async def digests_seen(conn: Connection, keys: Iterable[EventKey]) -> dict[EventKey, bytes]:
     """One query for a whole batch: the digest of every (source, id) already in the inbox."""
     pairs = list(set(keys))
     if not pairs:
@@ -39,7 +38,7 @@ async def digests_seen(conn: asyncpg.Connection, keys: Iterable[EventKey]) -> di
     return {(row["source"], row["event_id"]): bytes(row["digest"]) for row in rows}
 
 
-async def record(conn: asyncpg.Connection, entries: list[InboxEntry]) -> None:
+async def record(conn: Connection, entries: list[InboxEntry]) -> None:
     if not entries:
         return
     await conn.executemany(

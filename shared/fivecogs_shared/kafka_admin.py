@@ -59,15 +59,12 @@ async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout: flo
         ]
         if not missing:
             return
-        try:
+        # Another service may create one between our list and create.
+        with contextlib.suppress(TopicAlreadyExistsError):
             await asyncio.wait_for(admin.create_topics(missing), timeout)
-        except TopicAlreadyExistsError:
-            pass  # another service created it between our list and create
 
 
-async def committed_offsets(
-    bootstrap: str, group_id: str, timeout: float = 10.0
-) -> dict[TopicPartition, int]:
+async def committed_offsets(bootstrap: str, group_id: str, timeout: float = 10.0) -> dict[TopicPartition, int]:
     """The group's committed offset per partition (partitions it never committed are absent)."""
     async with admin_client(bootstrap, timeout) as admin:
         offsets = await asyncio.wait_for(admin.list_consumer_group_offsets(group_id), timeout)

@@ -20,7 +20,10 @@ class ServiceMetrics:
             "fivecogs_rejections_total", "Partner events rejected, by reason", ["reason"], registry=r
         )
         self.dlq_records = Counter(
-            "fivecogs_dlq_records_total", "Records sent to a dead-letter topic, by reason", ["reason"], registry=r
+            "fivecogs_dlq_records_total",
+            "Records sent to a dead-letter topic, by reason",
+            ["reason"],
+            registry=r,
         )
         self.batch_seconds = Histogram(
             "fivecogs_batch_processing_seconds",
@@ -33,5 +36,7 @@ class ServiceMetrics:
         )
         self.outbox_backlog = Gauge("fivecogs_outbox_backlog", "Outbox rows not yet relayed", registry=r)
         self.outbox_oldest_seconds = Gauge(
-            "fivecogs_outbox_oldest_unsent_seconds", "Age of the oldest outbox row not yet relayed", registry=r
+            "fivecogs_outbox_oldest_unsent_seconds",
+            "Age of the oldest outbox row not yet relayed",
+            registry=r,
         )

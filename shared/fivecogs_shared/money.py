@@ -91,9 +91,7 @@ PositiveThb = Annotated[Thb, Field(gt=0)]
 # A margin can be a loss, so it may be negative; everything else about it is Thb.
 SignedThb = Annotated[
     Decimal,
-    BeforeValidator(
-        _DecimalRule("an amount in THB", places=2, example="-35.20", signed=True, canonical=True)
-    ),
+    BeforeValidator(_DecimalRule("an amount in THB", places=2, example="-35.20", signed=True, canonical=True)),
     PlainSerializer(_two_places, return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,2})?$", "examples": ["-35.20"]}),
 ]

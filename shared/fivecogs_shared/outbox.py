@@ -20,6 +20,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from fivecogs_shared.db import Connection
 from fivecogs_shared.uow import OutgoingRecord
 
 log = structlog.get_logger()
@@ -29,7 +30,7 @@ def notify_channel(schema: str) -> str:
     return f"fivecogs_outbox_{schema}"
 
 
-async def write(conn: asyncpg.Connection, schema: str, records: list[OutgoingRecord]) -> None:
+async def write(conn: Connection, records: list[OutgoingRecord]) -> None:
     if not records:
         return
     await conn.executemany(
@@ -39,11 +40,11 @@ async def write(conn: asyncpg.Connection, schema: str, records: list[OutgoingRec
             for r in records
         ],
     )
-    # Delivered at commit, so the relay wakes only for rows it can see.
-    await conn.execute("SELECT pg_notify($1, '')", notify_channel(schema))
+    # Delivered at commit, so the relay wakes only for rows it can see. The pool's search_path is the schema.
+    await conn.execute("SELECT pg_notify($1 || current_schema(), '')", notify_channel(""))
 
 
-async def backlog(conn: asyncpg.Connection) -> tuple[int, float]:
+async def backlog(conn: Connection) -> tuple[int, float]:
     """Unsent rows and the age in seconds of the oldest."""
     row = await conn.fetchrow(
         "SELECT count(*) AS rows, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age FROM outbox"
@@ -104,7 +105,7 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await listener.close()
 
-    async def _acquire_lead(self, conn: asyncpg.Connection) -> None:
+    async def _acquire_lead(self, conn: Connection) -> None:
         key = int.from_bytes(hashlib.sha256(f"relay:{self.schema}".encode()).digest()[:8], "big", signed=True)
         while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
             if self._stopping.is_set():

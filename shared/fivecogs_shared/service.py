@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,8 @@ class ServiceDefinition:
     migrations: Path
     upstream: Sequence[str] = ()
     routes: Callable[[Runtime], list[BaseRoute]] = field(default=lambda runtime: [])
+    # Long-running work of the service's own, beside consuming (e.g. delivering webhooks); cancelled on stop.
+    background: Sequence[Callable[[Runtime], Coroutine[Any, Any, None]]] = ()
 
     def sources(self) -> dict[str, Source]:
         ingest = {t: e for t, e in PARTNER_EVENT_TYPES.items() if e.cog == self.cog}
@@ -109,8 +111,8 @@ def build_broker(settings: ServiceSettings, metrics: ServiceMetrics) -> KafkaBro
 async def running(definition: ServiceDefinition, settings: ServiceSettings) -> AsyncIterator[Runtime]:
     """Start everything the service needs; on exit stop consuming, flush the outbox and close."""
     await kafka_admin.ensure_topics(settings.kafka_bootstrap_servers, definition.topics())
-    pool = await db.create_pool(settings.database_url, settings.schema)
-    applied = await db.migrate(pool, settings.schema, definition.migrations)
+    pool = await db.create_pool(settings.database_url, settings.schema_name)
+    applied = await db.migrate(pool, settings.schema_name, definition.migrations)
     if applied:
         log.info("migrations applied", migrations=applied)
     metrics = ServiceMetrics()
@@ -149,7 +151,7 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
     relay = outbox.OutboxRelay(
         dsn=settings.database_url,
         pool=pool,
-        schema=settings.schema,
+        schema=settings.schema_name,
         bootstrap=settings.kafka_bootstrap_servers,
         batch=settings.relay_batch,
         poll_seconds=settings.relay_poll_seconds,
@@ -158,9 +160,13 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
     await broker.start()
     runtime = Runtime(definition, settings, pool, broker, relay, processor, metrics, assignment)
     log.info("service started", group=settings.group_id, topics=list(definition.sources()))
+    tasks = [asyncio.create_task(work(runtime)) for work in definition.background]
     try:
         yield runtime
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await broker.stop()
         await relay.stop()
         with contextlib.suppress(asyncio.CancelledError):
@@ -175,6 +181,14 @@ async def _undecoded(message: KafkaMessage) -> None:
     return None
 
 
+class _HttpServer(uvicorn.Server):
+    """Signals belong to `serve`, which stops consuming and flushes the outbox before HTTP goes away."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def http_app(runtime: Runtime) -> Starlette:
     return Starlette(routes=health_routes(runtime) + runtime.definition.routes(runtime))
 
@@ -186,10 +200,13 @@ async def serve(definition: ServiceDefinition, settings: ServiceSettings, stop: 
         loop.add_signal_handler(signum, stop.set)
     async with running(definition, settings) as runtime:
         config = uvicorn.Config(
-            http_app(runtime), host=settings.http_host, port=settings.http_port, log_config=None, lifespan="off"
+            http_app(runtime),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            lifespan="off",
         )
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        server = _HttpServer(config)
         http_task = asyncio.create_task(server.serve())
         log.info("http listening", port=settings.http_port)
         await stop.wait()

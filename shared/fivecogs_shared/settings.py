@@ -48,7 +48,7 @@ class ServiceSettings(BaseSettings):
         return self.consumer_group or f"fivecogs-{self.cog}"
 
     @property
-    def schema(self) -> str:
+    def schema_name(self) -> str:
         return self.db_schema or self.cog
 
 
@@ -58,7 +58,7 @@ def load_settings(cog: str, **overrides: object) -> ServiceSettings:
         (ServiceSettings,),
         {"model_config": SettingsConfigDict(env_prefix=f"FIVECOGS_{cog.upper()}_", extra="ignore")},
     )
-    settings = prefixed(cog=cog, **overrides)
+    settings: ServiceSettings = prefixed(cog=cog, **overrides)
     if not settings.http_port:
         settings.http_port = DEFAULT_HTTP_PORTS.get(cog, 8080)
     return settings

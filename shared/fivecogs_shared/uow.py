@@ -9,11 +9,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-import asyncpg
 from pydantic import BaseModel
 
 from fivecogs_shared.contracts import FEEDBACK_TOPIC, events_topic
+from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import Envelope, dump, event_headers
+from fivecogs_shared.errors import RuleViolation
 
 # Ids of the events we publish derive from the event that caused them: processing the same input again (a
 # replay, a redelivery after a crash) publishes the same ids, which every downstream inbox recognises.
@@ -30,10 +31,11 @@ class OutgoingRecord:
 
 @dataclass
 class UnitOfWork:
-    conn: asyncpg.Connection
+    conn: Connection
     cog: str
     outgoing: list[OutgoingRecord] = field(default_factory=list)
     cause: Envelope | None = None
+    rejection: RuleViolation | None = None
 
     @property
     def source(self) -> str:
@@ -42,6 +44,12 @@ class UnitOfWork:
     def caused_by(self, cause: Envelope) -> UnitOfWork:
         """The same transaction and outbox, with the event being handled as the cause of what is emitted."""
         return UnitOfWork(conn=self.conn, cog=self.cog, outgoing=self.outgoing, cause=cause)
+
+    def reject(self, violation: RuleViolation) -> None:
+        """Refuse the cause but keep what was emitted so far: for a refusal that is itself a fact others
+        need (an order rejected is reported to the buyer and to the chain). Raising `RuleViolation` instead
+        undoes everything the handler did."""
+        self.rejection = violation
 
     def emit(self, ce_type: str, data: BaseModel, key: str) -> str:
         """Publish one of this service's domain events on `fivecogs.<cog>.events`, keyed by its aggregate."""
@@ -64,9 +72,7 @@ class UnitOfWork:
     def _append(self, topic: str, ce_type: str, data: BaseModel, key: str) -> str:
         event_id = self._next_event_id(ce_type, key)
         correlation = self.cause.correlation_id if self.cause else event_id
-        headers = event_headers(
-            ce_type=ce_type, source=self.source, correlation_id=correlation, event_id=event_id
-        )
+        headers = event_headers(ce_type=ce_type, source=self.source, correlation_id=correlation, event_id=event_id)
         self.outgoing.append(OutgoingRecord(topic, key.encode(), dump(data), headers))
         return event_id
 

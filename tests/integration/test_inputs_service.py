@@ -50,7 +50,9 @@ async def test_batch_cost_is_the_deliveries_before_production(run_service, stack
         run_service(DEFINITION),
     ):
         await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)
-        await tap.wait_for(lambda r: r.key == ent.encode() and header(r, "ce_type").endswith("enterprise.registered.v1"))
+        await tap.wait_for(
+            lambda r: r.key == ent.encode() and header(r, "ce_type").endswith("enterprise.registered.v1")
+        )
         await partner.send(INGEST, DELIVERED, _delivery(1, batch, ent, "1250.50", True), batch)
         await partner.send(INGEST, DELIVERED, _delivery(2, batch, ent, "300.25", False), batch)
         await partner.send(
@@ -67,7 +69,7 @@ async def test_batch_cost_is_the_deliveries_before_production(run_service, stack
             },
             batch,
         )
-        [produced] = await tap.wait_for(of_type("th.fivecogs.inputs.batch.produced.v1"))
+        [produced] = await tap.wait_for(lambda r: of_type("th.fivecogs.inputs.batch.produced.v1")(r) and r.key == batch.encode())
         late = await partner.send(INGEST, DELIVERED, _delivery(3, batch, ent, "10.00", True), batch)
         [rejected] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == late)
 
@@ -121,7 +123,8 @@ async def test_bad_records_go_to_the_dlq_byte_for_byte(
         [dead] = await tap.wait_for(lambda r: r.topic.endswith(".dlq") and header(r, "ce_id") == event_id)
         [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == event_id)
 
-    assert dead.value == value and dead.key == b"x"
+    assert dead.value == value
+    assert dead.key == b"x"
     assert list(dead.headers)[: len(headers)] == headers
     assert header(dead, "fivecogs_error_kind") == kind
     assert header(dead, "fivecogs_original_topic") == INGEST

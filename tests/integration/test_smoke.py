@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from fivecogs_shared import kafka_admin
 

@@ -21,9 +21,7 @@ COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 DOCKERFILE = "deploy/docker/Dockerfile"
 
 COGS = sorted(
-    path.name
-    for path in (REPO_ROOT / "services").iterdir()
-    if path.is_dir() and not path.name.startswith((".", "_"))
+    path.name for path in (REPO_ROOT / "services").iterdir() if path.is_dir() and not path.name.startswith((".", "_"))
 )
 
 
@@ -143,9 +141,7 @@ def test_service_environment_points_at_the_stack(services: dict[str, dict[str, A
         assert server.rpartition(":")[0] in services, f"{cog}: Kafka host {server!r} is not a compose service"
     database = urlsplit(str(environment["DATABASE_URL"]))
     assert database.scheme.startswith("postgres"), f"{cog}: DATABASE_URL is not a Postgres URL"
-    assert database.hostname in services, (
-        f"{cog}: database host {database.hostname!r} is not a compose service"
-    )
+    assert database.hostname in services, f"{cog}: database host {database.hostname!r} is not a compose service"
 
 
 @pytest.mark.parametrize("cog", COGS)
@@ -154,9 +150,7 @@ def test_service_publishes_its_http_port(services: dict[str, dict[str, Any]], co
     setting = f"FIVECOGS_{cog.upper()}_HTTP_PORT"
     assert setting in environment, f"{cog}: {setting} is not set"
     container_ports = [port for entry in services[cog].get("ports", []) for port in _published(entry)[1]]
-    assert int(environment[setting]) in container_ports, (
-        f"{cog}: the HTTP port {environment[setting]} is not published"
-    )
+    assert int(environment[setting]) in container_ports, f"{cog}: the HTTP port {environment[setting]} is not published"
 
 
 @pytest.mark.parametrize("name", ["kafka", "postgres"])
@@ -181,9 +175,7 @@ def test_no_two_services_publish_the_same_host_port(services: dict[str, dict[str
             host_ports, _, protocol = _published(entry)
             for port in host_ports:
                 key = (port, protocol)
-                assert key not in owners, (
-                    f"host port {port}/{protocol} is published by {owners[key]} and {name}"
-                )
+                assert key not in owners, f"host port {port}/{protocol} is published by {owners[key]} and {name}"
                 owners[key] = name
 
 

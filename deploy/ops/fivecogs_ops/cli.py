@@ -88,7 +88,9 @@ def _print_env(env: dict[str, str], as_json: bool) -> None:
 
 
 @app.command("serve")
-def serve(cog: Annotated[str, typer.Argument(help="inputs | knowledge | marketing | communication | management")]) -> None:
+def serve(
+    cog: Annotated[str, typer.Argument(help="inputs | knowledge | marketing | communication | management")],
+) -> None:
     """Run one service in this process (the same as its own `fivecogs-<cog>` command)."""
     from fivecogs_ops.services import run_service
 

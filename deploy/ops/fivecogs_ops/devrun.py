@@ -30,7 +30,10 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
         for cog in COGS:
             services.start(cog)
         services.wait_ready(
-            COGS, on_ready=lambda cog, secs: console.print(f"  [green]•[/] {cog:<13} ready in {secs:4.1f}s  {services.url(cog)}")
+            COGS,
+            on_ready=lambda cog, secs: console.print(
+                f"  [green]•[/] {cog:<13} ready in {secs:4.1f}s  {services.url(cog)}"
+            ),
         )
         console.rule("[bold]3/3 running")
         for cog in COGS:

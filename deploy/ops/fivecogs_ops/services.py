@@ -53,7 +53,9 @@ class ServiceProcesses:
     def url(self, cog: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports[cog]}{path}"
 
-    def wait_ready(self, cogs: Iterable[str], timeout: float = 90, on_ready: Callable[[str, float], None] | None = None) -> None:
+    def wait_ready(
+        self, cogs: Iterable[str], timeout: float = 90, on_ready: Callable[[str, float], None] | None = None
+    ) -> None:
         started, pending = time.monotonic(), list(cogs)
         while pending:
             for cog in list(pending):

@@ -174,8 +174,18 @@ class LocalStack:
         if not (data / "meta.properties").is_file():
             progress("formatting Kafka storage (KRaft, standalone controller)")
             _run(
-                ["java", "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone"]
-                + ["-t", state.cluster_id, "-c", str(config)],
+                [
+                    "java",
+                    "-cp",
+                    classpath,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    "-t",
+                    state.cluster_id,
+                    "-c",
+                    str(config),
+                ],
                 what="formatting Kafka storage",
             )
         progress(f"starting Kafka on {state.bootstrap_servers}")
@@ -218,8 +228,16 @@ class LocalStack:
             self.pg_data.mkdir(parents=True, exist_ok=True)
             _hand_over(self.pg_data, user)
             _run(
-                [str(_pg_bin("initdb")), "-D", str(self.pg_data), "-U", "postgres", "--auth=trust"]
-                + ["--encoding=UTF8", "--locale=C"],
+                [
+                    str(_pg_bin("initdb")),
+                    "-D",
+                    str(self.pg_data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ],
                 user=user,
                 what="initdb",
             )
@@ -282,7 +300,10 @@ def _postgres_user() -> str | None:
     try:
         pwd.getpwnam(POSTGRES_SYSTEM_USER)
     except KeyError:
-        _run(["useradd", "--system", "--no-create-home", POSTGRES_SYSTEM_USER], what="creating the postgres user")
+        _run(
+            ["useradd", "--system", "--no-create-home", POSTGRES_SYSTEM_USER],
+            what="creating the postgres user",
+        )
     return POSTGRES_SYSTEM_USER
 
 

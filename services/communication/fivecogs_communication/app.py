@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fivecogs_communication.handlers import HANDLERS
 from fivecogs_shared.service import ServiceDefinition
 from fivecogs_shared.service import main as run_service
-
-from fivecogs_communication.handlers import HANDLERS
 
 DEFINITION = ServiceDefinition(
     cog="communication",
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",
-    upstream=("knowledge", "marketing", "management",),
+    upstream=(
+        "knowledge",
+        "marketing",
+        "management",
+    ),
 )
 
 

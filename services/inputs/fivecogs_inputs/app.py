@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fivecogs_inputs.handlers import HANDLERS
 from fivecogs_shared.service import ServiceDefinition
 from fivecogs_shared.service import main as run_service
-
-from fivecogs_inputs.handlers import HANDLERS
 
 DEFINITION = ServiceDefinition(
     cog="inputs",

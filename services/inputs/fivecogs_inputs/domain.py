@@ -105,13 +105,21 @@ def deliver(enterprise: Enterprise | None, batch: Batch | None, command: partner
     if any(d.delivery_id == command.delivery_id for d in batch.deliveries):
         raise RuleViolation("duplicate_delivery", f"delivery {command.delivery_id} is already on the batch")
     delivery = Delivery(
-        command.delivery_id, command.item, command.quantity, command.unit, command.cost_thb, command.local_source
+        command.delivery_id,
+        command.item,
+        command.quantity,
+        command.unit,
+        command.cost_thb,
+        command.local_source,
     )
     return replace(batch, deliveries=(*batch.deliveries, delivery))
 
 
 def produce(
-    enterprise: Enterprise | None, batch: Batch | None, product_owner: str | None, command: partner.BatchProduced
+    enterprise: Enterprise | None,
+    batch: Batch | None,
+    product_owner: str | None,
+    command: partner.BatchProduced,
 ) -> Batch:
     """Close the batch: its cost is fixed to the deliveries received before it."""
     _require_enterprise(enterprise, command.enterprise_id)
@@ -138,5 +146,6 @@ def _require_enterprise(enterprise: Enterprise | None, enterprise_id: str) -> No
 def _require_same_enterprise(batch: Batch, enterprise_id: str) -> None:
     if batch.enterprise_id != enterprise_id:
         raise RuleViolation(
-            "batch_enterprise_mismatch", f"batch {batch.batch_id} belongs to {batch.enterprise_id}, not {enterprise_id}"
+            "batch_enterprise_mismatch",
+            f"batch {batch.batch_id} belongs to {batch.enterprise_id}, not {enterprise_id}",
         )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fivecogs_inputs import domain, store
 from fivecogs_shared.consumer import Handler
 from fivecogs_shared.contracts import internal, internal_type, partner
 from fivecogs_shared.envelope import Envelope
 from fivecogs_shared.provinces import region_of
 from fivecogs_shared.uow import UnitOfWork
-
-from fivecogs_inputs import domain, store
 
 ENTERPRISE_REGISTERED = internal_type("inputs", "enterprise.registered")
 INPUT_DELIVERED = internal_type("inputs", "input.delivered")

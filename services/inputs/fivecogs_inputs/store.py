@@ -3,12 +3,11 @@ enterprise apply one after the other."""
 
 from __future__ import annotations
 
-import asyncpg
-
 from fivecogs_inputs.domain import Batch, Delivery, Enterprise, Production
+from fivecogs_shared.db import Connection
 
 
-async def load_enterprise(conn: asyncpg.Connection, enterprise_id: str) -> Enterprise | None:
+async def load_enterprise(conn: Connection, enterprise_id: str) -> Enterprise | None:
     row = await conn.fetchrow(
         "SELECT enterprise_id, name, province, sector, members, target_poor_households "
         "FROM enterprises WHERE enterprise_id = $1 FOR UPDATE",
@@ -17,7 +16,7 @@ async def load_enterprise(conn: asyncpg.Connection, enterprise_id: str) -> Enter
     return Enterprise(**dict(row)) if row else None
 
 
-async def save_enterprise(conn: asyncpg.Connection, e: Enterprise) -> None:
+async def save_enterprise(conn: Connection, e: Enterprise) -> None:
     await conn.execute(
         "INSERT INTO enterprises (enterprise_id, name, province, sector, members, target_poor_households) "
         "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (enterprise_id) DO UPDATE SET name = EXCLUDED.name, "
@@ -31,7 +30,7 @@ async def save_enterprise(conn: asyncpg.Connection, e: Enterprise) -> None:
     )
 
 
-async def load_batch(conn: asyncpg.Connection, batch_id: str) -> Batch | None:
+async def load_batch(conn: Connection, batch_id: str) -> Batch | None:
     row = await conn.fetchrow("SELECT * FROM batches WHERE batch_id = $1 FOR UPDATE", batch_id)
     if row is None:
         return None
@@ -53,7 +52,7 @@ async def load_batch(conn: asyncpg.Connection, batch_id: str) -> Batch | None:
     )
 
 
-async def save_batch(conn: asyncpg.Connection, batch: Batch) -> None:
+async def save_batch(conn: Connection, batch: Batch) -> None:
     p = batch.production
     await conn.execute(
         "INSERT INTO batches (batch_id, enterprise_id, product_id, product_name, quantity, unit, produced_on) "
@@ -78,7 +77,7 @@ async def save_batch(conn: asyncpg.Connection, batch: Batch) -> None:
     )
 
 
-async def product_owner(conn: asyncpg.Connection, product_id: str) -> str | None:
+async def product_owner(conn: Connection, product_id: str) -> str | None:
     owner: str | None = await conn.fetchval(
         "SELECT enterprise_id FROM batches WHERE product_id = $1 LIMIT 1", product_id
     )

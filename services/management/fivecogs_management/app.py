@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fivecogs_management.handlers import HANDLERS
 from fivecogs_shared.service import ServiceDefinition
 from fivecogs_shared.service import main as run_service
-
-from fivecogs_management.handlers import HANDLERS
 
 DEFINITION = ServiceDefinition(
     cog="management",
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",
-    upstream=("inputs", "knowledge", "marketing", "communication",),
+    upstream=(
+        "inputs",
+        "knowledge",
+        "marketing",
+        "communication",
+    ),
 )
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fivecogs_marketing.handlers import HANDLERS
 from fivecogs_shared.service import ServiceDefinition
 from fivecogs_shared.service import main as run_service
-
-from fivecogs_marketing.handlers import HANDLERS
 
 DEFINITION = ServiceDefinition(
     cog="marketing",
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",
-    upstream=("inputs", "knowledge",),
+    upstream=(
+        "inputs",
+        "knowledge",
+    ),
 )
 
 

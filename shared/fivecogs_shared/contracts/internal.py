@@ -90,9 +90,7 @@ class EnterpriseRegistered(Contract):
         if self.target_poor_households > self.members:
             raise ValueError("target_poor_households cannot exceed members")
         if self.region != region_of(self.province):
-            raise ValueError(
-                f"{self.province} is in the {region_of(self.province)} region, not {self.region}"
-            )
+            raise ValueError(f"{self.province} is in the {region_of(self.province)} region, not {self.region}")
         return self
 
 

@@ -272,27 +272,17 @@ class PartnerEventType:
 PARTNER_EVENT_TYPES: dict[str, PartnerEventType] = {
     event_type.ce_type: event_type
     for event_type in (
-        PartnerEventType(
-            "th.fivecogs.enterprise.registered.v1", "inputs", "enterprise_id", EnterpriseRegistered
-        ),
+        PartnerEventType("th.fivecogs.enterprise.registered.v1", "inputs", "enterprise_id", EnterpriseRegistered),
         PartnerEventType("th.fivecogs.input.delivered.v1", "inputs", "batch_id", InputDelivered),
         PartnerEventType("th.fivecogs.batch.produced.v1", "inputs", "batch_id", BatchProduced),
-        PartnerEventType(
-            "th.fivecogs.training.completed.v1", "knowledge", "enterprise_id", TrainingCompleted
-        ),
-        PartnerEventType(
-            "th.fivecogs.certification.granted.v1", "knowledge", "product_id", CertificationGranted
-        ),
+        PartnerEventType("th.fivecogs.training.completed.v1", "knowledge", "enterprise_id", TrainingCompleted),
+        PartnerEventType("th.fivecogs.certification.granted.v1", "knowledge", "product_id", CertificationGranted),
         PartnerEventType("th.fivecogs.listing.requested.v1", "marketing", "product_id", ListingRequested),
         PartnerEventType("th.fivecogs.order.placed.v1", "marketing", "order_id", OrderPlaced),
         PartnerEventType("th.fivecogs.order.cancelled.v1", "marketing", "order_id", OrderCancelled),
         PartnerEventType("th.fivecogs.payment.received.v1", "marketing", "order_id", PaymentReceived),
-        PartnerEventType(
-            "th.fivecogs.subscription.created.v1", "communication", "subscriber_id", SubscriptionCreated
-        ),
-        PartnerEventType(
-            "th.fivecogs.distribution.policy.set.v1", "management", "province", DistributionPolicySet
-        ),
+        PartnerEventType("th.fivecogs.subscription.created.v1", "communication", "subscriber_id", SubscriptionCreated),
+        PartnerEventType("th.fivecogs.distribution.policy.set.v1", "management", "province", DistributionPolicySet),
     )
 }
 

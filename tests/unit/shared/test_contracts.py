@@ -5,6 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError
+
 from fivecogs_shared.contracts import (
     COGS,
     DEFAULT_DISTRIBUTION_POLICY,
@@ -20,7 +22,6 @@ from fivecogs_shared.contracts import (
     internal_type,
     partner,
 )
-from pydantic import BaseModel, ValidationError
 
 PARTNER_EXAMPLES: dict[str, dict[str, Any]] = {
     "th.fivecogs.enterprise.registered.v1": {
@@ -321,9 +322,7 @@ def test_portions_must_cover_their_line() -> None:
 
 
 def test_a_distribution_pays_out_the_whole_positive_margin() -> None:
-    assert internal.DistributionMade.model_validate_json(as_json(distribution())).members_thb == Decimal(
-        "126.01"
-    )
+    assert internal.DistributionMade.model_validate_json(as_json(distribution())).members_thb == Decimal("126.01")
     with pytest.raises(ValidationError, match="not the margin"):
         internal.DistributionMade.model_validate_json(as_json(distribution(members_thb="126.00")))
 
@@ -382,9 +381,7 @@ def test_other_rejection_reasons_are_refused(reason: str) -> None:
 
 
 def test_a_rejection_can_answer_a_record_without_id_or_type() -> None:
-    rejected = feedback.PartnerEventRejected(
-        event_id="", event_type="", reason="malformed", detail="no headers"
-    )
+    rejected = feedback.PartnerEventRejected(event_id="", event_type="", reason="malformed", detail="no headers")
     assert rejected.event_id == ""
 
 

@@ -1,8 +1,9 @@
 from decimal import Decimal
 
 import pytest
-from fivecogs_shared.money import PositiveThb, Quantity, Share, SignedThb, Thb, round_half_up
 from pydantic import BaseModel, ValidationError
+
+from fivecogs_shared.money import PositiveThb, Quantity, Share, SignedThb, Thb, round_half_up
 
 
 class Priced(BaseModel):

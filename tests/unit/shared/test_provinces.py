@@ -1,8 +1,9 @@
 from collections import Counter
 
 import pytest
-from fivecogs_shared.provinces import PROVINCES, REGIONS, TARGET_PROVINCES, Province, region_of
 from pydantic import BaseModel, ValidationError
+
+from fivecogs_shared.provinces import PROVINCES, REGIONS, TARGET_PROVINCES, Province, region_of
 
 WORKSHOP_PROVINCES = ("Nakhon Si Thammarat", "Nakhon Ratchasima", "Phetchaburi", "Phitsanulok")
 
