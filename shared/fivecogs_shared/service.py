@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,6 +105,8 @@ def build_broker(settings: ServiceSettings, metrics: ServiceMetrics) -> KafkaBro
         middlewares=[KafkaPrometheusMiddleware(registry=metrics.registry, app_name=f"fivecogs-{settings.cog}")],
         logger=structlog.get_logger("faststream"),
         graceful_timeout=8.0,
+        # FastStream logs every batch received/processed; at INFO that drowns the service's own lines.
+        log_level=logging.DEBUG,
     )
 
 

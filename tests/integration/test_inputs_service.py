@@ -69,7 +69,9 @@ async def test_batch_cost_is_the_deliveries_before_production(run_service, stack
             },
             batch,
         )
-        [produced] = await tap.wait_for(lambda r: of_type("th.fivecogs.inputs.batch.produced.v1")(r) and r.key == batch.encode())
+        [produced] = await tap.wait_for(
+            lambda r: of_type("th.fivecogs.inputs.batch.produced.v1")(r) and r.key == batch.encode()
+        )
         late = await partner.send(INGEST, DELIVERED, _delivery(3, batch, ent, "10.00", True), batch)
         [rejected] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == late)
 
