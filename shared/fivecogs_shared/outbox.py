@@ -19,6 +19,7 @@ import hashlib
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from fivecogs_shared.db import Connection
 from fivecogs_shared.uow import OutgoingRecord
@@ -69,8 +70,9 @@ class OutboxRelay:
         while not self._stopping.is_set():
             try:
                 await self._lead()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("outbox relay lost its connection; retrying", error=str(error))
+            except (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                # Broker or database gone: rows stay in the outbox until both answer again.
+                log.warning("outbox relay interrupted; retrying", error=repr(error))
                 self.is_leader = False
                 await self._sleep(min(5.0, self.poll_seconds * 2))
 

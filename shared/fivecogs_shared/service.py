@@ -19,6 +19,7 @@ import asyncpg
 import structlog
 import uvicorn
 from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
@@ -139,7 +140,12 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
             log.exception("batch failed after retries; rewinding to fetch it again")
             await message.nack()  # seek back to the batch's first offsets: nothing is skipped
             return
-        await message.ack()  # commit offsets only now that Postgres has committed
+        try:
+            await message.ack()  # commit offsets only now that Postgres has committed
+        except KafkaError as error:
+            # Typically a rebalance took the partitions away: the new owner gets the batch again and its
+            # inbox recognises every event, so this is safe to let go.
+            log.warning("offset commit failed; the batch will be redelivered", error=repr(error))
 
     broker.subscriber(
         *definition.sources(),

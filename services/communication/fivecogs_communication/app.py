@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fivecogs_communication import webhooks
 from fivecogs_communication.handlers import HANDLERS
 from fivecogs_shared.service import ServiceDefinition
 from fivecogs_shared.service import main as run_service
@@ -17,6 +18,7 @@ DEFINITION = ServiceDefinition(
         "marketing",
         "management",
     ),
+    background=(webhooks.worker(),),
 )
 
 

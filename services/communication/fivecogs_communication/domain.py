@@ -3,6 +3,7 @@ event of the chain. Pure rules; no I/O."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,9 +17,9 @@ _NOTICE_NAMESPACE = uuid.UUID("0b7e3c1a-2f47-4c1e-8e55-6a1d9c4f2b10")
 @dataclass(frozen=True)
 class Subscriber:
     subscriber_id: str
-    network: str
+    network: partner.Network
     provinces: tuple[str, ...]  # empty: every province
-    topics: tuple[str, ...]
+    topics: tuple[partner.NoticeTopic, ...]
     webhook_url: str | None = None
 
     def wants(self, subject: Subject) -> bool:
@@ -30,7 +31,7 @@ class Subscriber:
 class Subject:
     """What a notice is about: one upstream event, in the words subscribers read."""
 
-    topic: str
+    topic: partner.NoticeTopic
     subject_id: str
     event_id: str
     province: str
@@ -42,8 +43,8 @@ class Subject:
 class Notice:
     notice_id: str
     subscriber_id: str
-    network: str
-    topic: str
+    network: partner.Network
+    topic: partner.NoticeTopic
     province: str
     subject_id: str
     subject_event_id: str
@@ -64,7 +65,8 @@ def subscribe(command: partner.SubscriptionCreated) -> Subscriber:
 
 
 def notice_id(subscriber_id: str, subject_event_id: str) -> str:
-    return str(uuid.uuid5(_NOTICE_NAMESPACE, f"{subscriber_id}|{subject_event_id}"))
+    # JSON, not "a|b": ids may contain any character, and two different pairs must never read alike.
+    return str(uuid.uuid5(_NOTICE_NAMESPACE, json.dumps([subscriber_id, subject_event_id])))
 
 
 def notices_for(subscribers: Iterable[Subscriber], subject: Subject) -> list[Notice]:

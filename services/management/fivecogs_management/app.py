@@ -1,9 +1,11 @@
-"""Wiring of the management service: what it consumes, its handlers, its schema; the rest is fivecogs_shared."""
+"""Wiring of the management service: what it consumes, its handlers, its schema, its HTTP API; the rest is
+fivecogs_shared."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from fivecogs_management import api
 from fivecogs_management.handlers import HANDLERS
 from fivecogs_shared.service import ServiceDefinition
 from fivecogs_shared.service import main as run_service
@@ -18,6 +20,7 @@ DEFINITION = ServiceDefinition(
         "marketing",
         "communication",
     ),
+    routes=api.routes,
 )
 
 

@@ -1,9 +1,128 @@
-"""FastStream-fed handlers of the management service: decode, apply the domain in the unit of work, emit."""
+"""Handlers of the management service: record the facts of the chain, distribute each settlement's margin."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
+from fivecogs_management import domain, journey, store
+from fivecogs_management.journey import At
 from fivecogs_shared.consumer import Handler
+from fivecogs_shared.contracts import internal, internal_type, partner
+from fivecogs_shared.envelope import Envelope
+from fivecogs_shared.uow import UnitOfWork
 
-HANDLERS: Mapping[str, Handler] = {}
+DISTRIBUTION_MADE = internal_type("management", "distribution.made")
+
+
+def _at(event: Envelope) -> At:
+    return At(event.id, event.time)
+
+
+async def on_policy_set(uow: UnitOfWork, event: Envelope) -> None:
+    command = event.data_as(partner.DistributionPolicySet)
+    await store.save_policy(uow.conn, command.province, domain.policy_of(command))
+
+
+async def on_enterprise_registered(uow: UnitOfWork, event: Envelope) -> None:
+    await store.save_enterprise(uow.conn, event.data_as(internal.EnterpriseRegistered))
+
+
+async def on_input_delivered(uow: UnitOfWork, event: Envelope) -> None:
+    await store.save_steps(uow.conn, [journey.delivered(_at(event), event.data_as(internal.InputDelivered))])
+
+
+async def on_batch_produced(uow: UnitOfWork, event: Envelope) -> None:
+    batch = event.data_as(internal.BatchProduced)
+    await store.save_batch(uow.conn, batch.batch_id, batch.product_id)
+    await store.save_steps(uow.conn, [journey.produced(_at(event), batch)])
+
+
+async def on_batch_assessed(uow: UnitOfWork, event: Envelope) -> None:
+    batch = event.data_as(internal.BatchAssessed)
+    # Knowledge's topic may be read before inputs': the assessment also tells which product the batch made.
+    await store.save_batch(uow.conn, batch.batch_id, batch.product_id)
+    await store.save_steps(uow.conn, [journey.assessed(_at(event), batch)])
+
+
+async def on_certification_accepted(uow: UnitOfWork, event: Envelope) -> None:
+    certificate = event.data_as(internal.CertificationAccepted)
+    await store.save_steps(uow.conn, [journey.certified(_at(event), certificate)])
+
+
+async def on_listing_accepted(uow: UnitOfWork, event: Envelope) -> None:
+    await store.save_steps(uow.conn, [journey.listed(_at(event), event.data_as(internal.ListingAccepted))])
+
+
+async def on_order_accepted(uow: UnitOfWork, event: Envelope) -> None:
+    order = event.data_as(internal.OrderAccepted)
+    await store.save_order_lines(uow.conn, order)
+    await store.save_steps(uow.conn, journey.ordered(_at(event), order))
+
+
+async def on_order_cancelled(uow: UnitOfWork, event: Envelope) -> None:
+    cancel = event.data_as(internal.OrderCancelled)
+    lines = await store.order_lines(uow.conn, cancel.order_id)
+    await store.save_steps(uow.conn, journey.cancelled(_at(event), cancel, lines))
+
+
+async def on_settlement_recorded(uow: UnitOfWork, event: Envelope) -> None:
+    settlement = event.data_as(internal.SettlementRecorded)
+    if not await store.record_settlement(uow.conn, settlement, event.id):
+        return  # the same settlement replayed under another event id: counted and distributed already
+    margin = domain.margin_of(settlement.revenue_thb, settlement.cost_thb)
+    await store.save_steps(uow.conn, journey.settled(_at(event), settlement, margin))
+    policy = domain.policy_in_force(await store.load_policy(uow.conn, settlement.province))
+    distribution = domain.distribute(settlement.revenue_thb, settlement.cost_thb, policy)
+    if distribution is not None:
+        await _distribute(uow, settlement, distribution)
+
+
+async def _distribute(uow: UnitOfWork, settlement: internal.SettlementRecorded, d: domain.Distribution) -> None:
+    made = internal.DistributionMade(
+        distribution_id=settlement.settlement_id,
+        settlement_id=settlement.settlement_id,
+        enterprise_id=settlement.enterprise_id,
+        province=settlement.province,
+        margin_thb=d.margin_thb,
+        members_thb=d.members_thb,
+        community_fund_thb=d.community_fund_thb,
+        reinvest_thb=d.reinvest_thb,
+        members_share=d.policy.members_share,
+        community_fund_share=d.policy.community_fund_share,
+        reinvest_share=d.policy.reinvest_share,
+        product_ids=settlement.product_ids,
+    )
+    event_id = uow.emit(DISTRIBUTION_MADE, made, key=settlement.enterprise_id)
+    await store.save_distribution(uow.conn, settlement, d, event_id)
+    await store.save_steps(uow.conn, journey.distributed(At(event_id, _emitted_at(uow, event_id)), made))
+
+
+def _emitted_at(uow: UnitOfWork, event_id: str) -> datetime:
+    """The ce_time the emitted event carries, so the journey tells the time its readers see."""
+    for record in reversed(uow.outgoing):
+        headers = dict(record.headers)
+        if headers.get("ce_id") == event_id.encode():
+            return datetime.fromisoformat(headers["ce_time"].decode())
+    raise LookupError(f"event {event_id} was not emitted in this unit of work")
+
+
+async def on_notice_published(uow: UnitOfWork, event: Envelope) -> None:
+    notice = event.data_as(internal.NoticePublished)
+    if await store.record_notice(uow.conn, notice, event.id):
+        await store.save_steps(uow.conn, journey.noticed(_at(event), notice))
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "th.fivecogs.distribution.policy.set.v1": on_policy_set,
+    internal_type("inputs", "enterprise.registered"): on_enterprise_registered,
+    internal_type("inputs", "input.delivered"): on_input_delivered,
+    internal_type("inputs", "batch.produced"): on_batch_produced,
+    internal_type("knowledge", "batch.assessed"): on_batch_assessed,
+    internal_type("knowledge", "certification.accepted"): on_certification_accepted,
+    internal_type("marketing", "listing.accepted"): on_listing_accepted,
+    internal_type("marketing", "order.accepted"): on_order_accepted,
+    internal_type("marketing", "order.cancelled"): on_order_cancelled,
+    internal_type("marketing", "settlement.recorded"): on_settlement_recorded,
+    internal_type("communication", "notice.published"): on_notice_published,
+}

@@ -41,7 +41,7 @@ class Listing:
     product_id: str
     enterprise_id: str
     province: str
-    channel: str
+    channel: partner.Channel
     unit_price_thb: Decimal
     listed_at: datetime
 

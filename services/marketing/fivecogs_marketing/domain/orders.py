@@ -3,7 +3,7 @@ paid (settled per enterprise)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -43,7 +43,7 @@ class OrderLine:
 class Order:
     order_id: str
     buyer_id: str
-    channel: str
+    channel: partner.Channel
     placed_at: datetime
     lines: tuple[OrderLine, ...]
     status: Status = "open"
@@ -128,8 +128,7 @@ def _take_line(
 
 def cancel(order: Order | None, command: partner.OrderCancelled) -> Order:
     """The caller returns the order's portions to their batches."""
-    _require_known(order, command.order_id)
-    assert order is not None
+    order = _known(order, command.order_id)
     if order.status == "paid":
         raise RuleViolation("already_settled", f"order {order.order_id} is paid; it cannot be cancelled")
     if order.status == "cancelled":
@@ -138,8 +137,7 @@ def cancel(order: Order | None, command: partner.OrderCancelled) -> Order:
 
 
 def pay(order: Order | None, command: partner.PaymentReceived, paid_at: datetime) -> tuple[Order, list[Settlement]]:
-    _require_known(order, command.order_id)
-    assert order is not None
+    order = _known(order, command.order_id)
     if order.status == "cancelled":
         raise RuleViolation("order_not_open", f"order {order.order_id} is cancelled")
     if order.status == "paid":
@@ -174,11 +172,12 @@ def settle(order: Order, payment_id: str, settled_at: datetime) -> list[Settleme
     ]
 
 
-def _require_known(order: Order | None, order_id: str) -> None:
+def _known(order: Order | None, order_id: str) -> Order:
     # A rejected order leaves no state, so it is as unknown as one never placed.
     if order is None:
         raise RuleViolation("unknown_order", f"order {order_id} was never accepted")
+    return order
 
 
-def _sum(values: object) -> Decimal:
-    return sum(values, Decimal("0.00"))  # type: ignore[call-overload]
+def _sum(values: Iterable[Decimal]) -> Decimal:
+    return sum(values, Decimal("0.00"))

@@ -1,0 +1,137 @@
+"""SQL of the communication service (schema `communication`): subscribers, notices and webhook deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from fivecogs_communication.domain import Notice, Subscriber
+from fivecogs_shared.db import Connection
+
+
+async def save_subscriber(conn: Connection, s: Subscriber) -> None:
+    await conn.execute(
+        "INSERT INTO subscribers (subscriber_id, network, provinces, topics, webhook_url) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (subscriber_id) DO UPDATE SET network = EXCLUDED.network, "
+        "provinces = EXCLUDED.provinces, topics = EXCLUDED.topics, webhook_url = EXCLUDED.webhook_url, "
+        "subscribed_at = now()",
+        s.subscriber_id,
+        s.network,
+        list(s.provinces),
+        list(s.topics),
+        s.webhook_url,
+    )
+
+
+async def subscribers_for(conn: Connection, topic: str, province: str) -> list[Subscriber]:
+    """One query per event. It narrows the candidates with the index; the domain decides who matches."""
+    rows = await conn.fetch(
+        "SELECT subscriber_id, network, provinces, topics, webhook_url FROM subscribers "
+        "WHERE topics @> ARRAY[$1::text] AND (cardinality(provinces) = 0 OR $2 = ANY(provinces)) "
+        "ORDER BY subscriber_id",
+        topic,
+        province,
+    )
+    return [
+        Subscriber(
+            subscriber_id=row["subscriber_id"],
+            network=row["network"],
+            provinces=tuple(row["provinces"]),
+            topics=tuple(row["topics"]),
+            webhook_url=row["webhook_url"],
+        )
+        for row in rows
+    ]
+
+
+async def save_new_notices(conn: Connection, notices: Sequence[Notice]) -> list[Notice]:
+    """Store the notices not stored before and return them: a notice already published is not published
+    again, whether or not the inbox recognised its event."""
+    known = {
+        row["notice_id"]
+        for row in await conn.fetch(
+            "SELECT notice_id FROM notices WHERE notice_id = ANY($1::text[])", [n.notice_id for n in notices]
+        )
+    }
+    fresh = list(notices)
+    await conn.executemany(
+        "INSERT INTO notices (notice_id, subscriber_id, network, topic, province, subject_id, subject_event_id, "
+        "product_ids, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        [
+            (
+                n.notice_id,
+                n.subscriber_id,
+                n.network,
+                n.topic,
+                n.province,
+                n.subject_id,
+                n.subject_event_id,
+                list(n.product_ids),
+                n.summary,
+            )
+            for n in fresh
+        ],
+    )
+    return fresh
+
+
+async def queue_webhooks(conn: Connection, deliveries: Sequence[tuple[Notice, bytes]]) -> None:
+    await conn.executemany(
+        "INSERT INTO webhook_deliveries (notice_id, subscriber_id, url, body) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (notice_id) DO NOTHING",
+        [(n.notice_id, n.subscriber_id, n.webhook_url, body) for n, body in deliveries if n.webhook_url],
+    )
+
+
+# --- the webhook worker ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    notice_id: str
+    url: str
+    body: bytes
+    attempts: int  # made before this one
+
+
+@dataclass(frozen=True)
+class Attempt:
+    notice_id: str
+    number: int
+    attempted_at: datetime
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+    outcome: str  # 'delivered', 'pending' (to retry) or 'failed' (given up)
+    retry_in_seconds: float
+
+
+async def claim_due(conn: Connection, limit: int, lease_seconds: float) -> list[DueDelivery]:
+    """Take due deliveries for this worker: pushing `next_attempt_at` past the lease hides them from other
+    workers while the POSTs run outside any transaction, and brings them back if this worker dies."""
+    rows = await conn.fetch(
+        "UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $2) "
+        "FROM (SELECT notice_id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now() "
+        "      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due "
+        "WHERE d.notice_id = due.notice_id RETURNING d.notice_id, d.url, d.body, d.attempts",
+        limit,
+        lease_seconds,
+    )
+    return [DueDelivery(r["notice_id"], r["url"], bytes(r["body"]), r["attempts"]) for r in rows]
+
+
+async def record_attempts(conn: Connection, attempts: Sequence[Attempt]) -> None:
+    await conn.executemany(
+        "INSERT INTO webhook_attempts (notice_id, attempt, attempted_at, duration_ms, status_code, error) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (notice_id, attempt) DO NOTHING",
+        [(a.notice_id, a.number, a.attempted_at, a.duration_ms, a.status_code, a.error) for a in attempts],
+    )
+    # `attempts = number - 1`: a worker whose lease ran out does not overwrite the one that took over.
+    await conn.executemany(
+        "UPDATE webhook_deliveries SET attempts = $2, status = $3, last_status_code = $4, last_error = $5, "
+        "next_attempt_at = now() + make_interval(secs => $6), "
+        "finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END "
+        "WHERE notice_id = $1 AND attempts = $2 - 1",
+        [(a.notice_id, a.number, a.outcome, a.status_code, a.error, a.retry_in_seconds) for a in attempts],
+    )

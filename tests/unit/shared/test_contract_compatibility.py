@@ -1,0 +1,64 @@
+"""Published contracts stay compatible: partners (and old events in the log) keep working after a change."""
+
+from __future__ import annotations
+
+import copy
+
+from fivecogs_shared.contracts.published import breaking_changes, current_schemas, published_schemas
+
+
+def test_every_event_type_is_published_and_unchanged() -> None:
+    published, current = published_schemas(), current_schemas()
+    assert breaking_changes(published, current) == []
+    unpublished = sorted(set(current) - set(published))
+    changed = sorted(t for t in published if t in current and published[t] != current[t])
+    # A compatible change is published deliberately: `fivecogs contracts export`, then commit the files.
+    assert unpublished == [], f"not yet published: {unpublished}"
+    assert changed == [], f"changed compatibly but not re-published: {changed}"
+
+
+def _registered() -> dict:
+    return copy.deepcopy(current_schemas())
+
+
+def test_removing_a_field_is_breaking() -> None:
+    old, new = _registered(), _registered()
+    del new["th.fivecogs.enterprise.registered.v1"]["properties"]["members"]
+    assert breaking_changes(old, new) == ["th.fivecogs.enterprise.registered.v1: field members was removed"]
+
+
+def test_a_new_required_field_is_breaking_and_a_new_optional_one_is_not() -> None:
+    old = _registered()
+    optional = _registered()
+    optional["th.fivecogs.batch.produced.v1"]["properties"]["lot"] = {"type": "string"}
+    assert breaking_changes(old, optional) == []
+    required = copy.deepcopy(optional)
+    required["th.fivecogs.batch.produced.v1"]["required"].append("lot")
+    assert breaking_changes(old, required) == ["th.fivecogs.batch.produced.v1: field lot became required"]
+
+
+def test_narrowing_an_enum_is_breaking_and_widening_is_not() -> None:
+    old = {"t.v1": {"properties": {"channel": {"enum": ["a", "b"]}}}}
+    wider = {"t.v1": {"properties": {"channel": {"enum": ["a", "b", "c"]}}}}
+    narrower = {"t.v1": {"properties": {"channel": {"enum": ["a"]}}}}
+    assert breaking_changes(old, wider) == []
+    assert len(breaking_changes(old, narrower)) == 1
+
+
+def test_a_nested_model_change_is_found_through_refs() -> None:
+    old = {
+        "t.v1": {
+            "$defs": {"Line": {"properties": {"qty": {"type": "integer"}}}},
+            "properties": {"lines": {"type": "array", "items": {"$ref": "#/$defs/Line"}}},
+        }
+    }
+    new = copy.deepcopy(old)
+    new["t.v1"]["$defs"]["Line"]["properties"]["qty"] = {"type": "string"}
+    [problem] = breaking_changes(old, new)
+    assert "lines[].qty changed type" in problem
+
+
+def test_dropping_a_published_type_is_breaking() -> None:
+    old = _registered()
+    new = {t: s for t, s in old.items() if t != "th.fivecogs.order.placed.v1"}
+    assert breaking_changes(old, new) == ["th.fivecogs.order.placed.v1: the published type is gone"]
