@@ -11,11 +11,11 @@ import json
 import socket
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -29,7 +29,6 @@ from tests.support import Partner, Tap, data, of_type
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 SECRET = "integration-test-webhook-secret"
 NOTICE = "th.fivecogs.communication.notice.published.v1"
 SUBSCRIBED = "th.fivecogs.subscription.created.v1"
@@ -145,7 +144,8 @@ async def upstream(stack_env) -> Any:
 # --- helpers -----------------------------------------------------------------------------------------------
 
 
-async def eventually(probe: Callable[[], Awaitable[T] | T], timeout: float = 30) -> T:
+async def eventually(probe: Callable[[], Any], timeout: float = 30) -> Any:
+    """The first truthy result of `probe` (sync or async), polled every 0.1 s."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         found = probe()

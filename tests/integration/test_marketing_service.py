@@ -236,7 +236,8 @@ async def test_cancelling_returns_stock_and_retail_waits_for_a_certification(
         [cancelled] = await tap.wait_for(lambda r: _is(r, EVENTS, "order.cancelled") and r.key == first.encode())
         await partner.send(INGEST, ORDER_PLACED, w.order(second, (w.balm, 1, "120.00")), second)
         [again] = await tap.wait_for(lambda r: _is(r, EVENTS, "order.accepted") and r.key == second.encode())
-        taken = dict(await runtime.pool.fetch("SELECT batch_id, taken FROM batches WHERE product_id = $1", w.balm))
+        rows = await runtime.pool.fetch("SELECT batch_id, taken FROM batches WHERE product_id = $1", w.balm)
+        taken = {row["batch_id"]: row["taken"] for row in rows}
 
         uncertified = await partner.send(INGEST, LISTING_REQUESTED, retail | {"unit_price_thb": "150.00"}, w.balm)
         [refused] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == uncertified)

@@ -48,16 +48,18 @@ async def subscribers_for(conn: Connection, topic: str, province: str) -> list[S
 async def save_new_notices(conn: Connection, notices: Sequence[Notice]) -> list[Notice]:
     """Store the notices not stored before and return them: a notice already published is not published
     again, whether or not the inbox recognised its event."""
+    if not notices:
+        return []
     known = {
         row["notice_id"]
         for row in await conn.fetch(
             "SELECT notice_id FROM notices WHERE notice_id = ANY($1::text[])", [n.notice_id for n in notices]
         )
     }
-    fresh = list(notices)
+    fresh = [n for n in notices if n.notice_id not in known]
     await conn.executemany(
         "INSERT INTO notices (notice_id, subscriber_id, network, topic, province, subject_id, subject_event_id, "
-        "product_ids, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        "product_ids, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         [
             (
                 n.notice_id,
@@ -77,6 +79,8 @@ async def save_new_notices(conn: Connection, notices: Sequence[Notice]) -> list[
 
 
 async def queue_webhooks(conn: Connection, deliveries: Sequence[tuple[Notice, bytes]]) -> None:
+    if not deliveries:
+        return
     await conn.executemany(
         "INSERT INTO webhook_deliveries (notice_id, subscriber_id, url, body) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (notice_id) DO NOTHING",

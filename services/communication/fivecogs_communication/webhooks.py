@@ -60,7 +60,7 @@ def sign(secret: str, body: bytes) -> str:
 
 def backoff_seconds(failed_attempts: int, initial: float, cap: float) -> float:
     """Wait before the next attempt after `failed_attempts` failures: initial, 2×, 4×, … at most `cap`."""
-    return min(initial * 2 ** (failed_attempts - 1), cap)
+    return min(initial * 2.0 ** (failed_attempts - 1), cap)
 
 
 def outcome(number: int, status_code: int | None, settings: WebhookSettings) -> tuple[str, float]:

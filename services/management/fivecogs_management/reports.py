@@ -78,7 +78,7 @@ _ENTERPRISE = (
     _PER_ENTERPRISE
     + f"""
     SELECT e.enterprise_id, e.name, e.province, e.region, e.sector, e.members, e.target_poor_households,
-        coalesce(sum(s.settlements), 0) AS settlements,
+        coalesce(sum(s.settlements), 0)::bigint AS settlements,
         {_MONEY_SUMS}
     FROM enterprises e
     LEFT JOIN sales s USING (enterprise_id)

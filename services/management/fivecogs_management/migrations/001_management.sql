@@ -1,11 +1,12 @@
 -- Facts management keeps; reports are aggregated from them at query time, so the order in which events
 -- arrive through different topics does not change the result.
 
+-- Shares are plain numeric: they keep the digits the partner wrote ("0.5" stays "0.5" in distribution.made).
 CREATE TABLE distribution_policies (
     province              text PRIMARY KEY,
-    members_share         numeric(5, 4) NOT NULL,
-    community_fund_share  numeric(5, 4) NOT NULL,
-    reinvest_share        numeric(5, 4) NOT NULL,
+    members_share         numeric NOT NULL CHECK (members_share BETWEEN 0 AND 1),
+    community_fund_share  numeric NOT NULL CHECK (community_fund_share BETWEEN 0 AND 1),
+    reinvest_share        numeric NOT NULL CHECK (reinvest_share BETWEEN 0 AND 1),
     CHECK (members_share + community_fund_share + reinvest_share = 1)
 );
 
@@ -45,9 +46,9 @@ CREATE TABLE distributions (
     members_thb           numeric(14, 2) NOT NULL,
     community_fund_thb    numeric(14, 2) NOT NULL,
     reinvest_thb          numeric(14, 2) NOT NULL,
-    members_share         numeric(5, 4)  NOT NULL,
-    community_fund_share  numeric(5, 4)  NOT NULL,
-    reinvest_share        numeric(5, 4)  NOT NULL,
+    members_share         numeric        NOT NULL,
+    community_fund_share  numeric        NOT NULL,
+    reinvest_share        numeric        NOT NULL,
     event_id              text           NOT NULL,
     CHECK (members_thb + community_fund_thb + reinvest_thb = margin_thb)
 );

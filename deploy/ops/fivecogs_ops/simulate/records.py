@@ -1,0 +1,125 @@
+"""The Kafka records a simulation publishes, each with what the scenario means it to cause."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from fivecogs_shared.contracts import PARTNER_EVENT_TYPES, ingest_topic
+
+Headers = tuple[tuple[str, bytes], ...]
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"  # the same event again: no effect and no answer
+BAD_KINDS = ("malformed", "schema", "unknown_type", "conflict", "oversized")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One record for an ingest topic. `intent` is the outcome the scenario aims at ("accepted", "duplicate", a
+    dead-letter kind or "rule:<name>"); the model works the real expectation out on its own."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    intent: str = ACCEPTED
+    note: str = ""
+
+    def header(self, name: str) -> str | None:
+        for header_name, value in self.headers:
+            if header_name == name:
+                return value.decode("utf-8", errors="replace")
+        return None
+
+    @property
+    def event_id(self) -> str:
+        return self.header("ce_id") or ""
+
+    @property
+    def source(self) -> str:
+        return self.header("ce_source") or ""
+
+    @property
+    def ce_type(self) -> str:
+        return self.header("ce_type") or ""
+
+    def data(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.value)
+        return parsed
+
+
+@dataclass
+class EventWriter:
+    """Serialises partner events once, the way a careful partner does: ids from a per-run tag and a counter,
+    the key from the type's key field, CloudEvents headers in binary mode."""
+
+    tag: str
+    counter: int = 0
+    written: list[Sent] = field(default_factory=list)
+
+    def next_id(self) -> str:
+        self.counter += 1
+        return f"{self.tag}-ev{self.counter:05d}"
+
+    def event(
+        self,
+        ce_type: str,
+        data: Mapping[str, Any],
+        *,
+        source: str,
+        time: datetime,
+        intent: str = ACCEPTED,
+        note: str = "",
+    ) -> Sent:
+        kind = PARTNER_EVENT_TYPES[ce_type]
+        sent = Sent(
+            topic=ingest_topic(kind.cog),
+            key=str(data[kind.key_field]).encode(),
+            value=json.dumps(data, ensure_ascii=False).encode(),
+            headers=ce_headers(ce_type, self.next_id(), source, time.isoformat()),
+            intent=intent,
+            note=note,
+        )
+        return self.add(sent)
+
+    def add(self, sent: Sent) -> Sent:
+        self.written.append(sent)
+        return sent
+
+    def take(self) -> list[Sent]:
+        taken, self.written = self.written, []
+        return taken
+
+
+def ce_headers(ce_type: str, event_id: str, source: str, time: str) -> Headers:
+    return (
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", ce_type.encode()),
+        ("ce_time", time.encode()),
+        ("content-type", b"application/json"),
+    )
+
+
+def with_headers(sent: Sent, changes: Mapping[str, bytes | None], intent: str, note: str) -> Sent:
+    """A copy with headers changed (None drops one): for the records that break the CloudEvents rules."""
+    headers = tuple((name, changes.get(name, value)) for name, value in sent.headers if changes.get(name, b"") is not None)
+    extra = tuple((name, value) for name, value in changes.items() if value is not None and sent.header(name) is None)
+    return replace(sent, headers=headers + extra, intent=intent, note=note)
+
+
+def with_value(sent: Sent, value: bytes, intent: str, note: str, key: bytes | None = None) -> Sent:
+    return replace(sent, value=value, key=sent.key if key is None else key, intent=intent, note=note)
+
+
+def retitled(sent: Sent, intent: str, note: str) -> Sent:
+    return replace(sent, intent=intent, note=note)
+
+
+def header_names(headers: Sequence[tuple[str, bytes]]) -> list[str]:
+    return [name for name, _ in headers]
