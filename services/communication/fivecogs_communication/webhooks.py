@@ -106,7 +106,8 @@ async def deliver_due(pool: asyncpg.Pool, client: httpx.AsyncClient, settings: W
     async with pool.acquire() as conn, conn.transaction():
         await store.record_attempts(conn, attempts)
     for a in attempts:
-        log.info("webhook attempt", notice_id=a.notice_id, attempt=a.number, status=a.status_code, error=a.error)
+        report = log.warning if a.outcome == "failed" else log.info if a.outcome == "pending" else log.debug
+        report("webhook attempt", notice_id=a.notice_id, attempt=a.number, status=a.status_code, error=a.error)
     return len(due)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -107,10 +107,11 @@ def ce_headers(ce_type: str, event_id: str, source: str, time: str) -> Headers:
 
 
 def with_headers(sent: Sent, changes: Mapping[str, bytes | None], intent: str, note: str) -> Sent:
-    """A copy with headers changed (None drops one): for the records that break the CloudEvents rules."""
-    headers = tuple((name, changes.get(name, value)) for name, value in sent.headers if changes.get(name, b"") is not None)
-    extra = tuple((name, value) for name, value in changes.items() if value is not None and sent.header(name) is None)
-    return replace(sent, headers=headers + extra, intent=intent, note=note)
+    """A copy with headers replaced, added, or dropped (None): for records that break the CloudEvents rules."""
+    kept = [(name, changes.get(name, value)) for name, value in sent.headers]
+    added = [(name, value) for name, value in changes.items() if sent.header(name) is None]
+    headers = tuple((name, value) for name, value in kept + added if value is not None)
+    return replace(sent, headers=headers, intent=intent, note=note)
 
 
 def with_value(sent: Sent, value: bytes, intent: str, note: str, key: bytes | None = None) -> Sent:
@@ -119,7 +120,3 @@ def with_value(sent: Sent, value: bytes, intent: str, note: str, key: bytes | No
 
 def retitled(sent: Sent, intent: str, note: str) -> Sent:
     return replace(sent, intent=intent, note=note)
-
-
-def header_names(headers: Sequence[tuple[str, bytes]]) -> list[str]:
-    return [name for name, _ in headers]

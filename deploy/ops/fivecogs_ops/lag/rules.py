@@ -1,0 +1,120 @@
+"""Burrow's evaluation of a consumer, over a sliding window of samples. Pure functions: no clock, no I/O.
+
+Per partition, with the latest lag > 0 (a caught-up partition is always OK):
+- STOP: the committed offset has not changed for longer than the window spans (the consumer is gone, or
+  stopped committing);
+- REWIND: the committed offset went backwards inside the window (offsets reset, or reprocessing);
+- OK: the lag reached zero somewhere in the window;
+- STALL: the committed offset did not move across the window while lag stayed above zero;
+- WARN: offsets move, but the lag never fell from one sample to the next (the consumer is falling behind);
+- OK otherwise (moving, and the lag fell at least once).
+A group's status is its worst partition's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Status(IntEnum):
+    """Ordered by severity, so `max` gives the worst."""
+
+    OK = 0
+    WARN = 1
+    REWIND = 2
+    STALL = 3
+    STOP = 4
+
+    @property
+    def exit_code(self) -> int:
+        """For scripts: 0 all OK, 1 some WARN, 2 some STALL/STOP/REWIND."""
+        return min(int(self), 2)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One partition of one group at one moment."""
+
+    time: float
+    committed: int | None
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - (self.committed or 0))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    reason: str
+
+
+def last_change(history: Sequence[Observation]) -> float:
+    """When the committed offset took its current value, as far as the history shows (its start, if never)."""
+    since = history[-1].time
+    for seen in reversed(history):
+        if seen.committed != history[-1].committed:
+            break
+        since = seen.time
+    return since
+
+
+def partition_status(history: Sequence[Observation], now: float, window: float) -> Verdict:
+    """Judge one partition; `history` is every known observation, oldest first, the last one being current."""
+    latest = history[-1]
+    if latest.lag == 0:
+        return Verdict(Status.OK, "caught up")
+    recent = [seen for seen in history if seen.time >= now - window] or [latest]
+    unmoved = now - last_change(history)
+    if unmoved > window:
+        return Verdict(Status.STOP, f"no commit for {unmoved:.0f}s (window {window:.0f}s), lag {latest.lag}")
+    if rewind := _rewind(recent):
+        return Verdict(Status.REWIND, f"committed offset went back from {rewind[0]} to {rewind[1]}")
+    if any(seen.lag == 0 for seen in recent):
+        return Verdict(Status.OK, "lag reached zero in the window")
+    if len(recent) < 2:
+        return Verdict(Status.WARN, f"lag {latest.lag} in the only sample of the window: look again to judge")
+    if recent[0].committed == latest.committed:
+        return Verdict(Status.STALL, f"committed offset unmoved at {latest.committed} for {unmoved:.0f}s")
+    lags = [seen.lag for seen in recent]
+    if all(later >= earlier for earlier, later in zip(lags, lags[1:], strict=False)):
+        return Verdict(Status.WARN, f"offsets move but lag never falls ({lags[0]} → {lags[-1]})")
+    return Verdict(Status.OK, "consuming; lag fell in the window")
+
+
+def _rewind(recent: Sequence[Observation]) -> tuple[int, int] | None:
+    for earlier, later in zip(recent, recent[1:], strict=False):
+        if earlier.committed is not None and later.committed is not None and later.committed < earlier.committed:
+            return earlier.committed, later.committed
+    return None
+
+
+def group_status(verdicts: Iterable[Verdict]) -> Verdict:
+    """The worst partition speaks for the group; a group with no partitions has nothing behind."""
+    return max(verdicts, key=lambda v: v.status, default=Verdict(Status.OK, "no partitions"))
+
+
+@dataclass(frozen=True)
+class Trend:
+    direction: str  # "up" (falling behind), "down" (catching up) or "flat"
+    rate: float  # lag change in records per second; negative while draining
+    drain_seconds: float | None  # at this rate, time until lag is 0 (None when not draining)
+
+    @property
+    def arrow(self) -> str:
+        return {"up": "↑", "down": "↓"}.get(self.direction, "→")
+
+
+def trend(lags: Sequence[tuple[float, int]], now: float, horizon: float = 60.0) -> Trend:
+    """Is it getting better? From the (time, lag) points of the last `horizon` seconds."""
+    recent = [point for point in lags if point[0] >= now - horizon]
+    if len(recent) < 2 or recent[-1][0] <= recent[0][0]:
+        return Trend("flat", 0.0, 0.0 if recent and recent[-1][1] == 0 else None)
+    (start, first), (end, last) = recent[0], recent[-1]
+    rate = (last - first) / (end - start)
+    direction = "up" if last > first else "down" if last < first else "flat"
+    drain = 0.0 if last == 0 else (last / -rate if rate < 0 else None)
+    return Trend(direction, rate, drain)

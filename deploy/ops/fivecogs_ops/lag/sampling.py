@@ -1,0 +1,100 @@
+"""One look at the cluster: for each consumer group, per topic and partition, the committed offset and the
+log-end offset at one moment, plus who the group's members are."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from fivecogs_ops.lag.admin import GroupDescription, describe_groups, list_groups, partitions_of
+from fivecogs_shared.kafka_admin import admin_client, committed_offsets, end_offsets
+
+DEFAULT_PREFIX = "fivecogs-"
+
+
+@dataclass(frozen=True)
+class Sample:
+    group: str
+    topic: str
+    partition: int
+    time: float  # unix seconds
+    committed: int | None  # None: the group never committed this partition
+    end: int
+
+    @property
+    def lag(self) -> int:
+        # Without a commit the group starts from the log start, which is 0: fivecogs keeps its logs forever.
+        return max(0, self.end - (self.committed or 0))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    time: float
+    samples: list[Sample]
+    groups: dict[str, GroupDescription]
+
+
+async def collect(
+    bootstrap: str, groups: list[str] | None = None, prefix: str = DEFAULT_PREFIX, timeout: float = 10.0
+) -> Snapshot:
+    """Sample the named groups, or every group whose name starts with `prefix`."""
+    async with admin_client(bootstrap, timeout) as admin:
+        names = groups or [g for g in await list_groups(admin, timeout) if g.startswith(prefix)]
+        described = await describe_groups(admin, names, timeout)
+        commits = await asyncio.gather(*(committed_offsets(bootstrap, g, timeout) for g in names))
+        committed = dict(zip(names, commits, strict=True))
+        topics = {g: _topics_of(committed[g], described.get(g)) for g in names}
+        partitions = await partitions_of(admin, sorted(set().union(*topics.values())), timeout)
+    ends = await end_offsets(bootstrap, partitions, timeout) if partitions else {}
+    now = time.time()
+    samples = [
+        Sample(g, tp.topic, tp.partition, now, committed[g].get(tp), ends[tp])
+        for g in names
+        for tp in partitions
+        if tp.topic in topics[g] and tp in ends
+    ]
+    return Snapshot(now, samples, described)
+
+
+def _topics_of(committed: dict[TopicPartition, int], description: GroupDescription | None) -> set[str]:
+    """What a group reads: topics it committed on, and topics its members were assigned."""
+    owned = {p.rsplit("/", 1)[0] for m in (description.members if description else ()) for p in m.partitions}
+    return {tp.topic for tp in committed} | owned
+
+
+async def record_times(
+    bootstrap: str, offsets: dict[TopicPartition, int], timeout: float = 5.0
+) -> dict[TopicPartition, float]:
+    """The timestamp (unix seconds) of the record at each given offset, read by a consumer of no group.
+
+    For lag in seconds when the sample history does not reach back to the committed offset; partitions whose
+    record does not arrive within the timeout are left out."""
+    if not offsets:
+        return {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await asyncio.wait_for(consumer.start(), timeout)
+    found: dict[TopicPartition, float] = {}
+    try:
+        consumer.assign(list(offsets))
+        for tp, offset in offsets.items():
+            consumer.seek(tp, offset)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_first_records(consumer, offsets, found), timeout)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def _first_records(
+    consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], found: dict[TopicPartition, float]
+) -> None:
+    while len(found) < len(offsets):
+        batches = await consumer.getmany(timeout_ms=200, max_records=len(offsets) * 10)
+        for tp, records in batches.items():
+            if records and tp not in found:
+                found[tp] = records[0].timestamp / 1000
+                consumer.pause(tp)  # one record per partition is all we need

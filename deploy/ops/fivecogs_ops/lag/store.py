@@ -1,0 +1,74 @@
+"""Samples kept between runs, so one `fivecogs lag` call is judged against the calls before it.
+
+A small SQLite file (`.stack/lag-samples.sqlite3` by default, FIVECOGS_LAG_STORE overrides) holding the last
+two hours; older rows are deleted on every write, so it stays a few megabytes however long the page runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+from fivecogs_ops.lag.sampling import Sample
+
+KEEP_SECONDS = 2 * 3600
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    grp TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, t REAL NOT NULL,
+    committed INTEGER, end_offset INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_by_group ON samples (grp, t);
+"""
+
+
+def default_path() -> Path:
+    if path := os.environ.get("FIVECOGS_LAG_STORE"):
+        return Path(path)
+    from fivecogs_ops.stack import LocalStack, StackError
+
+    try:
+        return LocalStack().dir / "lag-samples.sqlite3"
+    except StackError:  # outside a checkout: keep them beside the user's other state
+        return Path.home() / ".cache" / "fivecogs" / "lag-samples.sqlite3"
+
+
+class SampleStore:
+    def __init__(self, path: Path | None = None, keep_seconds: float = KEEP_SECONDS) -> None:
+        self.path = path or default_path()
+        self.keep_seconds = keep_seconds
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # The page's sampler and a `fivecogs lag` call may write at once: wait for the lock instead of failing.
+        with closing(sqlite3.connect(self.path, timeout=10)) as db, db:
+            yield db
+
+    def add(self, samples: Iterable[Sample]) -> None:
+        rows = [(s.group, s.topic, s.partition, s.time, s.committed, s.end) for s in samples]
+        if not rows:
+            return
+        newest = max(row[3] for row in rows)
+        with self._connect() as db:
+            db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.execute("DELETE FROM samples WHERE t < ?", (newest - self.keep_seconds,))
+
+    def history(self, groups: Iterable[str], since: float) -> list[Sample]:
+        """Every sample of these groups from `since` on, oldest first."""
+        names = sorted(set(groups))
+        if not names:
+            return []
+        marks = ", ".join("?" for _ in names)
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT grp, topic, part, t, committed, end_offset FROM samples "
+                f"WHERE grp IN ({marks}) AND t >= ? ORDER BY t",
+                [*names, since],
+            ).fetchall()
+        return [Sample(*row) for row in rows]
