@@ -38,10 +38,13 @@ def margin_of(revenue_thb: Decimal, cost_thb: Decimal) -> Decimal:
 
 def distribute(revenue_thb: Decimal, cost_thb: Decimal, policy: Policy) -> Distribution | None:
     """Members and reinvestment are rounded half up; the community fund takes the remainder, so no satang
-    of the margin is lost or invented by rounding. A loss, or breaking even, distributes nothing."""
+    of the margin is lost or invented by rounding. A loss, or breaking even, distributes nothing.
+
+    Two half-up roundings can together exceed a tiny margin (0.01 at 0.5 / 0 / 0.5 gives 0.01 + 0.01): the
+    reinvestment is then capped at what the members left, so the community fund never goes negative."""
     margin = margin_of(revenue_thb, cost_thb)
     if margin <= 0:
         return None
     members = round_half_up(margin * policy.members_share)
-    reinvest = round_half_up(margin * policy.reinvest_share)
+    reinvest = min(round_half_up(margin * policy.reinvest_share), margin - members)
     return Distribution(margin, members, margin - members - reinvest, reinvest, policy)

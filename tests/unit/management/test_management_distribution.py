@@ -109,3 +109,13 @@ def test_a_distribution_fits_the_contract_it_is_published_with() -> None:
     )
 
     assert event.model_dump(mode="json")["members_thb"] == "33.35"
+
+
+def test_two_roundings_never_push_the_community_fund_below_zero() -> None:
+    from decimal import Decimal as D
+
+    from fivecogs_management.domain import Policy, distribute
+
+    parts = distribute(D("10.01"), D("10.00"), Policy(D("0.5"), D("0"), D("0.5")))
+    assert parts is not None
+    assert (parts.members_thb, parts.community_fund_thb, parts.reinvest_thb) == (D("0.01"), D("0.00"), D("0.00"))

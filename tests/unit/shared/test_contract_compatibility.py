@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from fivecogs_shared.contracts.published import breaking_changes, current_schemas, published_schemas
+from fivecogs_shared.contracts.published import Schema, breaking_changes, current_schemas, published_schemas
 
 
 def test_every_event_type_is_published_and_unchanged() -> None:
@@ -17,7 +17,7 @@ def test_every_event_type_is_published_and_unchanged() -> None:
     assert changed == [], f"changed compatibly but not re-published: {changed}"
 
 
-def _registered() -> dict:
+def _registered() -> dict[str, Schema]:
     return copy.deepcopy(current_schemas())
 
 
@@ -46,7 +46,7 @@ def test_narrowing_an_enum_is_breaking_and_widening_is_not() -> None:
 
 
 def test_a_nested_model_change_is_found_through_refs() -> None:
-    old = {
+    old: dict[str, Schema] = {
         "t.v1": {
             "$defs": {"Line": {"properties": {"qty": {"type": "integer"}}}},
             "properties": {"lines": {"type": "array", "items": {"$ref": "#/$defs/Line"}}},

@@ -89,4 +89,6 @@ async def partitions_of(admin: AIOKafkaAdminClient, topics: list[str], timeout: 
     if not topics:
         return []
     described = await asyncio.wait_for(admin.describe_topics(topics), timeout)
-    return [TopicPartition(t["topic"], p["partition"]) for t in described if not t["error_code"] for p in t["partitions"]]
+    return [
+        TopicPartition(t["topic"], p["partition"]) for t in described if not t["error_code"] for p in t["partitions"]
+    ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from itertools import pairwise
 
 
 class Status(IntEnum):
@@ -80,13 +81,13 @@ def partition_status(history: Sequence[Observation], now: float, window: float) 
     if recent[0].committed == latest.committed:
         return Verdict(Status.STALL, f"committed offset unmoved at {latest.committed} for {unmoved:.0f}s")
     lags = [seen.lag for seen in recent]
-    if all(later >= earlier for earlier, later in zip(lags, lags[1:], strict=False)):
+    if all(later >= earlier for earlier, later in pairwise(lags)):
         return Verdict(Status.WARN, f"offsets move but lag never falls ({lags[0]} → {lags[-1]})")
     return Verdict(Status.OK, "consuming; lag fell in the window")
 
 
 def _rewind(recent: Sequence[Observation]) -> tuple[int, int] | None:
-    for earlier, later in zip(recent, recent[1:], strict=False):
+    for earlier, later in pairwise(recent):
         if earlier.committed is not None and later.committed is not None and later.committed < earlier.committed:
             return earlier.committed, later.committed
     return None

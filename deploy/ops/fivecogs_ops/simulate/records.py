@@ -75,8 +75,21 @@ class EventWriter:
         intent: str = ACCEPTED,
         note: str = "",
     ) -> Sent:
+        return self.add(self.build(ce_type, data, source=source, time=time, intent=intent, note=note))
+
+    def build(
+        self,
+        ce_type: str,
+        data: Mapping[str, Any],
+        *,
+        source: str,
+        time: datetime,
+        intent: str = ACCEPTED,
+        note: str = "",
+    ) -> Sent:
+        """A record not yet written: to be broken on purpose before `add`."""
         kind = PARTNER_EVENT_TYPES[ce_type]
-        sent = Sent(
+        return Sent(
             topic=ingest_topic(kind.cog),
             key=str(data[kind.key_field]).encode(),
             value=json.dumps(data, ensure_ascii=False).encode(),
@@ -84,7 +97,6 @@ class EventWriter:
             intent=intent,
             note=note,
         )
-        return self.add(sent)
 
     def add(self, sent: Sent) -> Sent:
         self.written.append(sent)

@@ -1,0 +1,173 @@
+"""`fivecogs lag` and `fivecogs ops`: register them on the main app with `register(app)`.
+
+Exit codes of `lag`: 0 all OK, 1 some WARN, 2 some STALL/STOP/REWIND, 3 the cluster could not be sampled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from fivecogs_ops.lag.report import GroupReport, Report, look
+from fivecogs_ops.lag.sampling import DEFAULT_PREFIX
+from fivecogs_ops.lag.store import SampleStore
+
+CANNOT_SAMPLE = 3
+WATCH_SECONDS = 2.0
+STYLE = {"OK": "green", "WARN": "yellow", "STALL": "bold red", "STOP": "bold red", "REWIND": "bold magenta"}
+
+GroupOption = Annotated[
+    list[str] | None, typer.Option("--group", "-g", help="Only this consumer group (repeatable).", show_default=False)
+]
+PrefixOption = Annotated[str, typer.Option(help="Without --group: every group whose name starts with this.")]
+WindowOption = Annotated[float, typer.Option("--window", help="Seconds of samples Burrow's rules judge over.")]
+StoreOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Sample file (default: .stack/lag-samples.sqlite3).", envvar="FIVECOGS_LAG_STORE", show_default=False
+    ),
+]
+
+
+def lag(
+    group: GroupOption = None,
+    prefix: PrefixOption = DEFAULT_PREFIX,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="A live table, refreshed every 2 s, until Ctrl-C.")] = False,
+    window: WindowOption = 600.0,
+    store: StoreOption = None,
+) -> None:
+    """Consumer lag per group and partition, in records and seconds, with a status (Burrow's rules).
+
+    Exit code: 0 all OK, 1 some WARN, 2 some STALL, STOP or REWIND, 3 the cluster could not be sampled."""
+    samples = SampleStore(store)
+    try:
+        if watch:
+            report = asyncio.run(_watch(samples, group, prefix, window))
+        else:
+            report = asyncio.run(look(_bootstrap(), samples, groups=group, prefix=prefix, window=window))
+    except (OSError, TimeoutError, Exception) as error:  # Kafka unreachable, timeouts: say so, exit 3
+        Console(stderr=True).print(f"[bold red]error:[/] cannot sample consumer lag: {error!r}")
+        raise typer.Exit(CANNOT_SAMPLE) from error
+    if report is None:
+        raise typer.Exit(0)
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    elif not watch:
+        console = Console()
+        console.print(render(report, console.width))
+    raise typer.Exit(report.status.exit_code)
+
+
+async def _watch(samples: SampleStore, groups: list[str] | None, prefix: str, window: float) -> Report | None:
+    report = None
+    console = Console()
+    with Live(Text("sampling…"), console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                report = await look(_bootstrap(), samples, groups=groups, prefix=prefix, window=window, settle=0)
+                live.update(render(report, console.width), refresh=True)
+                await asyncio.sleep(WATCH_SECONDS)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            return report
+
+
+def ops(
+    port: Annotated[int, typer.Option(help="HTTP port of the page.")] = 8090,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    prefix: PrefixOption = DEFAULT_PREFIX,
+    window: WindowOption = 600.0,
+    interval: Annotated[float, typer.Option(help="Seconds between samples.")] = 5.0,
+    store: StoreOption = None,
+) -> None:
+    """Serve the operators' page: groups' status and lag, an hour of lag per group, outbox and dead letters."""
+    import uvicorn
+
+    from fivecogs_ops.lag.page import PageConfig, create_app
+
+    config = PageConfig(_bootstrap(), _database_url(), SampleStore(store), prefix, window, interval)
+    Console(stderr=True).print(f"ops page on [bold]http://{host}:{port}/[/] (JSON: /api/lag); Ctrl-C stops")
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("lag")(lag)
+    app.command("ops")(ops)
+
+
+def _bootstrap() -> str:
+    if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return bootstrap
+    from fivecogs_ops.stack import LocalStack
+
+    return LocalStack().load().bootstrap_servers
+
+
+def _database_url() -> str:
+    if url := os.environ.get("DATABASE_URL"):
+        return url
+    from fivecogs_ops.stack import LocalStack
+
+    return LocalStack().load().database_url
+
+
+# -- the table -------------------------------------------------------------------------------------------------
+def render(report: Report, width: int = 80) -> Group:
+    if not report.groups:
+        return Group(Text("no consumer groups found", style="dim"))
+    return Group(*(_group_table(g, why=width >= 130) for g in report.groups))
+
+
+def _group_table(g: GroupReport, why: bool) -> Table:
+    """One table per group; each partition's reason gets a column when the terminal is wide enough, else the
+    worst one is the caption."""
+    members = ", ".join(f"{m.client_id}@{m.host}" for m in g.members) or "no members"
+    title = Text.assemble(
+        (g.group, "bold"), "  ", (g.status.name, STYLE[g.status.name]),
+        f"  lag {g.lag:,} ({duration(g.lag_seconds)}) {g.trend.arrow}  ·  {g.state}: {members}",
+    )  # fmt: skip
+    caption = None if why or g.status.name == "OK" else g.reason
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("topic/partition", no_wrap=True)
+    for column in ("committed", "log end", "lag", "lag (s)"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("trend", justify="center", no_wrap=True, min_width=5)
+    table.add_column("status", no_wrap=True)
+    if why:
+        table.add_column("why", style="dim")
+    for p in g.partitions:
+        cells: list[str | Text] = [
+            f"{p.topic}/{p.partition}",
+            _n(p.committed),
+            _n(p.end),
+            _n(p.lag),
+            duration(p.lag_seconds),
+        ]
+        cells += [p.trend.arrow, Text(p.status.name, style=STYLE[p.status.name])]
+        table.add_row(*cells, *([p.reason] if why else []))
+    return table
+
+
+def _n(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"

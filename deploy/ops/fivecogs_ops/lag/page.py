@@ -1,0 +1,108 @@
+"""`fivecogs ops`: one self-contained page for operators (static/ops.html: inline CSS, JS and SVG, nothing
+fetched from elsewhere) and the JSON behind it (`/api/lag`). While it runs, the server samples every few seconds
+into the same store `fivecogs lag` uses, so the page's hour-long charts and the CLI's judgements share history."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from fivecogs_ops.lag.backlog import dlq_counts, outbox_backlogs
+from fivecogs_ops.lag.report import HOUR, look
+from fivecogs_ops.lag.sampling import DEFAULT_PREFIX
+from fivecogs_ops.lag.store import SampleStore
+from fivecogs_shared.contracts import COGS
+
+log = structlog.get_logger()
+PAGE = Path(__file__).parent / "static" / "ops.html"
+
+
+@dataclass(frozen=True)
+class PageConfig:
+    bootstrap: str
+    database_url: str
+    store: SampleStore
+    prefix: str = DEFAULT_PREFIX
+    window: float = 600.0
+    interval: float = 5.0
+    schemas: tuple[str, ...] = COGS
+
+
+class Sampler:
+    """Samples on a timer; the page reads the latest result, so a page load never waits on Kafka."""
+
+    def __init__(self, config: PageConfig) -> None:
+        self.config = config
+        self.latest: dict[str, Any] | None = None
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            self.latest = await self.sample()
+            self.ready.set()
+            await asyncio.sleep(self.config.interval)
+
+    async def sample(self) -> dict[str, Any]:
+        c = self.config
+        body: dict[str, Any] = {"error": None, "refresh_seconds": min(5.0, max(1.0, c.interval))}
+        try:
+            report = await look(c.bootstrap, c.store, prefix=c.prefix, window=c.window, settle=0)
+            body |= report.to_json(series=True)
+        except Exception as error:  # keep serving: the page says what is wrong instead of going blank
+            log.warning("lag not sampled", error=repr(error))
+            body |= {"time": time.time(), "status": "UNKNOWN", "groups": [], "error": f"Kafka: {error!r}"}
+        body["outbox"] = await _or_none(_outbox(c))
+        body["dlq"] = await _or_none(dlq_counts(c.bootstrap))
+        body["chart_seconds"] = HOUR
+        return body
+
+
+async def _outbox(c: PageConfig) -> list[dict[str, Any]]:
+    return [asdict(b) for b in await outbox_backlogs(c.database_url, c.schemas)]
+
+
+async def _or_none(work: Any) -> Any:
+    try:
+        return await work
+    except Exception as error:
+        log.warning("ops page extra not sampled", error=repr(error))
+        return None
+
+
+def create_app(config: PageConfig) -> Starlette:
+    sampler = Sampler(config)
+
+    async def page(_: Request) -> Response:
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+
+    async def api_lag(_: Request) -> Response:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sampler.ready.wait(), 30)  # only the very first request can wait
+        return JSONResponse(sampler.latest or {"status": "UNKNOWN", "groups": [], "error": "no sample yet"})
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "sampled": sampler.latest is not None})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(sampler.run(), name="ops-sampler")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    routes = [Route("/", page), Route("/api/lag", api_lag), Route("/healthz", healthz)]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,320 @@
+"""docs/rules.md written again, independently of the services: the state of the whole value chain and the rule
+behind every decision, as one in-memory machine. Events between cogs take effect at once here; the scenario
+waits for the real chain to catch up between its steps, so the delay never changes an outcome."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from fivecogs_shared.contracts import partner
+from fivecogs_shared.contracts.partner import DEFAULT_DISTRIBUTION_POLICY, DistributionShares
+from fivecogs_shared.money import round_half_up
+
+from fivecogs_ops.simulate.figures import Row
+
+ZERO = Decimal("0.00")
+
+
+class Refused(Exception):
+    def __init__(self, rule: str) -> None:
+        super().__init__(rule)
+        self.reason = f"rule:{rule}"
+
+
+@dataclass
+class Enterprise:
+    province: str
+    sector: str
+    households: int
+
+
+@dataclass
+class OpenBatch:
+    """A batch as inputs sees it: deliveries until it is produced."""
+
+    enterprise_id: str
+    deliveries: dict[str, tuple[Decimal, bool]] = field(default_factory=dict)  # id -> (cost, local_source)
+    produced: bool = False
+
+
+@dataclass
+class StockBatch:
+    """A produced batch as marketing holds it: units for sale, and what they cost."""
+
+    batch_id: str
+    enterprise_id: str
+    produced_on: date
+    quantity: int
+    cost: Decimal
+    non_local_cost: Decimal
+    sold: int = 0
+
+    @property
+    def left(self) -> int:
+        return self.quantity - self.sold
+
+
+@dataclass(frozen=True)
+class Certificate:
+    scheme: str
+    level: int | None
+    valid_from: date
+    valid_until: date
+
+
+@dataclass(frozen=True)
+class Portion:
+    batch: StockBatch
+    quantity: int
+    cost: Decimal
+    non_local_cost: Decimal
+
+
+@dataclass
+class Line:
+    enterprise_id: str
+    quantity: int
+    price: Decimal
+    portions: list[Portion]
+
+
+@dataclass
+class Order:
+    total: Decimal
+    lines: list[Line]
+    status: str = "open"  # open | cancelled | paid
+
+
+@dataclass
+class Ledger:
+    """One province's figures, as management and communication accumulate them."""
+
+    enterprises: set[str] = field(default_factory=set)
+    active: set[str] = field(default_factory=set)
+    revenue: Decimal = ZERO
+    cost: Decimal = ZERO
+    non_local_cost: Decimal = ZERO
+    members: Decimal = ZERO
+    community_fund: Decimal = ZERO
+    reinvest: Decimal = ZERO
+    notices: int = 0
+
+
+@dataclass
+class ValueChain:
+    enterprises: dict[str, Enterprise] = field(default_factory=dict)
+    batches: dict[str, OpenBatch] = field(default_factory=dict)
+    maker: dict[str, str] = field(default_factory=dict)  # product -> enterprise, from produced batches
+    stock: dict[str, list[StockBatch]] = field(default_factory=dict)  # product -> its batches
+    certificate_ids: set[str] = field(default_factory=set)
+    certificates: dict[str, list[Certificate]] = field(default_factory=lambda: defaultdict(list))
+    listings: dict[tuple[str, str], Decimal] = field(default_factory=dict)  # (product, channel) -> price
+    orders: dict[str, Order] = field(default_factory=dict)
+    policies: dict[str, DistributionShares] = field(default_factory=dict)
+    subscribers: dict[str, partner.SubscriptionCreated] = field(default_factory=dict)
+    ledgers: dict[str, Ledger] = field(default_factory=lambda: defaultdict(Ledger))
+
+    # --- inputs -----------------------------------------------------------------------------------------
+
+    def register(self, e: partner.EnterpriseRegistered) -> None:
+        known = self.enterprises.get(e.enterprise_id)
+        if known and (known.province, known.sector) != (e.province, e.sector):
+            raise Refused("enterprise_changed")
+        self.enterprises[e.enterprise_id] = Enterprise(e.province, e.sector, e.target_poor_households)
+        self.ledgers[e.province].enterprises.add(e.enterprise_id)
+
+    def deliver(self, d: partner.InputDelivered) -> None:
+        batch = self._batch_for(d.batch_id, d.enterprise_id)
+        if d.delivery_id in batch.deliveries:
+            raise Refused("duplicate_delivery")
+        batch.deliveries[d.delivery_id] = (d.cost_thb, d.local_source)
+        self.batches[d.batch_id] = batch
+
+    def produce(self, p: partner.BatchProduced) -> None:
+        batch = self._batch_for(p.batch_id, p.enterprise_id)
+        if self.maker.get(p.product_id, p.enterprise_id) != p.enterprise_id:
+            raise Refused("product_enterprise_mismatch")
+        batch.produced = True
+        self.batches[p.batch_id] = batch
+        self.maker[p.product_id] = p.enterprise_id
+        cost = sum((c for c, _ in batch.deliveries.values()), ZERO)
+        non_local = sum((c for c, local in batch.deliveries.values() if not local), ZERO)
+        stock = StockBatch(p.batch_id, p.enterprise_id, p.produced_on, p.quantity, cost, non_local)
+        self.stock.setdefault(p.product_id, []).append(stock)
+
+    def _batch_for(self, batch_id: str, enterprise_id: str) -> OpenBatch:
+        self._registered(enterprise_id)
+        batch = self.batches.get(batch_id, OpenBatch(enterprise_id))
+        if batch.enterprise_id != enterprise_id:
+            raise Refused("batch_enterprise_mismatch")
+        if batch.produced:
+            raise Refused("batch_closed")
+        return batch
+
+    def _registered(self, enterprise_id: str) -> Enterprise:
+        enterprise = self.enterprises.get(enterprise_id)
+        if enterprise is None:
+            raise Refused("unknown_enterprise")
+        return enterprise
+
+    # --- knowledge --------------------------------------------------------------------------------------
+
+    def train(self, t: partner.TrainingCompleted) -> None:
+        self._registered(t.enterprise_id)
+
+    def certify(self, c: partner.CertificationGranted) -> None:
+        enterprise = self._registered(c.enterprise_id)
+        if self.maker.get(c.product_id) != c.enterprise_id:
+            raise Refused("unknown_product")
+        if c.certificate_id in self.certificate_ids:
+            raise Refused("duplicate_certificate")
+        self.certificate_ids.add(c.certificate_id)
+        self.certificates[c.product_id].append(Certificate(c.scheme, c.level, c.valid_from, c.valid_until))
+        self._notify("certification", enterprise.province)
+
+    # --- marketing --------------------------------------------------------------------------------------
+
+    def list_product(self, request: partner.ListingRequested, at: datetime) -> None:
+        enterprise = self._registered(request.enterprise_id)
+        if not any(b.enterprise_id == request.enterprise_id for b in self.stock.get(request.product_id, [])):
+            raise Refused("unknown_product")
+        if not self.may_list(request.product_id, enterprise, request.channel, at.astimezone(UTC).date()):
+            raise Refused("certification_required")
+        self.listings[(request.product_id, request.channel)] = request.unit_price_thb
+        self._notify("listing", enterprise.province)
+
+    def may_list(self, product_id: str, enterprise: Enterprise, channel: str, day: date) -> bool:
+        held = [c for c in self.certificates.get(product_id, []) if c.valid_from <= day <= c.valid_until]
+        if channel in ("otop_trader", "online"):
+            return bool(held)
+        if channel == "retail":
+            return any(c.scheme == "tcps" or (c.scheme == "otop_stars" and (c.level or 0) >= 4) for c in held)
+        if channel == "tourism":
+            return enterprise.sector == "community_tourism" and any(c.scheme == "cbt_standard" for c in held)
+        return True  # local_market, pracharat_market
+
+    def place(self, o: partner.OrderPlaced) -> Decimal:
+        if o.order_id in self.orders:
+            raise Refused("duplicate_order")
+        for line in o.lines:
+            self._check_line(line, o.channel)
+        lines = [self._take(line) for line in o.lines]
+        total = sum((line.price * line.quantity for line in lines), ZERO)
+        self.orders[o.order_id] = Order(total, lines)
+        return total
+
+    def _check_line(self, line: partner.OrderLine, channel: str) -> None:
+        if line.product_id not in self.stock:
+            raise Refused("unknown_product")
+        price = self.listings.get((line.product_id, channel))
+        if price is None:
+            raise Refused("not_listed")
+        if line.unit_price_thb != price:
+            raise Refused("price_mismatch")
+        if sum(b.left for b in self.stock[line.product_id]) < line.quantity:
+            raise Refused("insufficient_stock")
+
+    def _take(self, line: partner.OrderLine) -> Line:
+        """First in, first out: the oldest batch (by production day, then batch id) is sold first."""
+        wanted, portions = line.quantity, []
+        for batch in sorted(self.stock[line.product_id], key=lambda b: (b.produced_on, b.batch_id)):
+            taken = min(wanted, batch.left)
+            if taken == 0:
+                continue
+            batch.sold += taken
+            wanted -= taken
+            cost = round_half_up(batch.cost * taken / batch.quantity)
+            non_local = round_half_up(batch.non_local_cost * taken / batch.quantity)
+            portions.append(Portion(batch, taken, cost, non_local))
+        enterprise_id = self.maker[line.product_id]
+        return Line(enterprise_id, line.quantity, line.unit_price_thb, portions)
+
+    def cancel(self, c: partner.OrderCancelled) -> None:
+        order = self.orders.get(c.order_id)
+        if order is None:
+            raise Refused("unknown_order")
+        if order.status == "paid":
+            raise Refused("already_settled")
+        if order.status == "cancelled":
+            raise Refused("order_not_open")
+        order.status = "cancelled"
+        for line in order.lines:
+            for portion in line.portions:
+                portion.batch.sold -= portion.quantity
+
+    def pay(self, p: partner.PaymentReceived) -> None:
+        order = self.orders.get(p.order_id)
+        if order is None:
+            raise Refused("unknown_order")
+        if order.status == "cancelled":
+            raise Refused("order_not_open")
+        if order.status == "paid":
+            raise Refused("already_settled")
+        if p.amount_thb != order.total:
+            raise Refused("amount_mismatch")
+        order.status = "paid"
+        for enterprise_id in sorted({line.enterprise_id for line in order.lines}):
+            self._settle(enterprise_id, [line for line in order.lines if line.enterprise_id == enterprise_id])
+
+    # --- management and communication -------------------------------------------------------------------
+
+    def _settle(self, enterprise_id: str, lines: list[Line]) -> None:
+        province = self.enterprises[enterprise_id].province
+        revenue = sum((line.price * line.quantity for line in lines), ZERO)
+        cost = sum((p.cost for line in lines for p in line.portions), ZERO)
+        non_local = sum((p.non_local_cost for line in lines for p in line.portions), ZERO)
+        ledger = self.ledgers[province]
+        ledger.active.add(enterprise_id)
+        ledger.revenue += revenue
+        ledger.cost += cost
+        ledger.non_local_cost += non_local
+        self._notify("sale", province)
+        margin = revenue - cost
+        if margin > 0:
+            self._distribute(province, margin)
+
+    def _distribute(self, province: str, margin: Decimal) -> None:
+        policy = self.policies.get(province, DEFAULT_DISTRIBUTION_POLICY)
+        members = round_half_up(margin * policy.members_share)
+        reinvest = round_half_up(margin * policy.reinvest_share)
+        ledger = self.ledgers[province]
+        ledger.members += members
+        ledger.reinvest += reinvest
+        ledger.community_fund += margin - members - reinvest  # the rounding remainder stays in the community
+        self._notify("distribution", province)
+
+    def set_policy(self, p: partner.DistributionPolicySet) -> None:
+        self.policies[p.province] = DistributionShares(p.members_share, p.community_fund_share, p.reinvest_share)
+
+    def subscribe(self, s: partner.SubscriptionCreated) -> None:
+        self.subscribers[s.subscriber_id] = s
+
+    def _notify(self, topic: str, province: str) -> None:
+        self.ledgers[province].notices += sum(
+            1
+            for s in self.subscribers.values()
+            if topic in s.topics and (not s.provinces or province in s.provinces)
+        )
+
+    # --- the report -------------------------------------------------------------------------------------
+
+    def province_rows(self) -> dict[str, Row]:
+        return {province: self._row(ledger) for province, ledger in sorted(self.ledgers.items())}
+
+    def _row(self, ledger: Ledger) -> Row:
+        return Row(
+            enterprises=len(ledger.enterprises),
+            active_enterprises=len(ledger.active),
+            revenue_thb=ledger.revenue,
+            cost_thb=ledger.cost,
+            margin_thb=ledger.revenue - ledger.cost,
+            members_income_thb=ledger.members,
+            community_fund_thb=ledger.community_fund,
+            reinvest_thb=ledger.reinvest,
+            local_value_thb=ledger.revenue - ledger.non_local_cost,
+            target_poor_households_reached=sum(self.enterprises[e].households for e in ledger.active),
+            notices=ledger.notices,
+        )

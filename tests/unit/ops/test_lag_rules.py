@@ -1,0 +1,125 @@
+"""Burrow's rules on synthetic windows: one test per status, plus precedence, group status, exit codes, trend."""
+
+from __future__ import annotations
+
+import pytest
+
+from fivecogs_ops.lag.rules import (
+    Observation,
+    Status,
+    Verdict,
+    group_status,
+    last_change,
+    partition_status,
+    trend,
+)
+
+WINDOW = 60.0
+
+
+def seen(*rows: tuple[float, int | None, int]) -> list[Observation]:
+    """(time, committed, log end) rows, oldest first."""
+    return [Observation(t, committed, end) for t, committed, end in rows]
+
+
+def test_caught_up_is_ok_whatever_came_before() -> None:
+    history = seen((0, 5, 9), (10, 5, 9), (20, 9, 9))
+    assert partition_status(history, now=20, window=WINDOW).status is Status.OK
+
+
+def test_lag_that_reached_zero_in_the_window_is_ok() -> None:
+    history = seen((0, 10, 10), (10, 12, 15), (20, 14, 20))  # lag 0 → 3 → 6, consumer still moving
+    verdict = partition_status(history, now=20, window=WINDOW)
+    assert verdict == Verdict(Status.OK, "lag reached zero in the window")
+
+
+def test_moving_offsets_with_lag_that_never_falls_warn() -> None:
+    history = seen((0, 10, 15), (10, 12, 18), (20, 14, 21), (30, 20, 27))  # lag 5, 6, 7, 7
+    verdict = partition_status(history, now=30, window=WINDOW)
+    assert verdict.status is Status.WARN
+    assert "never falls (5 → 7)" in verdict.reason
+
+
+def test_moving_offsets_with_lag_that_fell_once_are_ok() -> None:
+    history = seen((0, 10, 15), (10, 12, 18), (20, 17, 20), (30, 19, 25))  # lag 5, 6, 3, 6
+    assert partition_status(history, now=30, window=WINDOW).status is Status.OK
+
+
+def test_unmoving_offset_with_lag_is_a_stall_while_younger_than_the_window() -> None:
+    # The commit at t=10 is the last move; the window (t >= 5) sees none, and 20s is less than its 25s.
+    history = seen((0, 7, 9), (10, 40, 50), (20, 40, 55), (30, 40, 60))
+    verdict = partition_status(history, now=30, window=25)
+    assert verdict.status is Status.STALL
+    assert "unmoved at 40 for 20s" in verdict.reason
+
+
+def test_no_commit_for_longer_than_the_window_is_a_stop() -> None:
+    history = seen((0, 40, 50), (30, 40, 50), (61, 40, 52))
+    verdict = partition_status(history, now=61, window=WINDOW)
+    assert verdict.status is Status.STOP
+    assert "no commit for 61s" in verdict.reason
+
+
+def test_stop_is_judged_from_the_last_change_before_the_window() -> None:
+    # Only the last two samples fall in the window, but the offset has not changed since t=0.
+    history = seen((0, 40, 40), (100, 40, 45), (130, 40, 47))
+    assert partition_status(history, now=130, window=WINDOW).status is Status.STOP
+
+
+def test_stop_comes_before_lag_that_reached_zero() -> None:
+    # Caught up at first, then the consumer died and records kept arriving: Burrow checks STOP first.
+    history = seen((0, 40, 40), (50, 40, 40), (70, 40, 44))
+    assert partition_status(history, now=70, window=WINDOW).status is Status.STOP
+
+
+def test_committed_offset_going_backwards_is_a_rewind() -> None:
+    history = seen((0, 100, 110), (10, 105, 115), (20, 20, 118))
+    verdict = partition_status(history, now=20, window=WINDOW)
+    assert verdict == Verdict(Status.REWIND, "committed offset went back from 105 to 20")
+
+
+def test_a_rewind_older_than_the_window_no_longer_counts() -> None:
+    history = seen((0, 100, 110), (10, 20, 118), (80, 60, 120), (90, 70, 121))  # lag 10, 98, 60, 51
+    assert partition_status(history, now=90, window=WINDOW).status is Status.OK
+
+
+def test_one_sample_with_lag_cannot_be_judged_yet() -> None:
+    verdict = partition_status(seen((0, 3, 8)), now=0, window=WINDOW)
+    assert verdict.status is Status.WARN
+    assert "look again" in verdict.reason
+
+
+def test_a_partition_never_committed_counts_from_the_log_start() -> None:
+    history = seen((0, None, 4), (30, None, 4))
+    verdict = partition_status(history, now=30, window=WINDOW)
+    assert (verdict.status, history[-1].lag) == (Status.STALL, 4)
+
+
+def test_last_change_is_when_the_current_offset_was_first_seen() -> None:
+    assert last_change(seen((0, 1, 9), (10, 5, 9), (20, 5, 9), (30, 5, 9))) == 10
+    assert last_change(seen((0, 5, 9), (10, 5, 9))) == 0  # never changed: as old as the history
+
+
+def test_group_status_is_the_worst_partition() -> None:
+    verdicts = [Verdict(Status.OK, "a"), Verdict(Status.STOP, "b"), Verdict(Status.WARN, "c")]
+    assert group_status(verdicts) == Verdict(Status.STOP, "b")
+    assert group_status([]).status is Status.OK
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(Status.OK, 0), (Status.WARN, 1), (Status.REWIND, 2), (Status.STALL, 2), (Status.STOP, 2)],
+)
+def test_exit_codes_for_scripts(status: Status, code: int) -> None:
+    assert status.exit_code == code
+
+
+def test_trend_tells_whether_it_gets_better() -> None:
+    draining = trend([(0, 100), (30, 70), (60, 40)], now=60)
+    assert (draining.direction, draining.arrow, draining.rate) == ("down", "↓", -1.0)
+    assert draining.drain_seconds == 40.0
+    growing = trend([(0, 10), (20, 30)], now=20)
+    assert (growing.direction, growing.arrow, growing.drain_seconds) == ("up", "↑", None)
+    assert trend([(0, 10), (20, 10)], now=20).direction == "flat"
+    assert trend([(0, 500), (100, 10), (110, 10)], now=110).direction == "flat"  # only the last minute counts
+    assert trend([(0, 0)], now=0).drain_seconds == 0.0
