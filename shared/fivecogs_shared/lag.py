@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Gauge
 
 if TYPE_CHECKING:
@@ -108,9 +107,10 @@ async def export_lag(runtime: Runtime, interval: float = 5.0, timeout: float = 5
     while True:
         try:
             gauges.show(await measure(runtime, tables, timeout))
-        except (KafkaError, OSError, TimeoutError) as error:
-            # Keep the last values: a broker hiccup is /readyz's to report, not a reason to stop measuring.
-            log.warning("consumer lag not measured", error=str(error))
+        except Exception as error:
+            # Keep the last values and go on: a broker hiccup or a rebalance mid-measure is /readyz's business,
+            # and a dead task would freeze the gauges without a word.
+            log.warning("consumer lag not measured", error=repr(error))
         await asyncio.sleep(interval)
 
 
@@ -151,4 +151,3 @@ def _consumers(runtime: Runtime) -> list[tuple[str, Any]]:
             group = getattr(subscriber, "group_id", None) or runtime.settings.group_id
             found.append((str(group), consumer))
     return found
-

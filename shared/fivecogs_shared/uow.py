@@ -36,6 +36,7 @@ class UnitOfWork:
     outgoing: list[OutgoingRecord] = field(default_factory=list)
     cause: Envelope | None = None
     rejection: RuleViolation | None = None
+    first: int = 0  # where the cause's own records start in `outgoing`
 
     @property
     def source(self) -> str:
@@ -43,7 +44,9 @@ class UnitOfWork:
 
     def caused_by(self, cause: Envelope) -> UnitOfWork:
         """The same transaction and outbox, with the event being handled as the cause of what is emitted."""
-        return UnitOfWork(conn=self.conn, cog=self.cog, outgoing=self.outgoing, cause=cause)
+        return UnitOfWork(
+            conn=self.conn, cog=self.cog, outgoing=self.outgoing, cause=cause, first=len(self.outgoing)
+        )
 
     def reject(self, violation: RuleViolation) -> None:
         """Refuse the cause but keep what was emitted so far: for a refusal that is itself a fact others
@@ -72,13 +75,17 @@ class UnitOfWork:
     def _append(self, topic: str, ce_type: str, data: BaseModel, key: str) -> str:
         event_id = self._next_event_id(ce_type, key)
         correlation = self.cause.correlation_id if self.cause else event_id
-        headers = event_headers(ce_type=ce_type, source=self.source, correlation_id=correlation, event_id=event_id)
+        # The occurrence is the cause's: reusing its time keeps a replay's records identical to the first run's.
+        time = self.cause.time if self.cause else None
+        headers = event_headers(
+            ce_type=ce_type, source=self.source, correlation_id=correlation, event_id=event_id, time=time
+        )
         self.outgoing.append(OutgoingRecord(topic, key.encode(), dump(data), headers))
         return event_id
 
     def _next_event_id(self, ce_type: str, key: str) -> str:
         if self.cause is None:
             return str(uuid.uuid4())
-        sequence = len(self.outgoing)
+        sequence = len(self.outgoing) - self.first  # the n-th record this cause emits, whatever the batch
         name = f"{self.cog}|{self.cause.source}|{self.cause.id}|{ce_type}|{key}|{sequence}"
         return str(uuid.uuid5(_EVENT_ID_NAMESPACE, name))

@@ -114,5 +114,82 @@ def run(
         _fail(error)
 
 
+DEFAULT_MANAGEMENT_URL = "http://127.0.0.1:8085"
+ManagementUrl = Annotated[
+    str,
+    typer.Option(
+        "--management-url", envvar="FIVECOGS_MANAGEMENT_URL", help="Where the management service answers HTTP."
+    ),
+]
+
+
+@app.command("simulate")
+def simulate(
+    enterprises: Annotated[int, typer.Option(min=3, help="How many community enterprises the scenario has.")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed of the scenario: the same seed plays the same story.")] = 2026,
+    management_url: ManagementUrl = DEFAULT_MANAGEMENT_URL,
+    bootstrap: Annotated[
+        str, typer.Option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
+    ] = "127.0.0.1:9092",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the chain to catch up after a step.")] = 300,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Publish all steps back to back; verify nothing (a load test).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Play partners on the running chain and check it against an independent model of the rules.
+
+    Publishes a seeded scenario across the 14 target provinces in steps, waits for the five services to catch up
+    after each, then compares every answer, every dead letter and the report (as a delta) with the model.
+    Exit 0: everything matches; 1: a difference; 2: Kafka or management unreachable, or the chain stuck.
+    """
+    import asyncio
+
+    from fivecogs_ops.simulate.show import simulate_and_show
+
+    code = asyncio.run(
+        simulate_and_show(
+            console,
+            bootstrap=bootstrap,
+            management_url=management_url,
+            enterprises=enterprises,
+            seed=seed,
+            wait=not no_wait,
+            timeout=timeout,
+            as_json=as_json,
+        )
+    )
+    raise typer.Exit(code)
+
+
+@app.command("report")
+def report(
+    management_url: ManagementUrl = DEFAULT_MANAGEMENT_URL,
+    by: Annotated[
+        str | None, typer.Option("--by", help="province | region (default: both).", show_default=False)
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Income, costs and distribution by province and region, as management reports them.
+
+    Exit 2 when the management service cannot be reached.
+    """
+    from fivecogs_ops.report import VIEWS, ReportUnavailable, fetch, report_table
+
+    if by is not None and by not in VIEWS:
+        raise typer.BadParameter(f"{by!r}: use province or region", param_hint="--by")
+    views = [by] if by else list(VIEWS)
+    try:
+        bodies = {view: fetch(management_url, view) for view in views}
+    except ReportUnavailable as error:
+        console.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(2) from error
+    if as_json:
+        print(json.dumps(bodies[by] if by else {f"{v}s": body for v, body in bodies.items()}, indent=2))
+        return
+    for view, body in bodies.items():
+        Console().print(report_table(body, view, f"report by {view}"))
+
+
 if __name__ == "__main__":
     app()

@@ -123,3 +123,34 @@ def test_trend_tells_whether_it_gets_better() -> None:
     assert trend([(0, 10), (20, 10)], now=20).direction == "flat"
     assert trend([(0, 500), (100, 10), (110, 10)], now=110).direction == "flat"  # only the last minute counts
     assert trend([(0, 0)], now=0).drain_seconds == 0.0
+
+
+def test_a_report_judges_each_partition_against_the_stored_samples() -> None:
+    from fivecogs_ops.lag.admin import GroupDescription
+    from fivecogs_ops.lag.estimate import tables
+    from fivecogs_ops.lag.report import build_report, downsample
+    from fivecogs_ops.lag.sampling import Sample, Snapshot
+
+    group, topic = "fivecogs-knowledge", "fivecogs.inputs.events"
+    history = [
+        Sample(group, topic, 0, 0.0, 10, 10),
+        Sample(group, topic, 1, 0.0, 5, 9),
+        Sample(group, topic, 0, 30.0, 10, 10),
+        Sample(group, topic, 1, 30.0, 5, 12),
+    ]
+    latest = [Sample(group, topic, 0, 40.0, 10, 10), Sample(group, topic, 1, 40.0, 5, 15)]
+    snapshot = Snapshot(40.0, latest, {group: GroupDescription(group, "Empty", ())})
+    report = build_report(snapshot, history, tables([*history, *latest]), 30.0, {})
+
+    [knowledge] = report.groups
+    assert [p.status for p in knowledge.partitions] == [Status.OK, Status.STOP]
+    assert (knowledge.status, knowledge.lag) == (Status.STOP, 10)
+    assert knowledge.reason.startswith(f"{topic}/1: no commit for 40s")
+    assert knowledge.lag_seconds is None  # older than the samples, and no record timestamp was read
+    assert knowledge.series == [(0.0, 4), (30.0, 7), (40.0, 10)]
+    assert knowledge.trend.direction == "up"
+    assert (report.status.exit_code, report.needs_second_look()) == (2, False)
+    body = report.to_json(series=True)
+    assert body["groups"][0]["partitions"][1]["status"] == "STOP"
+    assert body["groups"][0]["series"] == [[0.0, 4], [30.0, 7], [40.0, 10]]
+    assert len(downsample([(float(t), t % 7) for t in range(1000)], points=100)) <= 100

@@ -1,13 +1,16 @@
 """`fivecogs lag` and `fivecogs ops`: register them on the main app with `register(app)`.
 
-Exit codes of `lag`: 0 all OK, 1 some WARN, 2 some STALL/STOP/REWIND, 3 the cluster could not be sampled.
+Exit codes of `lag`: 0 all OK, 1 some WARN, 2 some STALL/STOP/REWIND, 3 the cluster could not be sampled (or a
+--group does not exist).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -42,44 +45,62 @@ StoreOption = Annotated[
 def lag(
     group: GroupOption = None,
     prefix: PrefixOption = DEFAULT_PREFIX,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
-    watch: Annotated[bool, typer.Option("--watch", help="A live table, refreshed every 2 s, until Ctrl-C.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout (with --watch: one line per look).")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Look again every 2 s, until Ctrl-C.")] = False,
     window: WindowOption = 600.0,
     store: StoreOption = None,
 ) -> None:
     """Consumer lag per group and partition, in records and seconds, with a status (Burrow's rules).
 
-    Exit code: 0 all OK, 1 some WARN, 2 some STALL, STOP or REWIND, 3 the cluster could not be sampled."""
+    Exit code: 0 all OK, 1 some WARN, 2 some STALL, STOP or REWIND, 3 the cluster could not be sampled or a
+    --group does not exist."""
     samples = SampleStore(store)
+    show = _json_line if as_json else None
     try:
         if watch:
-            report = asyncio.run(_watch(samples, group, prefix, window))
+            report = asyncio.run(_watch(samples, group, prefix, window, show))
         else:
             report = asyncio.run(look(_bootstrap(), samples, groups=group, prefix=prefix, window=window))
-    except (OSError, TimeoutError, Exception) as error:  # Kafka unreachable, timeouts: say so, exit 3
+    except Exception as error:  # Kafka unreachable, timeouts: say so, exit 3
         Console(stderr=True).print(f"[bold red]error:[/] cannot sample consumer lag: {error!r}")
         raise typer.Exit(CANNOT_SAMPLE) from error
     if report is None:
         raise typer.Exit(0)
-    if as_json:
-        print(json.dumps(report.to_json(), indent=2))
-    elif not watch:
-        console = Console()
-        console.print(render(report, console.width))
+    if unknown := [g.group for g in report.groups if g.state == "Dead" and not g.partitions]:
+        Console(stderr=True).print(f"[bold red]error:[/] no such consumer group: {', '.join(unknown)}")
+        raise typer.Exit(CANNOT_SAMPLE)
+    if not watch:
+        if as_json:
+            print(json.dumps(report.to_json(), indent=2))
+        else:
+            console = Console()
+            console.print(render(report, console.width))
     raise typer.Exit(report.status.exit_code)
 
 
-async def _watch(samples: SampleStore, groups: list[str] | None, prefix: str, window: float) -> Report | None:
+def _json_line(report: Report) -> None:
+    print(json.dumps(report.to_json()), flush=True)
+
+
+async def _watch(
+    samples: SampleStore, groups: list[str] | None, prefix: str, window: float, show: Callable[[Report], None] | None
+) -> Report | None:
+    """Until Ctrl-C; returns the last report, whose status sets the exit code."""
     report = None
     console = Console()
-    with Live(Text("sampling…"), console=console, auto_refresh=False) as live:
+    with contextlib.ExitStack() as stack:
+        live = None if show else stack.enter_context(Live(Text("sampling…"), console=console, auto_refresh=False))
         try:
             while True:
                 report = await look(_bootstrap(), samples, groups=groups, prefix=prefix, window=window, settle=0)
-                live.update(render(report, console.width), refresh=True)
+                if live:
+                    live.update(render(report, console.width), refresh=True)
+                elif show:
+                    show(report)
                 await asyncio.sleep(WATCH_SECONDS)
         except (KeyboardInterrupt, asyncio.CancelledError):
             return report
+    return report
 
 
 def ops(
@@ -139,9 +160,9 @@ def _group_table(g: GroupReport, why: bool) -> Table:
     caption = None if why or g.status.name == "OK" else g.reason
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("topic/partition", no_wrap=True)
-    for column in ("committed", "log end", "lag", "lag (s)"):
+    for column in ("committed", "end", "lag", "behind"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("trend", justify="center", no_wrap=True, min_width=5)
+    table.add_column("", no_wrap=True)  # the trend arrow
     table.add_column("status", no_wrap=True)
     if why:
         table.add_column("why", style="dim")

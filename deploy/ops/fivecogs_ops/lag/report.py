@@ -81,8 +81,9 @@ def _group_json(group: GroupReport, series: bool) -> dict[str, Any]:
     body["partitions"] = [
         {**asdict(p), "status": p.status.name, "trend": _trend_json(p.trend)} for p in group.partitions
     ]
-    body["series"] = [[round(t, 1), lag] for t, lag in downsample(group.series)] if series else None
-    if not series:
+    if series:
+        body["series"] = [[round(t, 1), lag] for t, lag in downsample(group.series)]
+    else:
         del body["series"]
     return body
 
@@ -98,31 +99,33 @@ def build_report(
     window: float,
     record_at: RecordTimes,
 ) -> Report:
+    merged = _merged(history, snapshot.samples)
     by_partition: dict[tuple[str, str, int], list[Observation]] = defaultdict(list)
-    for s in _merged(history, snapshot.samples):
+    for s in merged:
         by_partition[(s.group, s.topic, s.partition)].append(Observation(s.time, s.committed, s.end))
     groups = []
     for name, description in sorted(snapshot.groups.items()):
-        current = [s for s in snapshot.samples if s.group == name]
+        current = sorted((s for s in snapshot.samples if s.group == name), key=lambda s: (s.topic, s.partition))
         partitions = [
             _partition(s, by_partition[(name, s.topic, s.partition)], built, window, snapshot.time, record_at)
-            for s in sorted(current, key=lambda s: (s.topic, s.partition))
+            for s in current
         ]
         verdict = group_status(Verdict(p.status, f"{p.topic}/{p.partition}: {p.reason}") for p in partitions)
-        series = group_series(history, name)
-        seconds = [p.lag_seconds for p in partitions if p.lag_seconds is not None]
+        series = group_series(merged, name)
+        known = [p.lag_seconds for p in partitions if p.lag_seconds is not None]
         groups.append(
             GroupReport(
-                name,
-                description.state,
-                description.members,
-                verdict.status,
-                verdict.reason,
-                sum(p.lag for p in partitions),
-                max(seconds, default=None),
-                trend(series, snapshot.time),
-                partitions,
-                series,
+                group=name,
+                state=description.state,
+                members=description.members,
+                status=verdict.status,
+                reason=verdict.reason,
+                lag=sum(p.lag for p in partitions),
+                # Unknown for one partition is unknown for the group: 0s would hide it.
+                lag_seconds=max(known, default=0.0) if len(known) == len(partitions) else None,
+                trend=trend(series, snapshot.time),
+                partitions=partitions,
+                series=series,
             )
         )
     return Report(snapshot.time, window, groups)
@@ -139,17 +142,17 @@ def _partition(
     verdict = partition_status(seen, now, window)
     estimate = _estimate(s, built, now, record_at)
     return PartitionReport(
-        s.topic,
-        s.partition,
-        s.committed,
-        s.end,
-        s.lag,
-        estimate.seconds,
-        estimate.method,
-        verdict.status,
-        verdict.reason,
-        trend([(o.time, o.lag) for o in seen], now),
-        sum(1 for o in seen if o.time >= now - window),
+        topic=s.topic,
+        partition=s.partition,
+        committed=s.committed,
+        end=s.end,
+        lag=s.lag,
+        lag_seconds=estimate.seconds,
+        estimate=estimate.method,
+        status=verdict.status,
+        reason=verdict.reason,
+        trend=trend([(o.time, o.lag) for o in seen], now),
+        samples=sum(1 for o in seen if o.time >= now - window),
     )
 
 

@@ -117,6 +117,8 @@ class Cast:
     ghost_enterprise: str = ""  # an id whose registration is refused, so it stays unknown
     must_try: dict[str, Channel] = field(default_factory=dict)  # product -> a channel its listing is tried on
     accepted_orders: list[PlannedOrder] = field(default_factory=list)
+    cancelled_orders: list[PlannedOrder] = field(default_factory=list)
+    late_orders: list[PlannedOrder] = field(default_factory=list)
 
     @property
     def products(self) -> list[PlannedProduct]:

@@ -47,7 +47,9 @@ CRAFTS: dict[Sector, tuple[Craft, ...]] = {
         Craft("mushroom", "Grey oyster mushroom 500 g", "pack", (("mushroom spawn", "bag"), ("sawdust", "kg"))),
     ),
     "processing": (
-        Craft("herbal", "Herbal balm 50 g", "jar", (("turmeric root", "kg"), ("beeswax", "kg"), ("glass jars", "piece"))),
+        Craft(
+            "herbal", "Herbal balm 50 g", "jar", (("turmeric root", "kg"), ("beeswax", "kg"), ("glass jars", "piece"))
+        ),
         Craft("silk weaving", "Hand-woven silk scarf", "piece", (("silk yarn", "kg"), ("natural dye", "kg"))),
         Craft("palm sugar", "Palm sugar 500 g", "pack", (("toddy palm sap", "l"), ("firewood", "kg"))),
         Craft("dried banana", "Sun-dried banana 250 g", "pack", (("Namwa bananas", "kg"), ("packaging film", "roll"))),

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from fivecogs_ops.simulate.figures import Row
 from fivecogs_shared.contracts import partner
 from fivecogs_shared.contracts.partner import DEFAULT_DISTRIBUTION_POLICY, DistributionShares
 from fivecogs_shared.money import round_half_up
-
-from fivecogs_ops.simulate.figures import Row
 
 ZERO = Decimal("0.00")
 
@@ -279,7 +278,8 @@ class ValueChain:
     def _distribute(self, province: str, margin: Decimal) -> None:
         policy = self.policies.get(province, DEFAULT_DISTRIBUTION_POLICY)
         members = round_half_up(margin * policy.members_share)
-        reinvest = round_half_up(margin * policy.reinvest_share)
+        # Two roundings up could hand out more than a one-satang margin: the fund never goes negative.
+        reinvest = min(round_half_up(margin * policy.reinvest_share), margin - members)
         ledger = self.ledgers[province]
         ledger.members += members
         ledger.reinvest += reinvest
@@ -294,9 +294,7 @@ class ValueChain:
 
     def _notify(self, topic: str, province: str) -> None:
         self.ledgers[province].notices += sum(
-            1
-            for s in self.subscribers.values()
-            if topic in s.topics and (not s.provinces or province in s.provinces)
+            1 for s in self.subscribers.values() if topic in s.topics and (not s.provinces or province in s.provinces)
         )
 
     # --- the report -------------------------------------------------------------------------------------

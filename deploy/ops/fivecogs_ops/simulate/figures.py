@@ -41,9 +41,9 @@ class Row:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Row:
-        counts = {name: int(raw.get(name, 0)) for name in COUNT_FIELDS}
-        money = {name: Decimal(str(raw.get(name, "0.00"))) for name in MONEY_FIELDS}
-        return cls(**counts, **money)
+        values: dict[str, Any] = {name: int(raw.get(name, 0)) for name in COUNT_FIELDS}
+        values |= {name: Decimal(str(raw.get(name, "0.00"))) for name in MONEY_FIELDS}
+        return cls(**values)
 
     def to_json(self) -> dict[str, int | str]:
         out: dict[str, int | str] = {}
@@ -106,7 +106,9 @@ class Report:
         """A report as management would build it from these province rows."""
         rows = {name: row for name, row in provinces.items() if row != Row()}
         regions = by_region(rows)
-        return cls(dict(sorted(rows.items())), total(rows.values()), dict(sorted(regions.items())), total(rows.values()))
+        return cls(
+            dict(sorted(rows.items())), total(rows.values()), dict(sorted(regions.items())), total(rows.values())
+        )
 
     def plus(self, delta: Report) -> Report:
         return Report(

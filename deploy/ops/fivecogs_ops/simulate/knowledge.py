@@ -6,13 +6,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from fivecogs_shared.contracts.partner import Scheme
-
 from fivecogs_ops.simulate import catalogue
 from fivecogs_ops.simulate.cast import PlannedBatch, PlannedCertificate, PlannedProduct
 from fivecogs_ops.simulate.production import PRODUCED, production
 from fivecogs_ops.simulate.records import Sent, with_headers
 from fivecogs_ops.simulate.story import Story, at, day_of
+from fivecogs_shared.contracts.partner import Scheme
 
 TRAINED = "th.fivecogs.training.completed.v1"
 CERTIFIED = "th.fivecogs.certification.granted.v1"
@@ -31,8 +30,12 @@ def write(story: Story) -> list[Sent]:
     special = _special_products(story, products)
     for enterprise in story.cast.enterprises:
         for _ in range(story.rng.randint(1, 2)):
-            story.event(TRAINED, _training(story, enterprise.enterprise_id), source=catalogue.CERTIFIERS[0],
-                        time=at(day_of(5, 30), 16))
+            story.event(
+                TRAINED,
+                _training(story, enterprise.enterprise_id),
+                source=catalogue.CERTIFIERS[0],
+                time=at(day_of(5, 30), 16),
+            )
     for product in products:
         if product.product_id not in special:
             _random_certificates(story, product)
@@ -52,8 +55,12 @@ def _special_products(story: Story, products: list[PlannedProduct]) -> set[str]:
     def first(sector: str) -> PlannedProduct | None:
         return next((p for p in products if p.enterprise.sector == sector and p.product_id not in special), None)
 
-    for sector, scheme, level in (("processing", "otop_stars", 5), ("community_tourism", "cbt_standard", None),
-                                  ("agriculture", "tcps", None)):
+    forced: tuple[tuple[str, Scheme, int | None], ...] = (
+        ("processing", "otop_stars", 5),
+        ("community_tourism", "cbt_standard", None),
+        ("agriculture", "tcps", None),
+    )
+    for sector, scheme, level in forced:
         product = first(sector)
         if product:
             _grant(story, product, scheme, level, *_window(story, product, "valid"))
@@ -139,16 +146,32 @@ def _mischief(story: Story) -> None:
         data = {**certification(base, certificate), **changes}
         return story.event(CERTIFIED, data, source=academic, time=when, intent=intent, note=note)
 
-    story.event(TRAINED, _training(story, cast.ghost_enterprise), source=academic, time=when,
-                intent="rule:unknown_enterprise", note="a training of an unregistered enterprise")
-    grant({"enterprise_id": cast.ghost_enterprise}, "rule:unknown_enterprise", "a certificate for an unregistered enterprise")
+    story.event(
+        TRAINED,
+        _training(story, cast.ghost_enterprise),
+        source=academic,
+        time=when,
+        intent="rule:unknown_enterprise",
+        note="a training of an unregistered enterprise",
+    )
+    grant(
+        {"enterprise_id": cast.ghost_enterprise},
+        "rule:unknown_enterprise",
+        "a certificate for an unregistered enterprise",
+    )
     grant({"product_id": f"{story.tag}-prod-none"}, "rule:unknown_product", "a product nobody produced")
     grant({"enterprise_id": b.enterprise_id}, "rule:unknown_product", "a product another enterprise makes")
     granted = next((s for s in _certifications(story) if s.data()["product_id"] == product.product_id), None)
     if granted is not None:
         repeat = {**granted.data(), "valid_until": "2030-12-31"}
-        story.event(CERTIFIED, repeat, source=granted.source, time=when, intent="rule:duplicate_certificate",
-                    note="a certificate id granted twice")
+        story.event(
+            CERTIFIED,
+            repeat,
+            source=granted.source,
+            time=when,
+            intent="rule:duplicate_certificate",
+            note="a certificate id granted twice",
+        )
         story.again(granted, "duplicate", "a certification sent twice: a retry")
     grant({"scheme": "otop_stars"}, "schema", "OTOP stars without a level")
     grant({"level": 2}, "schema", "a level for GAP, which has none")
@@ -170,5 +193,11 @@ def _stolen_product(story: Story) -> None:
     product = a.products[0]
     batch = PlannedBatch(story.new_id("b"), 25, day_of(5, 20))
     data = {**production(batch, product), "enterprise_id": b.enterprise_id}
-    story.event(PRODUCED, data, source=catalogue.cdd_office(b.province), time=at(day_of(5, 20), 17),
-                intent="rule:product_enterprise_mismatch", note="a product made by another enterprise")
+    story.event(
+        PRODUCED,
+        data,
+        source=catalogue.cdd_office(b.province),
+        time=at(day_of(5, 20), 17),
+        intent="rule:product_enterprise_mismatch",
+        note="a product made by another enterprise",
+    )

@@ -7,12 +7,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from fivecogs_shared.contracts.partner import Channel
-
 from fivecogs_ops.simulate import catalogue
 from fivecogs_ops.simulate.cast import CHANNELS, PlannedProduct
 from fivecogs_ops.simulate.records import Sent, with_value
 from fivecogs_ops.simulate.story import Story, at, day_of
+from fivecogs_shared.contracts.partner import Channel
 
 LISTED = "th.fivecogs.listing.requested.v1"
 MARKUP = {"markup": (130, 220), "loss": (55, 70), "break_even": (100, 100)}
@@ -103,8 +102,14 @@ def _request(
 ) -> None:
     allowed = product.may_list(channel, moment)
     intent = "accepted" if allowed else "rule:certification_required"
-    story.event(LISTED, listing(story, product, channel, price), source=_lister(product, channel), time=moment,
-                intent=intent, note=note or f"listing on {channel}")
+    story.event(
+        LISTED,
+        listing(story, product, channel, price),
+        source=_lister(product, channel),
+        time=moment,
+        intent=intent,
+        note=note or f"listing on {channel}",
+    )
     if allowed:
         if channel in product.prices:
             product.old_prices[channel] = product.prices[channel]
@@ -123,11 +128,17 @@ def _mischief(story: Story) -> None:
 
     unready = next((p for p in cast.products if not p.may_list("retail", when)), None)
     if unready:
-        attempt(listing(story, unready, "retail", Decimal("99.00")), "rule:certification_required",
-                "retail without TCPS or four OTOP stars")
+        attempt(
+            listing(story, unready, "retail", Decimal("99.00")),
+            "rule:certification_required",
+            "retail without TCPS or four OTOP stars",
+        )
     not_tourism = next((p for p in cast.products if p.enterprise.sector != "community_tourism"), product)
-    attempt(listing(story, not_tourism, "tourism", Decimal("450.00")), "rule:certification_required",
-            "tourism for an enterprise outside community tourism")
+    attempt(
+        listing(story, not_tourism, "tourism", Decimal("450.00")),
+        "rule:certification_required",
+        "tourism for an enterprise outside community tourism",
+    )
     ghostly = {**listing(story, product, "local_market", Decimal("10.00")), "enterprise_id": cast.ghost_enterprise}
     attempt(ghostly, "rule:unknown_enterprise", "a listing for an unregistered enterprise")
     nothing = {**listing(story, product, "local_market", Decimal("10.00")), "product_id": f"{story.tag}-prod-none"}

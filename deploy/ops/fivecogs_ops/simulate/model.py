@@ -13,12 +13,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from fivecogs_shared.contracts import partner
-
 from fivecogs_ops.simulate.chain import Refused, ValueChain
 from fivecogs_ops.simulate.figures import Report
 from fivecogs_ops.simulate.intake import Reading, read
 from fivecogs_ops.simulate.records import ACCEPTED, DUPLICATE, Sent
+from fivecogs_shared.contracts import partner
 
 ORDER_PLACED = "th.fivecogs.order.placed.v1"
 

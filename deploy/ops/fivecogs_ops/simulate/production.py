@@ -82,12 +82,20 @@ def _batch_records(story: Story, product: PlannedProduct, batch: PlannedBatch) -
         source = catalogue.pracharat_company(enterprise.province)
         records.append(story.writer.build(DELIVERED, data, source=source, time=at(batch.produced_on, 8, number)))
     source = catalogue.cdd_office(enterprise.province)
-    records.append(story.writer.build(PRODUCED, production(batch, product), source=source, time=at(batch.produced_on, 17)))
+    records.append(
+        story.writer.build(PRODUCED, production(batch, product), source=source, time=at(batch.produced_on, 17))
+    )
     return records
 
 
 def delivery(
-    batch: PlannedBatch, enterprise: PlannedEnterprise, delivery_id: str, item: str, unit: str, cost: Decimal, local: bool
+    batch: PlannedBatch,
+    enterprise: PlannedEnterprise,
+    delivery_id: str,
+    item: str,
+    unit: str,
+    cost: Decimal,
+    local: bool,
 ) -> dict[str, Any]:
     return {
         "delivery_id": delivery_id,
@@ -139,8 +147,11 @@ def _break_a_batch(story: Story, per_batch: list[list[Sent]]) -> None:
     mine = data["delivery_id"]
     wrong_key = delivered({"delivery_id": mine + "k"}, "schema", "keyed by the enterprise, not the batch")
     before = [
-        delivered({"delivery_id": mine + "x", "enterprise_id": other.enterprise_id},
-                  "rule:batch_enterprise_mismatch", "a delivery naming another enterprise"),
+        delivered(
+            {"delivery_id": mine + "x", "enterprise_id": other.enterprise_id},
+            "rule:batch_enterprise_mismatch",
+            "a delivery naming another enterprise",
+        ),
         delivered({}, "rule:duplicate_delivery", "a delivery id already on the batch, under a new event id"),
         retitled(first, "duplicate", "a delivery sent twice: a retry"),
         delivered({"delivery_id": mine + "f", "cost_thb": 875.5}, "schema", "a cost as a JSON float"),
@@ -171,5 +182,11 @@ def _unknown_enterprise(story: Story) -> None:
         note="a delivery for an enterprise whose registration was refused",
     )
     produced = {**production(batch, product), "enterprise_id": ghost, "product_id": f"{story.tag}-prod-ghost"}
-    story.event(PRODUCED, produced, source=source, time=at(day_of(3, 3), 17), intent="rule:unknown_enterprise",
-                note="a batch of an unregistered enterprise")
+    story.event(
+        PRODUCED,
+        produced,
+        source=source,
+        time=at(day_of(3, 3), 17),
+        intent="rule:unknown_enterprise",
+        note="a batch of an unregistered enterprise",
+    )

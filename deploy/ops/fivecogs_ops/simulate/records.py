@@ -59,7 +59,8 @@ class EventWriter:
 
     tag: str
     counter: int = 0
-    written: list[Sent] = field(default_factory=list)
+    written: list[Sent] = field(default_factory=list)  # since the last `take`
+    history: list[Sent] = field(default_factory=list)  # everything
 
     def next_id(self) -> str:
         self.counter += 1
@@ -100,6 +101,7 @@ class EventWriter:
 
     def add(self, sent: Sent) -> Sent:
         self.written.append(sent)
+        self.history.append(sent)
         return sent
 
     def take(self) -> list[Sent]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fivecogs_shared.contracts.partner import Sector
-from fivecogs_shared.provinces import TARGET_PROVINCES
-
 from fivecogs_ops.simulate import catalogue, mischief
 from fivecogs_ops.simulate.cast import PlannedEnterprise, PlannedProduct
 from fivecogs_ops.simulate.records import Sent
 from fivecogs_ops.simulate.story import Story, at, day_of
+from fivecogs_shared.contracts.partner import Sector
+from fivecogs_shared.provinces import TARGET_PROVINCES
 
 REGISTERED = "th.fivecogs.enterprise.registered.v1"
 POLICY = "th.fivecogs.distribution.policy.set.v1"
@@ -25,7 +24,13 @@ WORKSHOP_POLICIES = {
     "Phetchaburi": ("0.50", "0.40", "0.10"),
     "Phitsanulok": ("0.55", "0.35", "0.10"),
 }
-OTHER_POLICIES = (DEFAULT_POLICY, DEFAULT_POLICY, ("0.70", "0.20", "0.10"), ("0.65", "0.25", "0.10"), ("0.45", "0.45", "0.10"))
+OTHER_POLICIES = (
+    DEFAULT_POLICY,
+    DEFAULT_POLICY,
+    ("0.70", "0.20", "0.10"),
+    ("0.65", "0.25", "0.10"),
+    ("0.45", "0.45", "0.10"),
+)
 NETWORKS = ("state", "private", "civil_society", "academia", "religion", "media", "people")
 TOPICS = ("certification", "listing", "sale", "distribution")
 SUBSCRIBERS = 12
@@ -56,6 +61,7 @@ def _policy(story: Story, province: str, shares: tuple[str, str, str]) -> None:
 
 def _subscriber(story: Story, number: int) -> None:
     # Subscriber 1 hears everything and subscriber 2 every sale and distribution, so each topic has an audience.
+    provinces: list[str]
     if number == 1:
         provinces, topics = [], list(TOPICS)
     elif number == 2:

@@ -8,10 +8,9 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from fivecogs_shared.money import round_half_up
-
 from fivecogs_ops.simulate.cast import Cast
 from fivecogs_ops.simulate.records import EventWriter, Sent, retitled
+from fivecogs_shared.money import round_half_up
 
 # Partners write their local time, as Thai offices do: the listing rules then have to convert to UTC.
 BANGKOK = timezone(timedelta(hours=7), "ICT")

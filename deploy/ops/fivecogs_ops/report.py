@@ -1,0 +1,71 @@
+"""Management's report as rich tables: one row per province or region, money right-aligned, a totals row."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+from rich.table import Table
+
+# (field, heading, is money)
+COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("enterprises", "enterprises", False),
+    ("active_enterprises", "active", False),
+    ("revenue_thb", "revenue ฿", True),
+    ("cost_thb", "cost ฿", True),
+    ("margin_thb", "margin ฿", True),
+    ("members_income_thb", "members ฿", True),
+    ("community_fund_thb", "community fund ฿", True),
+    ("reinvest_thb", "reinvest ฿", True),
+    ("local_value_thb", "local value ฿", True),
+    ("target_poor_households_reached", "poor households", False),
+    ("notices", "notices", False),
+)
+VIEWS = {"province": "/v1/report/provinces", "region": "/v1/report/regions"}
+
+
+class ReportUnavailable(RuntimeError):
+    pass
+
+
+def fetch(management_url: str, by: str, timeout: float = 10.0) -> dict[str, Any]:
+    """One report view as management serves it."""
+    url = management_url.rstrip("/") + VIEWS[by]
+    try:
+        response = httpx.get(url, timeout=timeout)
+        response.raise_for_status()
+    except httpx.HTTPError as error:
+        raise ReportUnavailable(f"cannot read {url}: {error}. Is the management service running?") from error
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def report_table(body: Mapping[str, Any], by: str, title: str | None = None) -> Table:
+    table = Table(title=title or f"by {by}", title_justify="left", show_footer=False)
+    table.add_column(by, no_wrap=True)
+    for _, heading, _money in COLUMNS:
+        table.add_column(heading, justify="right", no_wrap=True)
+    for row in body.get("rows", []):
+        table.add_row(str(row.get(by, "?")), *_cells(row))
+    table.add_section()
+    table.add_row("[bold]total[/]", *(f"[bold]{cell}[/]" for cell in _cells(body.get("totals", {}))))
+    return table
+
+
+def _cells(row: Mapping[str, Any]) -> list[str]:
+    return [_cell(row.get(name), money) for name, _, money in COLUMNS]
+
+
+def _cell(value: Any, money: bool) -> str:
+    if value is None:
+        return "—"
+    if not money:
+        return str(value)
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    text = f"{amount:,.2f}"
+    return f"[red]{text}[/]" if amount < 0 else text

@@ -1,0 +1,122 @@
+"""Knowing when the chain has caught up: every `fivecogs-<cog>` group has committed the end of every topic it
+reads, and no topic of the chain (events, feedback, dead letters) has grown for a quiet spell, so nothing is
+still on its way through an outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from fivecogs_shared.contracts import COGS, FEEDBACK_TOPIC, events_topic, ingest_topic
+
+# What each service reads, beside its own ingest topic (docs/rules.md, "Flow").
+UPSTREAM: Mapping[str, tuple[str, ...]] = {
+    "inputs": (),
+    "knowledge": ("inputs",),
+    "marketing": ("inputs", "knowledge"),
+    "management": ("inputs", "knowledge", "marketing", "communication"),
+    "communication": ("knowledge", "marketing", "management"),
+}
+
+
+def consumed_topics(cog: str) -> list[str]:
+    return [ingest_topic(cog), *(events_topic(upstream) for upstream in UPSTREAM[cog])]
+
+
+def watched_topics() -> list[str]:
+    topics = {FEEDBACK_TOPIC}
+    for cog in COGS:
+        topics |= {ingest_topic(cog), f"{ingest_topic(cog)}.dlq", events_topic(cog)}
+    return sorted(topics)
+
+
+class CatchUpTimeout(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Lag:
+    by_group: Mapping[str, int]
+    quiet_for: float
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_group.values())
+
+
+Progress = Callable[[Lag], None]
+
+
+class LagWatcher:
+    """One admin client and one group-less consumer, kept open while a simulation runs."""
+
+    def __init__(self, bootstrap: str, timeout: float = 10.0) -> None:
+        self.bootstrap, self.timeout = bootstrap, timeout
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.partitions: dict[str, list[TopicPartition]] = {}
+
+    async def __aenter__(self) -> LagWatcher:
+        await asyncio.wait_for(self.admin.start(), self.timeout)
+        await asyncio.wait_for(self.consumer.start(), self.timeout)
+        described = await asyncio.wait_for(self.admin.describe_topics(watched_topics()), self.timeout)
+        for topic in described:
+            self.partitions[topic["topic"]] = [
+                TopicPartition(topic["topic"], p["partition"]) for p in topic["partitions"]
+            ]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+    async def ends(self) -> dict[TopicPartition, int]:
+        wanted = [tp for tps in self.partitions.values() for tp in tps]
+        result: dict[TopicPartition, int] = await asyncio.wait_for(self.consumer.end_offsets(wanted), self.timeout)
+        return result
+
+    async def lag(self, ends: Mapping[TopicPartition, int]) -> dict[str, int]:
+        by_group = {}
+        for cog in COGS:
+            group = f"fivecogs-{cog}"
+            offsets = await asyncio.wait_for(self.admin.list_consumer_group_offsets(group), self.timeout)
+            committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+            owed = [
+                ends[tp] - committed.get(tp, 0)
+                for topic in consumed_topics(cog)
+                for tp in self.partitions.get(topic, [])
+            ]
+            by_group[group] = sum(max(0, n) for n in owed)
+        return by_group
+
+    async def wait(
+        self, *, timeout: float = 300.0, quiet: float = 2.0, poll: float = 0.25, progress: Progress | None = None
+    ) -> float:
+        """Seconds it took until every lag was 0 and no watched topic grew for `quiet` seconds."""
+        started = time.monotonic()
+        previous: dict[TopicPartition, int] = {}
+        quiet_since = started
+        while True:
+            ends = await self.ends()
+            by_group = await self.lag(ends)
+            now = time.monotonic()
+            if ends != previous or any(by_group.values()):
+                quiet_since, previous = now, ends
+            lag = Lag(by_group, now - quiet_since)
+            if progress:
+                progress(lag)
+            if lag.total == 0 and lag.quiet_for >= quiet:
+                return now - started
+            if now - started > timeout:
+                raise CatchUpTimeout(_stuck(lag, timeout))
+            await asyncio.sleep(poll)
+
+
+def _stuck(lag: Lag, timeout: float) -> str:
+    behind = ", ".join(f"{group} {n}" for group, n in lag.by_group.items() if n) or "none (topics kept growing)"
+    return f"the chain did not catch up within {timeout:.0f}s; records behind: {behind}. Are all five services running?"

@@ -1,0 +1,137 @@
+"""Expected against actual: report figures field by field, and every answer and dead letter one by one."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import ConsumerRecord
+
+from fivecogs_ops.simulate.figures import FIELD_NAMES, Report, Row
+from fivecogs_ops.simulate.model import Answer, DeadLetter
+from fivecogs_shared.contracts import FEEDBACK_TOPIC
+from fivecogs_shared.contracts.feedback import ORDER_ACCEPTED_TYPE, ORDER_REJECTED_TYPE, REJECTED_TYPE
+
+ANSWER_KINDS = {REJECTED_TYPE: "rejected", ORDER_ACCEPTED_TYPE: "order.accepted", ORDER_REJECTED_TYPE: "order.rejected"}
+
+
+@dataclass(frozen=True)
+class Difference:
+    table: str  # provinces | regions
+    name: str  # the province or region, or "totals"
+    field: str
+    expected: str
+    actual: str
+
+
+def report_differences(expected: Report, actual: Report) -> list[Difference]:
+    return [
+        *_table("provinces", expected.provinces, actual.provinces),
+        *_rows("provinces", "totals", expected.province_totals, actual.province_totals),
+        *_table("regions", expected.regions, actual.regions),
+        *_rows("regions", "totals", expected.region_totals, actual.region_totals),
+    ]
+
+
+def _table(table: str, expected: Mapping[str, Row], actual: Mapping[str, Row]) -> list[Difference]:
+    found: list[Difference] = []
+    for name in sorted({*expected, *actual}):
+        found += _rows(table, name, expected.get(name), actual.get(name))
+    return found
+
+
+def _rows(table: str, name: str, expected: Row | None, actual: Row | None) -> list[Difference]:
+    if expected is None or actual is None:
+        # A row that should not be there, or is missing: show it whole.
+        present = expected or actual
+        assert present is not None
+        return [
+            Difference(table, name, f, _shown(expected, f), _shown(actual, f)) for f in FIELD_NAMES if present.value(f)
+        ] or [Difference(table, name, "(row)", "present" if expected else "absent", "present" if actual else "absent")]
+    return [
+        Difference(table, name, f, _shown(expected, f), _shown(actual, f))
+        for f in FIELD_NAMES
+        if expected.value(f) != actual.value(f)
+    ]
+
+
+def _shown(row: Row | None, field: str) -> str:
+    return "—" if row is None else str(row.to_json()[field])
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Expected and seen records of one kind (answers or dead letters)."""
+
+    expected: int
+    seen: int
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+
+    @property
+    def matches(self) -> bool:
+        return not self.missing and not self.unexpected
+
+    def to_json(self) -> dict[str, Any]:
+        return {"expected": self.expected, "seen": self.seen, "missing": self.missing, "unexpected": self.unexpected}
+
+
+def tally(expected: Iterable[Answer | DeadLetter], seen: Iterable[Answer | DeadLetter]) -> Tally:
+    wanted, got = Counter(expected), Counter(seen)
+    return Tally(
+        expected=sum(wanted.values()),
+        seen=sum(got.values()),
+        missing=tuple(sorted(_describe(item) for item in (wanted - got).elements())),
+        unexpected=tuple(sorted(_describe(item) for item in (got - wanted).elements())),
+    )
+
+
+def _describe(item: Answer | DeadLetter) -> str:
+    if isinstance(item, Answer):
+        return f"{item.kind} {item.subject or '(no ce_id)'} from {item.partner}: {item.detail}"
+    return f"{item.topic} {item.ident}: {item.kind}"
+
+
+def answers_seen(records: Iterable[ConsumerRecord], tag: str, sources: frozenset[str]) -> list[Answer]:
+    """This run's answers on the feedback topic: those about its event ids or order ids, and those about records
+    that had no ce_id at all, sent by one of its partners."""
+    found = []
+    for record in records:
+        if record.topic != FEEDBACK_TOPIC:
+            continue
+        kind = ANSWER_KINDS.get(_header(record, "ce_type"))
+        data = json.loads(record.value)
+        partner = (record.key or b"").decode()
+        if kind == "rejected" and _ours(data["event_id"], tag, partner, sources):
+            found.append(Answer(partner, kind, data["event_id"], data["reason"]))
+        elif kind and kind != "rejected" and str(data.get("order_id", "")).startswith(tag):
+            detail = data["total_thb"] if kind == "order.accepted" else data["reason"]
+            found.append(Answer(partner, kind, data["order_id"], detail))
+    return found
+
+
+def _ours(event_id: str, tag: str, partner: str, sources: frozenset[str]) -> bool:
+    return event_id.startswith(tag) or (event_id == "" and partner in sources)
+
+
+def dead_letters_seen(records: Iterable[ConsumerRecord], tag: str) -> list[DeadLetter]:
+    found = []
+    for record in records:
+        if not record.topic.endswith(".dlq"):
+            continue
+        event_id = _header(record, "ce_id")
+        key = (record.key or b"").decode(errors="replace")
+        ident = event_id or f"key:{key}"
+        if event_id.startswith(tag) or (not event_id and key.startswith(tag)):
+            found.append(DeadLetter(record.topic, ident, _header(record, "fivecogs_error_kind")))
+    return found
+
+
+def _header(record: ConsumerRecord, name: str) -> str:
+    for header_name, value in record.headers or ():
+        if header_name == name:
+            return bytes(value).decode(errors="replace")
+    return ""

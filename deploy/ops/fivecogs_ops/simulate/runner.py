@@ -1,0 +1,188 @@
+"""`run_simulation`: play a scenario on the running chain and compare it with the model, step by step.
+
+The stack may hold data from earlier runs, so the report is read before and after and the model's figures are
+compared as a delta: expected = before + model, province by province and region by region.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from fivecogs_ops.simulate.catchup import Lag, LagWatcher
+from fivecogs_ops.simulate.compare import (
+    Difference,
+    Tally,
+    answers_seen,
+    dead_letters_seen,
+    report_differences,
+    tally,
+)
+from fivecogs_ops.simulate.figures import Report
+from fivecogs_ops.simulate.model import ChainModel, Outcome
+from fivecogs_ops.simulate.play import Collector, Publisher, fetch_report, prepare_topics, read_history
+from fivecogs_ops.simulate.scenario import Scenario, build_scenario
+from fivecogs_shared.contracts import ingest_topic
+
+
+class Progress:
+    """What a simulation tells its watcher; every method may be left as this no-op."""
+
+    def stage(self, text: str) -> None: ...
+
+    def publishing(self, step: str, records: int) -> None: ...
+
+    def sent(self, records: int) -> None: ...
+
+    def published(self, step: str, records: int, seconds: float) -> None: ...
+
+    def lag(self, lag: Lag) -> None: ...
+
+    def caught_up(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    name: str
+    records: int
+    publish_seconds: float
+    catch_up_seconds: float | None
+
+    @property
+    def events_per_second(self) -> float:
+        return self.records / self.publish_seconds if self.publish_seconds else 0.0
+
+
+@dataclass
+class SimulationResult:
+    scenario: Scenario
+    outcomes: list[Outcome]
+    model: Report  # what the scenario adds to the report
+    before: Report | None = None
+    expected: Report | None = None
+    actual: Report | None = None
+    differences: list[Difference] = field(default_factory=list)
+    answers: Tally | None = None
+    dead_letters: Tally | None = None
+    steps: list[StepTiming] = field(default_factory=list)
+    initial_catch_up_seconds: float | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.actual is not None
+
+    @property
+    def matches(self) -> bool:
+        return (
+            self.verified
+            and not self.differences
+            and self.answers is not None
+            and self.answers.matches
+            and self.dead_letters is not None
+            and self.dead_letters.matches
+        )
+
+    @property
+    def outcome_counts(self) -> Counter[str]:
+        return Counter(outcome.kind for outcome in self.outcomes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seed": self.scenario.seed,
+            "tag": self.scenario.tag,
+            "enterprises": self.scenario.enterprises,
+            "records": len(self.scenario),
+            "matches": self.matches,
+            "verified": self.verified,
+            "outcomes": dict(sorted(self.outcome_counts.items())),
+            "model": self.model.to_json(),
+            "before": self.before.to_json() if self.before else None,
+            "expected": self.expected.to_json() if self.expected else None,
+            "actual": self.actual.to_json() if self.actual else None,
+            "differences": [d.__dict__ for d in self.differences],
+            "answers": self.answers.to_json() if self.answers else None,
+            "dead_letters": self.dead_letters.to_json() if self.dead_letters else None,
+            "steps": [{**s.__dict__, "events_per_second": round(s.events_per_second, 1)} for s in self.steps],
+            "initial_catch_up_seconds": self.initial_catch_up_seconds,
+        }
+
+
+async def run_simulation(
+    bootstrap: str,
+    management_url: str,
+    enterprises: int,
+    seed: int,
+    *,
+    tag: str | None = None,
+    wait: bool = True,
+    timeout: float = 300.0,
+    quiet: float = 2.0,
+    progress: Progress | None = None,
+) -> SimulationResult:
+    """Play the scenario for (enterprises, seed). With `wait=False` the steps are published back to back and
+    nothing is verified: events of different steps then race, and the model no longer predicts them."""
+    progress = progress or Progress()
+    scenario = build_scenario(enterprises, seed, tag)
+    await prepare_topics(bootstrap)
+    async with LagWatcher(bootstrap) as watcher, Collector(bootstrap) as collector, Publisher(bootstrap) as publisher:
+
+        async def settle() -> float:
+            return await watcher.wait(timeout=timeout, quiet=quiet, progress=progress.lag)
+
+        initial = None
+        if wait:
+            progress.stage("waiting for the chain to finish what it already holds")
+            initial = await settle()
+        result = await _predict(bootstrap, scenario)
+        result.initial_catch_up_seconds = initial
+        if wait:
+            result.before = await fetch_report(management_url)
+        for step in scenario.steps:
+            progress.publishing(step.name, len(step.records))
+            seconds = await publisher.publish(step.records, progress.sent)
+            progress.published(step.name, len(step.records), seconds)
+            caught_up = await settle() if wait else None
+            if caught_up is not None:
+                progress.caught_up(caught_up)
+            result.steps.append(StepTiming(step.name, len(step.records), seconds, caught_up))
+        if wait:
+            await _read_to_end(collector, watcher)
+            result.actual = await fetch_report(management_url)
+    if wait:
+        _verify(result, collector)
+    return result
+
+
+async def _predict(bootstrap: str, scenario: Scenario) -> SimulationResult:
+    """The model's expectations. It first takes in the subscriptions the chain already holds (from the history of
+    the communication ingest topic, which earlier runs and other partners wrote to), as notices go to them too."""
+    model = ChainModel()
+    model.apply_all(await read_history(bootstrap, ingest_topic("communication")))
+    outcomes = model.apply_all(scenario.records())
+    return SimulationResult(scenario, outcomes, model.report())
+
+
+async def _read_to_end(collector: Collector, watcher: LagWatcher, timeout: float = 30.0) -> None:
+    """The collector has read every answer written so far."""
+    ends = await watcher.ends()
+    deadline = time.monotonic() + timeout
+    for partition in collector.consumer.assignment():
+        while await collector.consumer.position(partition) < ends.get(partition, 0):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the feedback collector is still behind on {partition}")
+            await asyncio.sleep(0.1)
+
+
+def _verify(result: SimulationResult, collector: Collector) -> None:
+    assert result.before is not None
+    assert result.actual is not None
+    scenario = result.scenario
+    result.expected = result.before.plus(result.model)
+    result.differences = report_differences(result.expected, result.actual)
+    expected_answers = [answer for outcome in result.outcomes for answer in outcome.answers]
+    result.answers = tally(expected_answers, answers_seen(collector.records, scenario.tag, scenario.sources))
+    expected_letters = [o.dead_letter for o in result.outcomes if o.dead_letter]
+    result.dead_letters = tally(expected_letters, dead_letters_seen(collector.records, scenario.tag))

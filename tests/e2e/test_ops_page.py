@@ -1,0 +1,132 @@
+"""The operators' page in a real headless Chromium: a stopped inputs service shows as STALL/STOP with the right
+lag; restarted, it returns to OK with lag 0. Screenshots land in test-artifacts/."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fivecogs_ops.services import ServiceProcesses
+from fivecogs_shared import kafka_admin
+from tests.integration.test_lag import drop_schema, publish, records_after
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+EVENTS = 15
+SERVICE_PORT, PAGE_PORT = 18295, 18296
+CHROMIUM_FLAGS = [
+    "--no-sandbox",  # we run as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium() -> str:
+    path = os.environ.get("FIVECOGS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if path:
+        return path
+    message = "Debian's chromium is needed (apt-get install chromium), or FIVECOGS_CHROMIUM=/path/to/it"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def start_page(prefix: str, env: dict[str, str], tmp: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "fivecogs_ops.lag", "ops", "--port", str(PAGE_PORT), "--prefix", prefix]
+    command += ["--window", "5", "--interval", "1", "--store", str(tmp / "samples.sqlite3")]
+    log = (tmp / "ops.log").open("ab")
+    page = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{PAGE_PORT}/healthz", timeout=1).status_code == 200:
+                return page
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    page.terminate()
+    raise AssertionError(f"the ops page did not start; see {tmp / 'ops.log'}")
+
+
+def card_shows(status: str, lag: int) -> str:
+    """A JS predicate for the group's card, as a person reads it: badge text and the big number."""
+    return f"""() => {{
+        const card = document.querySelector('.group');
+        if (!card) return false;
+        const shown = card.querySelector('.badge.status').textContent;
+        const lag = Number(card.querySelector('.value.lag').textContent.replaceAll(',', ''));
+        return {status}.includes(shown) && lag === {lag};
+    }}"""
+
+
+async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_path) -> None:
+    playwright = pytest.importorskip("playwright.async_api")
+    browser_path = chromium()
+    suffix = uuid.uuid4().hex[:8]
+    prefix, schema, source = f"opstest-{suffix}-", f"opstest_{suffix}_inputs", f"opstest-{suffix}"
+    group = f"{prefix}inputs"
+    env = {**stack_env.as_env(), "FIVECOGS_INPUTS_CONSUMER_GROUP": group, "FIVECOGS_INPUTS_DB_SCHEMA": schema}
+    services = ServiceProcesses(env=env, log_dir=tmp_path, ports={"inputs": SERVICE_PORT})
+    ARTIFACTS.mkdir(exist_ok=True)
+    page_server = None
+    try:
+        services.start("inputs")
+        await asyncio.to_thread(services.wait_ready, ["inputs"], 90)
+        page_server = await asyncio.to_thread(start_page, prefix, stack_env.as_env(), tmp_path)
+        async with playwright.async_playwright() as p:
+            browser = await p.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"),
+                executable_path=browser_path,
+                headless=True,
+                args=CHROMIUM_FLAGS,
+                viewport={"width": 1400, "height": 900},
+            )
+            page = await browser.new_page()
+            requested: list[str] = []
+            errors: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            await page.goto(f"http://127.0.0.1:{PAGE_PORT}/")
+            await page.wait_for_function(card_shows("['OK']", 0), timeout=90_000)  # it read the topic's history
+
+            assert services.stop("inputs") == 0
+            committed = await kafka_admin.committed_offsets(stack_env.bootstrap, group)
+            await publish(stack_env.bootstrap, source, EVENTS)
+            behind = len(await records_after(stack_env.bootstrap, committed))  # EVENTS, unless others wrote too
+            await page.wait_for_function(card_shows("['STALL', 'STOP']", behind), timeout=60_000)
+            card = page.locator(f'[data-group="{group}"]')
+            assert (await card.locator(".members").inner_text()).endswith("no members")
+            assert await card.locator("tbody tr").count() == 3  # one row per partition of the ingest topic
+            await page.wait_for_timeout(2500)  # a few more samples, so the chart shows the climb
+            await page.screenshot(path=str(ARTIFACTS / "ops-page-behind.png"), full_page=True)
+
+            services.start("inputs")
+            await asyncio.to_thread(services.wait_ready, ["inputs"], 90)
+            await page.wait_for_function(card_shows("['OK']", 0), timeout=60_000)
+            assert await card.locator(".value.lag-seconds").inner_text() == "0s"
+            assert "1 member: fivecogs-inputs@" in await card.locator(".members").inner_text()
+            await page.screenshot(path=str(ARTIFACTS / "ops-page.png"), full_page=True)
+            await browser.close()
+        assert errors == []
+        assert requested
+        assert all(url.startswith(f"http://127.0.0.1:{PAGE_PORT}/") for url in requested)  # nothing from elsewhere
+    finally:
+        services.stop_all()
+        if page_server:
+            page_server.terminate()
+            page_server.wait(10)
+        await drop_schema(stack_env.database_url, schema)

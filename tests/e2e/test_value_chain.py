@@ -1,0 +1,97 @@
+"""The whole value chain, end to end: the five services as separate processes on the real broker and database,
+a seeded scenario played on them, and every figure, answer and dead letter compared with the simulation's
+independent model of docs/rules.md.
+
+The services use their default consumer groups and schemas, which may already hold earlier runs: the report
+is compared as a delta (before + model = after), and every id carries this run's tag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fivecogs_ops.services import ServiceProcesses
+from fivecogs_ops.simulate import SimulationResult, run_simulation
+from fivecogs_shared.contracts import COGS
+
+pytestmark = pytest.mark.e2e
+
+ENTERPRISES, SEED = 12, 2026
+RULES_DOC = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
+
+
+def documented_rules() -> set[str]:
+    """The rule names docs/rules.md gives after an arrow, e.g. "→ `batch_closed`"."""
+    return set(re.findall(r"→\s+`([a-z_]+)`", RULES_DOC.read_text(encoding="utf-8")))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def services(stack_env, tmp_path_factory) -> Iterator[ServiceProcesses]:
+    # Free ports, so a developer's `make run` on the default ports does not answer in our place.
+    env = {**stack_env.as_env(), **{f"FIVECOGS_{cog.upper()}_RELAY_POLL_SECONDS": "0.2" for cog in COGS}}
+    processes = ServiceProcesses(
+        env=env, log_dir=Path(tmp_path_factory.mktemp("e2e-logs")), ports={cog: _free_port() for cog in COGS}
+    )
+    try:
+        for cog in COGS:
+            processes.start(cog)
+        processes.wait_ready(COGS, timeout=120)
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+@pytest.fixture(scope="module")
+async def played(stack_env, services: ServiceProcesses) -> SimulationResult:
+    return await asyncio.wait_for(
+        run_simulation(stack_env.bootstrap, services.url("management"), ENTERPRISES, SEED, timeout=120),
+        timeout=170,
+    )
+
+
+async def test_the_scenario_covers_every_rule_and_every_bad_record(played: SimulationResult) -> None:
+    kinds = played.outcome_counts
+    for kind in ("malformed", "schema", "unknown_type", "conflict", "oversized", "duplicate"):
+        assert kinds[kind] >= 1, kind
+    assert {kind.removeprefix("rule:") for kind in kinds if kind.startswith("rule:")} == documented_rules()
+
+
+async def test_the_report_moves_exactly_as_the_model_says(played: SimulationResult) -> None:
+    assert played.actual is not None
+    assert played.differences == [], "\n".join(
+        f"{d.table} {d.name} {d.field}: expected {d.expected}, got {d.actual}" for d in played.differences
+    )
+    assert played.model.province_totals.enterprises == ENTERPRISES  # the delta is not empty
+    assert played.model.province_totals.revenue_thb > 0
+
+
+async def test_every_rejection_reached_the_partner_with_its_reason(played: SimulationResult) -> None:
+    assert played.answers is not None
+    assert played.answers.missing == ()
+    assert played.answers.unexpected == ()
+    assert played.answers.seen > 50
+
+
+async def test_every_bad_record_is_in_its_dead_letter_topic_with_its_kind(played: SimulationResult) -> None:
+    assert played.dead_letters is not None
+    assert played.dead_letters.missing == ()
+    assert played.dead_letters.unexpected == ()
+    assert played.dead_letters.seen >= 30
+
+
+async def test_each_step_catches_up_quickly(played: SimulationResult) -> None:
+    slow = {s.name: s.catch_up_seconds for s in played.steps if (s.catch_up_seconds or 0) > 30}
+    assert not slow, f"steps that took over 30 s to settle: {slow}"

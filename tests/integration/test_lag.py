@@ -1,0 +1,219 @@
+"""Consumer lag on the real stack: a stopped inputs service falls behind by exactly the events published, its
+status turns STOP or STALL and its lag in seconds grows; restarted, it drains to 0 and is OK again. The service's
+own gauges (`fivecogs_shared.lag.export_lag`) agree with the CLI's numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from fivecogs_inputs.app import DEFINITION
+from fivecogs_ops.lag.report import Report, look
+from fivecogs_ops.lag.rules import Status
+from fivecogs_ops.lag.store import SampleStore
+from fivecogs_ops.services import ServiceProcesses
+from fivecogs_shared import kafka_admin
+from fivecogs_shared.contracts import ingest_topic
+from fivecogs_shared.lag import export_lag
+from fivecogs_shared.service import http_app
+from tests.support import Partner
+
+pytestmark = pytest.mark.integration
+
+INGEST = ingest_topic("inputs")
+REGISTERED = "th.fivecogs.enterprise.registered.v1"
+EVENTS = 12
+WINDOW = 5.0  # seconds: short, so a stopped consumer turns STOP within the test
+
+
+def enterprise(enterprise_id: str) -> dict[str, object]:
+    return {
+        "enterprise_id": enterprise_id,
+        "name": "Ban Khiriwong Dyed Cloth Group",
+        "province": "Nakhon Si Thammarat",
+        "sector": "processing",
+        "members": 12,
+        "target_poor_households": 4,
+    }
+
+
+async def publish(bootstrap: str, source: str, count: int) -> None:
+    async with Partner(bootstrap, source=source) as partner:
+        for _ in range(count):
+            ent = f"ent-{uuid.uuid4().hex[:8]}"
+            await partner.send(INGEST, REGISTERED, enterprise(ent), ent)
+
+
+async def until(check: Callable[[], Awaitable[Any]], timeout: float = 90, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        if result := await check():
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(0.5)
+
+
+async def records_after(bootstrap: str, committed: dict[TopicPartition, int]) -> list[Any]:
+    """Every record past the group's committed offsets, read independently of the lag code."""
+    ends = await kafka_admin.end_offsets(bootstrap, committed)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        consumer.assign(list(committed))
+        for tp, offset in committed.items():
+            consumer.seek(tp, offset)
+        while len(found) < sum(ends[tp] - committed[tp] for tp in committed):
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                found += [r for r in records if r.offset < ends[TopicPartition(r.topic, r.partition)]]
+    finally:
+        await consumer.stop()
+    return found
+
+
+def only(report: Report, group: str) -> Any:
+    [found] = [g for g in report.groups if g.group == group]
+    return found
+
+
+async def run_cli(store: Path, env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fivecogs_ops.lag", "lag", "--json", *args,
+        env={**os.environ, **env, "FIVECOGS_LAG_STORE": str(store)},
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    return int(process.returncode or 0), json.loads(out)
+
+
+async def drop_schema(database_url: str, schema: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await conn.close()
+
+
+async def test_stopped_service_falls_behind_then_drains(stack_env, tmp_path) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    group, schema, source = f"lagtest-{suffix}-inputs", f"lagtest_{suffix}_inputs", f"lagtest-{suffix}"
+    env = {**stack_env.as_env(), "FIVECOGS_INPUTS_CONSUMER_GROUP": group, "FIVECOGS_INPUTS_DB_SCHEMA": schema}
+    processes = ServiceProcesses(env=env, log_dir=tmp_path, ports={"inputs": 18291})
+    store = SampleStore(tmp_path / "samples.sqlite3")
+    bootstrap = stack_env.bootstrap
+
+    async def sample(settle: float = 2.0) -> Report:
+        return await look(bootstrap, store, groups=[group], window=WINDOW, settle=settle)
+
+    async def drained() -> Report | None:
+        report = await sample(settle=0)
+        return report if only(report, group).lag == 0 and only(report, group).partitions else None
+
+    try:
+        processes.start("inputs")
+        await asyncio.to_thread(processes.wait_ready, ["inputs"], 90)
+        await until(drained, what="the new group to read the topic's history")  # every earlier test's events
+        assert processes.stop("inputs") == 0
+        stopped_at = await kafka_admin.committed_offsets(bootstrap, group)
+        before = only(await sample(settle=0), group)  # end == committed here: the table can interpolate later
+
+        await publish(bootstrap, source, EVENTS)
+        await asyncio.sleep(WINDOW + 0.5)  # past the window: the zero lag seen before no longer excuses it
+        first = only(await sample(), group)
+        await asyncio.sleep(2)
+        second = only(await sample(), group)
+
+        behind = await records_after(bootstrap, stopped_at)
+        ours = [r for r in behind if dict(r.headers).get("ce_source") == source.encode()]
+        assert len(ours) == EVENTS
+        assert first.lag == len(behind)  # == EVENTS unless someone else published to the topic meanwhile
+        assert first.status in (Status.STOP, Status.STALL)
+        assert second.status is Status.STOP
+        assert {m.client_id for m in second.members} == set()  # nobody consumes
+        assert first.lag_seconds is not None
+        assert second.lag_seconds is not None
+        assert second.lag_seconds >= first.lag_seconds + 1.5
+        quiet = {(p.topic, p.partition) for p in before.partitions if p.lag == 0}
+        assert {p.estimate for p in second.partitions if p.lag and (p.topic, p.partition) in quiet} <= {"interpolated"}
+
+        code, body = await run_cli(store.path, stack_env.as_env(), "--group", group, "--window", str(WINDOW))
+        [cli_group] = body["groups"]
+        assert (code, body["status"], cli_group["status"]) == (2, "STOP", "STOP")
+        assert cli_group["lag"] >= len(behind)
+        assert cli_group["lag_seconds"] > second.lag_seconds
+
+        processes.start("inputs")
+        await asyncio.to_thread(processes.wait_ready, ["inputs"], 90)
+        recovered = only(await until(drained, what="the lag to drain"), group)
+        assert (recovered.status, recovered.lag, recovered.lag_seconds) == (Status.OK, 0, 0.0)
+        assert recovered.members  # the restarted service is the group's member again
+
+        code, body = await run_cli(store.path, stack_env.as_env(), "--group", group, "--window", str(WINDOW))
+        assert (code, body["status"], body["groups"][0]["lag"]) == (0, "OK", 0)
+    finally:
+        processes.stop_all()
+        await drop_schema(stack_env.database_url, schema)
+
+
+def gauges(text: str, group: str) -> dict[tuple[str, str, int], float]:
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in ("fivecogs_consumer_lag", "fivecogs_consumer_lag_seconds") and s.labels["group"] == group:
+                values[(s.name, s.labels["topic"], int(s.labels["partition"]))] = s.value
+    return values
+
+
+async def test_service_gauges_show_the_same_lag_as_the_cli(run_service, stack_env, tmp_path) -> None:
+    def fast(runtime: Any) -> Any:
+        return export_lag(runtime, interval=0.3)
+
+    definition = dataclasses.replace(DEFINITION, background=(*DEFINITION.background, fast))
+    source = f"lagtest-{uuid.uuid4().hex[:8]}"
+    store = SampleStore(tmp_path / "samples.sqlite3")
+    async with run_service(definition) as runtime:
+        group = runtime.settings.group_id
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app(runtime)), base_url="http://svc")
+
+        async def metrics() -> dict[tuple[str, str, int], float]:
+            return gauges((await client.get("/metrics")).text, group)
+
+        async def caught_up() -> bool:
+            shown = await metrics()
+            return len(shown) == 6 and not any(shown.values())  # 3 partitions × (records, seconds), all 0
+
+        await until(caught_up, what="the service's gauges to show it caught up")
+        [consumer] = [s.consumer for s in runtime.broker.subscribers if getattr(s, "consumer", None)]
+        consumer.pause(*consumer.assignment())  # the process lives on, but reads nothing: it falls behind
+        await publish(stack_env.bootstrap, source, EVENTS)
+
+        async def behind() -> dict[tuple[str, str, int], float] | None:
+            shown = await metrics()
+            records = sum(v for (name, _, _), v in shown.items() if name == "fivecogs_consumer_lag")
+            return shown if records >= EVENTS else None
+
+        shown = await until(behind, timeout=30, what="the gauges to show the published events")
+        report = only(await look(stack_env.bootstrap, store, groups=[group], settle=0), group)
+        for p in report.partitions:
+            assert shown[("fivecogs_consumer_lag", p.topic, p.partition)] == p.lag
+            assert (shown[("fivecogs_consumer_lag_seconds", p.topic, p.partition)] > 0) == (p.lag > 0)
+        assert {m.client_id for m in report.members} == {"fivecogs-inputs"}
+
+        consumer.resume(*consumer.assignment())
+        await until(caught_up, what="the gauges to drain back to 0")
+        await client.aclose()
