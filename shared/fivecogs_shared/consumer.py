@@ -130,7 +130,7 @@ class BatchProcessor:
             return bad
 
     async def _handle(self, uow: UnitOfWork, record: RecordLike, event: Envelope, source: Source) -> str:
-        handler = self.handlers.get(event.type)
+        handler = self.handlers.get(event.handled_as)
         if handler is None:  # an upstream event this service has no use for
             self.metrics.events.labels(record.topic, "ignored").inc()
             return "ignored"

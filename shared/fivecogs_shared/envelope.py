@@ -10,7 +10,7 @@ import builtins
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -36,6 +36,10 @@ class EventType(Protocol):
     def key_field(self) -> str: ...
     @property
     def model(self) -> type[BaseModel]: ...
+    @property
+    def handled_as(self) -> str | None: ...
+    @property
+    def upcast(self) -> Callable[[BaseModel], BaseModel] | None: ...
 
 
 class RecordLike(Protocol):
@@ -63,6 +67,12 @@ class Envelope:
     data: BaseModel
     digest: bytes
     correlation_id: str
+    # The version whose handler applies it: an older version's data is upcast to that version's model.
+    handled_as: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.handled_as:
+            object.__setattr__(self, "handled_as", self.type)
 
     def data_as(self, model: builtins.type[M]) -> M:
         if not isinstance(self.data, model):
@@ -103,6 +113,8 @@ def read_event(record: RecordLike, registry: Mapping[str, EventType], max_value_
     if key != expected_key:
         raise BadRecord("schema", f"Kafka key must be the {event_type.key_field} {expected_key!r}, got {key!r}")
     event_id = _text(headers["ce_id"])
+    if event_type.upcast is not None:
+        data = event_type.upcast(data)  # the one place where older versions become the current one
     return Envelope(
         id=event_id,
         source=_text(headers["ce_source"]),
@@ -112,6 +124,7 @@ def read_event(record: RecordLike, registry: Mapping[str, EventType], max_value_
         data=data,
         digest=hashlib.sha256(ce_type.encode() + b"\0" + value).digest(),
         correlation_id=_text(headers.get(CORRELATION_HEADER)) or event_id,
+        handled_as=event_type.handled_as or ce_type,
     )
 
 

@@ -44,9 +44,7 @@ class UnitOfWork:
 
     def caused_by(self, cause: Envelope) -> UnitOfWork:
         """The same transaction and outbox, with the event being handled as the cause of what is emitted."""
-        return UnitOfWork(
-            conn=self.conn, cog=self.cog, outgoing=self.outgoing, cause=cause, first=len(self.outgoing)
-        )
+        return UnitOfWork(conn=self.conn, cog=self.cog, outgoing=self.outgoing, cause=cause, first=len(self.outgoing))
 
     def reject(self, violation: RuleViolation) -> None:
         """Refuse the cause but keep what was emitted so far: for a refusal that is itself a fact others

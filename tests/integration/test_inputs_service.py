@@ -132,3 +132,27 @@ async def test_bad_records_go_to_the_dlq_byte_for_byte(
     assert header(dead, "fivecogs_original_topic") == INGEST
     assert data(told)["reason"] == kind
     assert data(told)["detail"]
+
+
+async def test_batch_produced_v2_is_accepted_beside_v1(run_service, stack_env, partner: Partner) -> None:
+    ent, batch = f"ent-{uuid.uuid4().hex[:6]}", f"batch-{uuid.uuid4().hex[:6]}"
+    produced_v2 = {
+        "batch_id": batch,
+        "enterprise_id": ent,
+        "product_id": f"prod-{ent}",
+        "product_name": "Mangosteen juice",
+        "quantity": 120,
+        "unit": "bottle",
+        "produced_on": "2026-07-01",
+        "lot": "L-2026-07-A",
+        "expires_on": "2027-01-01",
+    }
+    async with Tap(stack_env.bootstrap, events_topic("inputs")) as tap, run_service(DEFINITION):
+        await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)
+        await partner.send(INGEST, "th.fivecogs.batch.produced.v2", produced_v2, batch)
+        [produced] = await tap.wait_for(
+            lambda r: of_type("th.fivecogs.inputs.batch.produced.v1")(r) and r.key == batch.encode()
+        )
+    assert data(produced)["lot"] == "L-2026-07-A"
+    assert data(produced)["expires_on"] == "2027-01-01"
+    assert data(produced)["cost_thb"] == "0.00"

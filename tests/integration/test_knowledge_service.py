@@ -154,7 +154,8 @@ async def test_batches_are_assessed_with_certifications_and_trainings_of_their_d
     assert body["certifications"] == [{"certificate_id": otop, "scheme": "otop_stars", "level": 4}]
     assert body["trainings_completed"] == 2
     facts = {k: v for k, v in body.items() if k not in ("certifications", "trainings_completed")}
-    assert facts == _produced(second, ent, product, "2025-07-01")
+    # The batch facts pass through unchanged (v1 batches carry no lot or expiry).
+    assert facts == {**_produced(second, ent, product, "2025-07-01"), "lot": None, "expires_on": None}
     assert header(assessed, "ce_source") == "fivecogs/knowledge"
 
 

@@ -38,6 +38,8 @@ class Production:
     quantity: int
     unit: str
     produced_on: date
+    lot: str | None = None
+    expires_on: date | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def produce(
     enterprise: Enterprise | None,
     batch: Batch | None,
     product_owner: str | None,
-    command: partner.BatchProduced,
+    command: partner.BatchProducedV2,
 ) -> Batch:
     """Close the batch: its cost is fixed to the deliveries received before it."""
     _require_enterprise(enterprise, command.enterprise_id)
@@ -133,7 +135,13 @@ def produce(
             f"product {command.product_id} is made by {product_owner}, not {command.enterprise_id}",
         )
     production = Production(
-        command.product_id, command.product_name, command.quantity, command.unit, command.produced_on
+        command.product_id,
+        command.product_name,
+        command.quantity,
+        command.unit,
+        command.produced_on,
+        command.lot,
+        command.expires_on,
     )
     return replace(batch, production=production)
 

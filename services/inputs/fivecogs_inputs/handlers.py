@@ -49,7 +49,7 @@ async def on_input_delivered(uow: UnitOfWork, event: Envelope) -> None:
 
 
 async def on_batch_produced(uow: UnitOfWork, event: Envelope) -> None:
-    command = event.data_as(partner.BatchProduced)
+    command = event.data_as(partner.BatchProducedV2)  # v1 arrives upcast
     enterprise = await store.load_enterprise(uow.conn, command.enterprise_id)
     owner = await store.product_owner(uow.conn, command.product_id)
     batch = domain.produce(enterprise, await store.load_batch(uow.conn, command.batch_id), owner, command)
@@ -72,5 +72,5 @@ async def on_batch_produced(uow: UnitOfWork, event: Envelope) -> None:
 HANDLERS: Mapping[str, Handler] = {
     "th.fivecogs.enterprise.registered.v1": on_enterprise_registered,
     "th.fivecogs.input.delivered.v1": on_input_delivered,
-    "th.fivecogs.batch.produced.v1": on_batch_produced,
+    "th.fivecogs.batch.produced.v2": on_batch_produced,
 }

@@ -40,7 +40,15 @@ async def load_batch(conn: Connection, batch_id: str) -> Batch | None:
         batch_id,
     )
     production = (
-        Production(row["product_id"], row["product_name"], row["quantity"], row["unit"], row["produced_on"])
+        Production(
+            row["product_id"],
+            row["product_name"],
+            row["quantity"],
+            row["unit"],
+            row["produced_on"],
+            row["lot"],
+            row["expires_on"],
+        )
         if row["product_id"] is not None
         else None
     )
@@ -55,10 +63,11 @@ async def load_batch(conn: Connection, batch_id: str) -> Batch | None:
 async def save_batch(conn: Connection, batch: Batch) -> None:
     p = batch.production
     await conn.execute(
-        "INSERT INTO batches (batch_id, enterprise_id, product_id, product_name, quantity, unit, produced_on) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (batch_id) DO UPDATE SET "
+        "INSERT INTO batches (batch_id, enterprise_id, product_id, product_name, quantity, unit, produced_on, lot, "
+        "expires_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (batch_id) DO UPDATE SET "
         "product_id = EXCLUDED.product_id, product_name = EXCLUDED.product_name, quantity = EXCLUDED.quantity, "
-        "unit = EXCLUDED.unit, produced_on = EXCLUDED.produced_on",
+        "unit = EXCLUDED.unit, produced_on = EXCLUDED.produced_on, lot = EXCLUDED.lot, "
+        "expires_on = EXCLUDED.expires_on",
         batch.batch_id,
         batch.enterprise_id,
         p.product_id if p else None,
@@ -66,6 +75,8 @@ async def save_batch(conn: Connection, batch: Batch) -> None:
         p.quantity if p else None,
         p.unit if p else None,
         p.produced_on if p else None,
+        p.lot if p else None,
+        p.expires_on if p else None,
     )
     await conn.executemany(
         "INSERT INTO deliveries (delivery_id, batch_id, position, item, quantity, unit, cost_thb, local_source) "

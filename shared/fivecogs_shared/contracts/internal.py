@@ -4,7 +4,7 @@ Every event carries its province (and whatever else a downstream cog reports on)
 another for a lookup: a cog's state is built from events alone.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Self
@@ -121,6 +121,8 @@ class _BatchFacts(Contract):
     cost_thb: Thb
     non_local_cost_thb: Thb  # the part of cost_thb spent outside the locality: money that left it
     delivery_ids: Ids
+    lot: Id | None = None  # since partner batch.produced.v2
+    expires_on: CalendarDate | None = None
 
     @model_validator(mode="after")
     def _local_part(self) -> Self:
@@ -324,6 +326,10 @@ class InternalEventType:
     cog: Cog
     key_field: str
     model: type[BaseModel]
+    # When an internal event gets a new version, the old one stays readable (the log is replayed from the
+    # start): it names the version handlers know and how to turn its data into it.
+    handled_as: str | None = None
+    upcast: Callable[[BaseModel], BaseModel] | None = None
 
     def __post_init__(self) -> None:
         if self.key_field not in self.model.model_fields:

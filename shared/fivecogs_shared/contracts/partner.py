@@ -6,7 +6,7 @@ feedback contracts, so every cog speaks of an enterprise or a channel in the sam
 """
 
 from collections import Counter
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -137,6 +137,24 @@ class BatchProduced(Contract):
     produced_on: CalendarDate
 
 
+class BatchProducedV2(BatchProduced):
+    """v2 adds the producer's lot number and a best-before date; v1 events are upcast to it (no lot, no expiry),
+    so handlers know one shape."""
+
+    lot: Id | None = None
+    expires_on: CalendarDate | None = None
+
+    @model_validator(mode="after")
+    def _expires_after_production(self) -> Self:
+        if self.expires_on is not None and self.expires_on < self.produced_on:
+            raise ValueError("expires_on cannot be before produced_on")
+        return self
+
+    @classmethod
+    def from_v1(cls, v1: BaseModel) -> Self:
+        return cls.model_validate(v1.model_dump())
+
+
 # --- knowledge ------------------------------------------------------------------------------------------
 
 
@@ -263,6 +281,9 @@ class PartnerEventType:
     cog: Cog
     key_field: str  # the Kafka key is this field's value, so one entity's events stay in order
     model: type[BaseModel]
+    # An older version names the version its handler knows and how to turn its data into that version's.
+    handled_as: str | None = None
+    upcast: Callable[[BaseModel], BaseModel] | None = None
 
     def __post_init__(self) -> None:
         if self.key_field not in self.model.model_fields:
@@ -274,7 +295,15 @@ PARTNER_EVENT_TYPES: dict[str, PartnerEventType] = {
     for event_type in (
         PartnerEventType("th.fivecogs.enterprise.registered.v1", "inputs", "enterprise_id", EnterpriseRegistered),
         PartnerEventType("th.fivecogs.input.delivered.v1", "inputs", "batch_id", InputDelivered),
-        PartnerEventType("th.fivecogs.batch.produced.v1", "inputs", "batch_id", BatchProduced),
+        PartnerEventType(
+            "th.fivecogs.batch.produced.v1",
+            "inputs",
+            "batch_id",
+            BatchProduced,
+            handled_as="th.fivecogs.batch.produced.v2",
+            upcast=BatchProducedV2.from_v1,
+        ),
+        PartnerEventType("th.fivecogs.batch.produced.v2", "inputs", "batch_id", BatchProducedV2),
         PartnerEventType("th.fivecogs.training.completed.v1", "knowledge", "enterprise_id", TrainingCompleted),
         PartnerEventType("th.fivecogs.certification.granted.v1", "knowledge", "product_id", CertificationGranted),
         PartnerEventType("th.fivecogs.listing.requested.v1", "marketing", "product_id", ListingRequested),

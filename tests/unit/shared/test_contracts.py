@@ -51,6 +51,17 @@ PARTNER_EXAMPLES: dict[str, dict[str, Any]] = {
         "unit": "jar",
         "produced_on": "2025-03-01",
     },
+    "th.fivecogs.batch.produced.v2": {
+        "batch_id": "batch-002",
+        "enterprise_id": "ent-nst-001",
+        "product_id": "prod-balm-50g",
+        "product_name": "Herbal balm 50 g",
+        "quantity": 150,
+        "unit": "jar",
+        "produced_on": "2025-04-01",
+        "lot": "NST-2504-A",
+        "expires_on": "2027-04-01",
+    },
     "th.fivecogs.training.completed.v1": {
         "training_id": "trn-001",
         "enterprise_id": "ent-nst-001",
@@ -399,7 +410,48 @@ PARTNER_GUIDE = Path(__file__).resolve().parents[3] / "docs" / "partners.md"
 
 def test_every_example_in_the_partner_guide_is_valid() -> None:
     guide = PARTNER_GUIDE.read_text(encoding="utf-8")
-    examples = re.findall(r"^### `(th\.fivecogs\.[a-z.]+\.v1)`.*?^```json\n(.*?)^```", guide, re.S | re.M)
+    examples = re.findall(r"^### `(th\.fivecogs\.[a-z.]+\.v[0-9]+)`.*?^```json\n(.*?)^```", guide, re.S | re.M)
     assert {ce_type for ce_type, _ in examples} == set(PARTNER_EVENT_TYPES)
     for ce_type, body in examples:
         PARTNER_EVENT_TYPES[ce_type].model.model_validate_json(body)
+
+
+def test_batch_produced_v1_is_upcast_to_v2_in_one_place() -> None:
+    from fivecogs_shared.envelope import read_event
+
+    class Record:
+        topic, partition, offset = "fivecogs.inputs.ingest", 0, 0
+        key = b"b-1"
+        value = (
+            b'{"batch_id": "b-1", "enterprise_id": "e-1", "product_id": "p-1", "product_name": "Rice",'
+            b' "quantity": 5, "unit": "kg", "produced_on": "2026-06-01"}'
+        )
+        headers = (
+            ("ce_specversion", b"1.0"),
+            ("ce_id", b"id-1"),
+            ("ce_source", b"partner/a"),
+            ("ce_type", b"th.fivecogs.batch.produced.v1"),
+            ("ce_time", b"2026-06-01T08:00:00+07:00"),
+        )
+
+    envelope = read_event(Record(), partner.partner_types_of("inputs"), 256 * 1024)
+    assert envelope.type == "th.fivecogs.batch.produced.v1"  # what the partner sent, for feedback and inbox
+    assert envelope.handled_as == "th.fivecogs.batch.produced.v2"
+    upcast = envelope.data_as(partner.BatchProducedV2)
+    assert (upcast.lot, upcast.expires_on, upcast.quantity) == (None, None, 5)
+
+
+def test_batch_produced_v2_rejects_expiry_before_production() -> None:
+    with pytest.raises(ValidationError, match="expires_on"):
+        partner.BatchProducedV2.model_validate(
+            {
+                "batch_id": "b",
+                "enterprise_id": "e",
+                "product_id": "p",
+                "product_name": "Rice",
+                "quantity": 5,
+                "unit": "kg",
+                "produced_on": "2026-06-01",
+                "expires_on": "2026-05-01",
+            }
+        )

@@ -14,6 +14,7 @@ from fivecogs_ops.simulate.figures import FIELD_NAMES, Report, Row
 from fivecogs_ops.simulate.model import Answer, DeadLetter
 from fivecogs_shared.contracts import FEEDBACK_TOPIC
 from fivecogs_shared.contracts.feedback import ORDER_ACCEPTED_TYPE, ORDER_REJECTED_TYPE, REJECTED_TYPE
+from fivecogs_shared.envelope import CORRELATION_HEADER
 
 ANSWER_KINDS = {REJECTED_TYPE: "rejected", ORDER_ACCEPTED_TYPE: "order.accepted", ORDER_REJECTED_TYPE: "order.rejected"}
 
@@ -79,7 +80,12 @@ class Tally:
         return {"expected": self.expected, "seen": self.seen, "missing": self.missing, "unexpected": self.unexpected}
 
 
-def tally(expected: Iterable[Answer | DeadLetter], seen: Iterable[Answer | DeadLetter]) -> Tally:
+def tally(
+    expected: Iterable[Answer | DeadLetter], seen: Iterable[Answer | DeadLetter], distinct: bool = False
+) -> Tally:
+    """Compare as multisets, or as sets when other consumers may repeat what the chain says (`distinct`)."""
+    if distinct:
+        expected, seen = set(expected), set(seen)
     wanted, got = Counter(expected), Counter(seen)
     return Tally(
         expected=sum(wanted.values()),
@@ -118,9 +124,14 @@ def _ours(event_id: str, tag: str, partner: str, sources: frozenset[str]) -> boo
 
 
 def dead_letters_seen(records: Iterable[ConsumerRecord], tag: str) -> list[DeadLetter]:
+    """This run's dead letters written by the chain's own services (test instances of a service, in groups of
+    their own, may read the same ingest topics and dead-letter the same records again)."""
     found = []
     for record in records:
         if not record.topic.endswith(".dlq"):
+            continue
+        cog = record.topic.split(".")[1]
+        if _header(record, "fivecogs_consumer_group") != f"fivecogs-{cog}":
             continue
         event_id = _header(record, "ce_id")
         key = (record.key or b"").decode(errors="replace")
@@ -128,6 +139,23 @@ def dead_letters_seen(records: Iterable[ConsumerRecord], tag: str) -> list[DeadL
         if event_id.startswith(tag) or (not event_id and key.startswith(tag)):
             found.append(DeadLetter(record.topic, ident, _header(record, "fivecogs_error_kind")))
     return found
+
+
+def foreign_records(records: Iterable[ConsumerRecord], tag: str) -> int:
+    """Records that other partners (or tests posing as a cog) put on the chain's ingest and events topics while
+    the scenario played: the report then moves by more than the model can know."""
+    foreign = 0
+    for record in records:
+        if record.topic.endswith(".ingest"):
+            ours = _header(record, "ce_id").startswith(tag) or (record.key or b"").decode(errors="replace").startswith(
+                tag
+            )
+        elif record.topic.endswith(".events"):
+            ours = _header(record, CORRELATION_HEADER).startswith(tag)
+        else:
+            continue
+        foreign += not ours
+    return foreign
 
 
 def _header(record: ConsumerRecord, name: str) -> str:

@@ -13,10 +13,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from fivecogs_ops.simulate.figures import Report
 from fivecogs_ops.simulate.records import Sent
-from fivecogs_shared.contracts import COGS, FEEDBACK_TOPIC, dlq_topic, ingest_topic
+from fivecogs_shared.contracts import COGS, FEEDBACK_TOPIC, dlq_topic, events_topic, ingest_topic
 from fivecogs_shared.kafka_admin import TopicSpec, ensure_topics, topic_partitions
 
 ANSWER_TOPICS = (FEEDBACK_TOPIC, *(dlq_topic(cog) for cog in COGS))
+# Read too, only to notice records that did not come from this run.
+CHAIN_TOPICS = (*(ingest_topic(cog) for cog in COGS), *(events_topic(cog) for cog in COGS))
 
 
 class ManagementUnreachable(RuntimeError):
@@ -25,7 +27,7 @@ class ManagementUnreachable(RuntimeError):
 
 async def prepare_topics(bootstrap: str) -> None:
     """The ingest and answer topics, in case no service has created them yet."""
-    await ensure_topics(bootstrap, [TopicSpec(t) for t in (*ANSWER_TOPICS, *(ingest_topic(c) for c in COGS))])
+    await ensure_topics(bootstrap, [TopicSpec(t) for t in (*ANSWER_TOPICS, *CHAIN_TOPICS)])
 
 
 class Publisher:
@@ -58,11 +60,12 @@ class Publisher:
 
 
 class Collector:
-    """Every record written on the feedback and dead-letter topics from now on."""
+    """Every record written on the chain's topics from now on: answers, dead letters, and the rest."""
 
     def __init__(self, bootstrap: str) -> None:
         self.consumer = AIOKafkaConsumer(
             *ANSWER_TOPICS,
+            *CHAIN_TOPICS,
             bootstrap_servers=bootstrap,
             group_id=None,
             enable_auto_commit=False,

@@ -18,6 +18,7 @@ from fivecogs_ops.simulate.compare import (
     Tally,
     answers_seen,
     dead_letters_seen,
+    foreign_records,
     report_differences,
     tally,
 )
@@ -69,6 +70,7 @@ class SimulationResult:
     dead_letters: Tally | None = None
     steps: list[StepTiming] = field(default_factory=list)
     initial_catch_up_seconds: float | None = None
+    foreign_records: int = 0  # records on the chain's topics from others while the scenario played
 
     @property
     def verified(self) -> bool:
@@ -107,6 +109,7 @@ class SimulationResult:
             "dead_letters": self.dead_letters.to_json() if self.dead_letters else None,
             "steps": [{**s.__dict__, "events_per_second": round(s.events_per_second, 1)} for s in self.steps],
             "initial_catch_up_seconds": self.initial_catch_up_seconds,
+            "foreign_records": self.foreign_records,
         }
 
 
@@ -183,6 +186,8 @@ def _verify(result: SimulationResult, collector: Collector) -> None:
     result.expected = result.before.plus(result.model)
     result.differences = report_differences(result.expected, result.actual)
     expected_answers = [answer for outcome in result.outcomes for answer in outcome.answers]
-    result.answers = tally(expected_answers, answers_seen(collector.records, scenario.tag, scenario.sources))
+    seen_answers = answers_seen(collector.records, scenario.tag, scenario.sources)
+    result.answers = tally(expected_answers, seen_answers, distinct=True)
     expected_letters = [o.dead_letter for o in result.outcomes if o.dead_letter]
     result.dead_letters = tally(expected_letters, dead_letters_seen(collector.records, scenario.tag))
+    result.foreign_records = foreign_records(collector.records, scenario.tag)
