@@ -112,3 +112,18 @@ def data(record: ConsumerRecord) -> dict[str, Any]:
 
 def of_type(ce_type: str) -> Callable[[ConsumerRecord], bool]:
     return lambda record: header(record, "ce_type") == ce_type
+
+
+async def wait_caught_up(bootstrap: str, group_id: str, topics: list[str], timeout: float = 60) -> None:
+    """Until the group has committed the end of every partition of the topics."""
+    partitions = [tp for topic in topics for tp in await kafka_admin.topic_partitions(bootstrap, topic)]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        ends = await kafka_admin.end_offsets(bootstrap, partitions)
+        committed = await kafka_admin.committed_offsets(bootstrap, group_id)
+        behind = {tp: end - committed.get(tp, 0) for tp, end in ends.items() if end > committed.get(tp, 0)}
+        if not behind:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{group_id} still behind after {timeout}s: {behind}")
+        await asyncio.sleep(0.3)

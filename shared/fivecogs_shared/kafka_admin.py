@@ -89,3 +89,43 @@ async def topic_partitions(bootstrap: str, topic: str, timeout: float = 10.0) ->
     async with admin_client(bootstrap, timeout) as admin:
         described = await asyncio.wait_for(admin.describe_topics([topic]), timeout)
     return [TopicPartition(topic, p["partition"]) for t in described for p in t["partitions"]]
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    client_id: str
+    host: str
+
+
+@dataclass(frozen=True)
+class GroupDescription:
+    group_id: str
+    state: str  # Empty, Stable, PreparingRebalance, CompletingRebalance, Dead
+    members: tuple[GroupMember, ...]
+
+
+async def describe_group(bootstrap: str, group_id: str, timeout: float = 10.0) -> GroupDescription:
+    async with admin_client(bootstrap, timeout) as admin:
+        responses = await asyncio.wait_for(admin.describe_consumer_groups([group_id]), timeout)
+    group = responses[0].to_object()["groups"][0]
+    members = tuple(GroupMember(m["client_id"], m["client_host"]) for m in group["members"])
+    return GroupDescription(group_id, str(group["state"]), members)
+
+
+async def list_groups(bootstrap: str, prefix: str = "", timeout: float = 10.0) -> list[str]:
+    async with admin_client(bootstrap, timeout) as admin:
+        groups = await asyncio.wait_for(admin.list_consumer_groups(), timeout)
+    return sorted(str(group_id) for group_id, _ in groups if str(group_id).startswith(prefix))
+
+
+async def reset_group_offsets(
+    bootstrap: str, group_id: str, offsets: dict[TopicPartition, int], timeout: float = 10.0
+) -> None:
+    """Commit the given offsets for a group that has no active member (Kafka refuses it otherwise)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    await asyncio.wait_for(consumer.start(), timeout)
+    try:
+        consumer.assign(list(offsets))  # manual assignment: commits without joining the group
+        await asyncio.wait_for(consumer.commit(offsets), timeout)
+    finally:
+        await consumer.stop()

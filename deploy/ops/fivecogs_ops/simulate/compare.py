@@ -147,15 +147,26 @@ def foreign_records(records: Iterable[ConsumerRecord], tag: str) -> int:
     foreign = 0
     for record in records:
         if record.topic.endswith(".ingest"):
-            ours = _header(record, "ce_id").startswith(tag) or (record.key or b"").decode(errors="replace").startswith(
-                tag
-            )
+            key = (record.key or b"").decode(errors="replace")
+            ours = _header(record, "ce_id").startswith(tag) or key.startswith(tag)
         elif record.topic.endswith(".events"):
             ours = _header(record, CORRELATION_HEADER).startswith(tag)
         else:
             continue
         foreign += not ours
     return foreign
+
+
+def foreign_consumers(records: Iterable[ConsumerRecord], tag: str) -> set[str]:
+    """Consumer groups other than the chain's that dead-lettered this run's records: they read the same topics,
+    and their answers on the feedback topic cannot be told from the chain's."""
+    groups = set()
+    for record in records:
+        if record.topic.endswith(".dlq") and _header(record, "ce_id").startswith(tag):
+            group = _header(record, "fivecogs_consumer_group")
+            if group != f"fivecogs-{record.topic.split('.')[1]}":
+                groups.add(group)
+    return groups
 
 
 def _header(record: ConsumerRecord, name: str) -> str:

@@ -65,7 +65,7 @@ def _deliveries(story: Story, product: PlannedProduct, quantity: int) -> list[tu
     whole = product.unit_cost_plan * quantity * Decimal(story.rng.randint(80, 125)) / 100
     shares = [story.rng.randint(1, 10) for _ in range(count)]
     return [
-        ((whole * share / sum(shares)).quantize(Decimal("0.01")) + story.money(0, 0.99), story.chance(0.7))
+        ((whole * share / sum(shares)).quantize(Decimal("0.01")) + story.satang(0, 99), story.chance(0.7))
         for share in shares
     ]
 
@@ -125,7 +125,7 @@ def _input_quantity(story: Story) -> str | int:
     # Partners send integers or decimal strings with up to three places.
     if story.chance(0.5):
         return story.rng.randint(1, 200)
-    return f"{story.rng.randint(1, 99999) / 1000:.3f}".rstrip("0").rstrip(".")
+    return format(Decimal(story.rng.randint(1, 99999)).scaleb(-3).normalize(), "f")
 
 
 def _break_a_batch(story: Story, per_batch: list[list[Sent]]) -> None:

@@ -18,6 +18,7 @@ from fivecogs_ops.simulate.compare import (
     Tally,
     answers_seen,
     dead_letters_seen,
+    foreign_consumers,
     foreign_records,
     report_differences,
     tally,
@@ -71,6 +72,7 @@ class SimulationResult:
     steps: list[StepTiming] = field(default_factory=list)
     initial_catch_up_seconds: float | None = None
     foreign_records: int = 0  # records on the chain's topics from others while the scenario played
+    foreign_consumers: set[str] = field(default_factory=set)  # other groups that read this run's records
 
     @property
     def verified(self) -> bool:
@@ -91,6 +93,15 @@ class SimulationResult:
     def outcome_counts(self) -> Counter[str]:
         return Counter(outcome.kind for outcome in self.outcomes)
 
+    def interference(self) -> str:
+        """Why a difference may not be the chain's fault: others wrote to or read from its topics meanwhile."""
+        parts = []
+        if self.foreign_records:
+            parts.append(f"{self.foreign_records} records from other partners or tests reached the chain's topics")
+        if self.foreign_consumers:
+            parts.append(f"{len(self.foreign_consumers)} other consumer groups also answered this run's records")
+        return "; ".join(parts)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "seed": self.scenario.seed,
@@ -110,6 +121,7 @@ class SimulationResult:
             "steps": [{**s.__dict__, "events_per_second": round(s.events_per_second, 1)} for s in self.steps],
             "initial_catch_up_seconds": self.initial_catch_up_seconds,
             "foreign_records": self.foreign_records,
+            "foreign_consumers": sorted(self.foreign_consumers),
         }
 
 
@@ -137,6 +149,7 @@ async def run_simulation(
 
         initial = None
         if wait:
+            await fetch_report(management_url)  # fail fast when management is not there at all
             progress.stage("waiting for the chain to finish what it already holds")
             initial = await settle()
         result = await _predict(bootstrap, scenario)
@@ -191,3 +204,4 @@ def _verify(result: SimulationResult, collector: Collector) -> None:
     expected_letters = [o.dead_letter for o in result.outcomes if o.dead_letter]
     result.dead_letters = tally(expected_letters, dead_letters_seen(collector.records, scenario.tag))
     result.foreign_records = foreign_records(collector.records, scenario.tag)
+    result.foreign_consumers = foreign_consumers(collector.records, scenario.tag)

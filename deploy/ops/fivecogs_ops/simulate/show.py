@@ -118,11 +118,8 @@ def show_result(console: Console, result: SimulationResult) -> None:
     console.print(report_table(report["regions"], "region", "report by region (after the run)"))
     _show_tally(console, "rejections and order answers", result.answers)
     _show_tally(console, "dead letters", result.dead_letters)
-    if result.foreign_records:
-        console.print(
-            f"[yellow]! {result.foreign_records} records from other partners or tests reached the chain while the "
-            "scenario played: the report moved by more than the model knows of[/]"
-        )
+    if result.interference():
+        console.print(f"[yellow]! while the scenario played, {result.interference()}: differences may be theirs[/]")
     if result.differences:
         _show_differences(console, result)
     elif result.matches:

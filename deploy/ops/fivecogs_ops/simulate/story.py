@@ -52,9 +52,12 @@ class Story:
     def chance(self, probability: float) -> bool:
         return self.rng.random() < probability
 
-    def money(self, low: float, high: float) -> Decimal:
-        """A random amount with satang, drawn as whole satang so that no float ever becomes money."""
-        return Decimal(self.rng.randint(int(low * 100), int(high * 100))) / 100
+    def money(self, low: int, high: int) -> Decimal:
+        """A random amount between two whole baht amounts, with satang (drawn as whole satang: never a float)."""
+        return self.satang(low * 100, high * 100)
+
+    def satang(self, low: int, high: int) -> Decimal:
+        return Decimal(self.rng.randint(low, high)) / 100
 
     def price(self, unit_cost: Decimal, markup: Decimal) -> Decimal:
         """A shelf price: cost times markup, rounded to the half baht as markets do, never below 1 baht."""

@@ -1,0 +1,118 @@
+"""`fivecogs report` against a stand-in management service: tables, raw JSON, and the exit code when it is down."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from fivecogs_ops.cli import app
+from fivecogs_ops.report import report_table
+
+PROVINCES = {
+    "rows": [
+        {
+            "province": "Nakhon Si Thammarat",
+            "region": "south",
+            "enterprises": 3,
+            "active_enterprises": 2,
+            "revenue_thb": "1250.50",
+            "cost_thb": "1300.00",
+            "margin_thb": "-49.50",
+            "members_income_thb": "0.00",
+            "community_fund_thb": "0.00",
+            "reinvest_thb": "0.00",
+            "local_value_thb": "1100.50",
+            "target_poor_households_reached": 9,
+            "notices": 4,
+        }
+    ],
+    "totals": {"enterprises": 3, "revenue_thb": "1250.50", "margin_thb": "-49.50", "notices": 4},
+}
+REGIONS = {"rows": [{**PROVINCES["rows"][0], "region": "south"}], "totals": PROVINCES["totals"]}
+
+
+class _Management(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = {"/v1/report/provinces": PROVINCES, "/v1/report/regions": REGIONS}.get(self.path)
+        self.send_response(200 if body else 404)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps(body or {}).encode())
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def management() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Management)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_json_is_the_raw_report(management: str) -> None:
+    result = CliRunner().invoke(app, ["report", "--management-url", management, "--by", "province", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == PROVINCES
+
+
+def test_both_views_by_default(management: str) -> None:
+    result = CliRunner().invoke(app, ["report", "--management-url", management, "--json"])
+    assert json.loads(result.stdout) == {"provinces": PROVINCES, "regions": REGIONS}
+
+
+def test_tables_show_money_with_separators_and_a_totals_row(management: str) -> None:
+    result = CliRunner().invoke(app, ["report", "--management-url", management, "--by", "region"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "1,250.50" in result.stdout
+    assert "-49.50" in result.stdout
+    assert "total" in result.stdout
+    assert "south" in result.stdout
+
+
+def test_money_is_right_aligned() -> None:
+    console = Console(width=250, record=True)
+    console.print(report_table(PROVINCES, "province"))
+    lines = console.export_text().splitlines()
+    revenue = next(line for line in lines if "Nakhon Si Thammarat" in line)
+    header = next(line for line in lines if "revenue ฿" in line)
+    # The amount ends where its column heading ends.
+    assert revenue.index("1,250.50") + len("1,250.50") == header.index("revenue ฿") + len("revenue ฿")
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_an_unreachable_service_exits_2_with_a_clear_message() -> None:
+    result = CliRunner().invoke(app, ["report", "--management-url", f"http://127.0.0.1:{_closed_port()}"])
+    assert result.exit_code == 2
+    assert "management service running" in result.output
+
+
+def test_an_unknown_view_is_a_usage_error(management: str) -> None:
+    result = CliRunner().invoke(app, ["report", "--management-url", management, "--by", "district"])
+    assert result.exit_code == 2
+
+
+def test_simulate_refuses_fewer_than_three_enterprises() -> None:
+    result = CliRunner().invoke(app, ["simulate", "--enterprises", "2"])
+    assert result.exit_code == 2
+
+
+def test_simulate_exits_2_when_kafka_cannot_be_reached() -> None:
+    args = ["simulate", "--bootstrap", f"127.0.0.1:{_closed_port()}", "--timeout", "5"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output

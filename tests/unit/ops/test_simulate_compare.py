@@ -1,0 +1,146 @@
+"""Comparing the chain with the model: report deltas field by field, answers and dead letters one by one, and the
+topics the catch-up watch covers."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from aiokafka import ConsumerRecord
+
+from fivecogs_ops.simulate.catchup import UPSTREAM, consumed_topics, watched_topics
+from fivecogs_ops.simulate.compare import (
+    Difference,
+    answers_seen,
+    dead_letters_seen,
+    foreign_consumers,
+    foreign_records,
+    report_differences,
+    tally,
+)
+from fivecogs_ops.simulate.figures import Report, Row
+from fivecogs_ops.simulate.model import Answer, DeadLetter
+from fivecogs_shared.contracts import COGS
+
+
+def _body(name_field: str, rows: dict[str, dict[str, object]]) -> dict[str, object]:
+    listed = [{name_field: name, **row} for name, row in rows.items()]
+    totals = Row()
+    for row in listed:
+        totals = totals + Row.from_json(row)
+    return {"rows": listed, "totals": totals.to_json()}
+
+
+def _report(**provinces: dict[str, object]) -> Report:
+    rows = {name.replace("_", " "): Row.from_json(row) for name, row in provinces.items()}
+    return Report.of_provinces(rows)
+
+
+def test_expected_is_what_was_there_plus_what_the_scenario_adds() -> None:
+    before = _report(Phetchaburi={"enterprises": 2, "revenue_thb": "100.50", "notices": 3})
+    delta = _report(Phetchaburi={"enterprises": 1, "revenue_thb": "0.25"}, Nan={"enterprises": 1, "notices": 2})
+    expected = before.plus(delta)
+    assert expected.provinces["Phetchaburi"].revenue_thb == Decimal("100.75")
+    assert expected.provinces["Nan"].notices == 2
+    assert expected.regions["central"].enterprises == 3
+    assert expected.regions["north"].enterprises == 1
+    assert expected.province_totals.enterprises == expected.region_totals.enterprises == 4
+
+
+def test_a_report_equal_to_the_expectation_has_no_differences() -> None:
+    expected = _report(Nan={"enterprises": 1, "margin_thb": "-3.10", "members_income_thb": "0.00"})
+    provinces = _body("province", {"Nan": {"enterprises": 1, "margin_thb": "-3.10", "region": "north"}})
+    regions = _body("region", {"north": {"enterprises": 1, "margin_thb": "-3.10"}})
+    assert report_differences(expected, Report.from_json(provinces, regions)) == []
+
+
+def test_each_differing_field_is_named() -> None:
+    expected = _report(Nan={"enterprises": 1, "revenue_thb": "10.00"}, Phitsanulok={"enterprises": 1})
+    provinces = _body("province", {"Nan": {"enterprises": 1, "revenue_thb": "10.01"}, "Trang": {"enterprises": 2}})
+    regions = _body("region", {"north": {"enterprises": 2, "revenue_thb": "10.00"}})
+    actual = Report.from_json(provinces, regions)
+    differences = report_differences(expected, actual)
+    assert Difference("provinces", "Nan", "revenue_thb", "10.00", "10.01") in differences
+    assert Difference("provinces", "Phitsanulok", "enterprises", "1", "—") in differences
+    assert Difference("provinces", "Trang", "enterprises", "—", "2") in differences
+    assert Difference("provinces", "totals", "enterprises", "2", "3") in differences
+    assert not [d for d in differences if d.table == "regions"]
+
+
+def test_answers_and_dead_letters_are_counted_one_by_one() -> None:
+    said = Answer("p", "rejected", "e-1", "schema")
+    assert tally([said], [said]).matches
+    twice = tally([said], [said, said])
+    assert twice.unexpected == ("rejected e-1 from p: schema",)
+    assert tally([said], [said, said], distinct=True).matches
+    missing = tally([said, DeadLetter("t.dlq", "e-1", "schema")], [said])
+    assert missing.missing == ("t.dlq e-1: schema",)
+    assert (missing.expected, missing.seen) == (2, 1)
+
+
+def _record(topic: str, value: object, key: bytes | None = b"k", **headers: str) -> ConsumerRecord:
+    raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+    return ConsumerRecord(
+        topic, 0, 0, 0, 0, key, raw, None, len(key or b""), len(raw), [(k, v.encode()) for k, v in headers.items()]
+    )
+
+
+def test_only_this_runs_answers_are_read() -> None:
+    rejected = "th.fivecogs.partner.event.rejected.v1"
+    records = [
+        _record("fivecogs.partner.feedback", {"event_id": "run-1-ev1", "reason": "schema"}, b"p", ce_type=rejected),
+        _record("fivecogs.partner.feedback", {"event_id": "", "reason": "malformed"}, b"p", ce_type=rejected),
+        _record("fivecogs.partner.feedback", {"event_id": "", "reason": "malformed"}, b"other", ce_type=rejected),
+        _record("fivecogs.partner.feedback", {"event_id": "x-ev1", "reason": "schema"}, b"p", ce_type=rejected),
+        _record(
+            "fivecogs.partner.feedback",
+            {"order_id": "run-1-ord1", "buyer_id": "b", "total_thb": "12.00"},
+            b"m",
+            ce_type="th.fivecogs.order.accepted.v1",
+        ),
+    ]
+    assert answers_seen(records, "run-1", frozenset({"p", "m"})) == [
+        Answer("p", "rejected", "run-1-ev1", "schema"),
+        Answer("p", "rejected", "", "malformed"),
+        Answer("m", "order.accepted", "run-1-ord1", "12.00"),
+    ]
+
+
+def test_dead_letters_count_only_when_the_chain_wrote_them() -> None:
+    dlq = "fivecogs.inputs.ingest.dlq"
+    mine = {"fivecogs_error_kind": "schema", "fivecogs_consumer_group": "fivecogs-inputs"}
+    records = [
+        _record(dlq, b"{", ce_id="run-1-ev1", **mine),
+        _record(dlq, b"{", key=b"run-1-ent-ghost-01", **mine),
+        _record(dlq, b"{", ce_id="run-1-ev1", fivecogs_error_kind="schema", fivecogs_consumer_group="test-inputs-1"),
+        _record(dlq, b"{", ce_id="other-ev1", **mine),
+    ]
+    assert dead_letters_seen(records, "run-1") == [
+        DeadLetter(dlq, "run-1-ev1", "schema"),
+        DeadLetter(dlq, "key:run-1-ent-ghost-01", "schema"),
+    ]
+    assert foreign_consumers(records, "run-1") == {"test-inputs-1"}
+
+
+def test_records_of_others_are_noticed() -> None:
+    records = [
+        _record("fivecogs.inputs.ingest", b"{}", ce_id="run-1-ev1"),
+        _record("fivecogs.inputs.ingest", b"{}", key=b"run-1-ent-1"),  # no ce_id, but our key
+        _record("fivecogs.inputs.ingest", b"{}", ce_id="someone-else"),
+        _record("fivecogs.knowledge.events", b"{}", ce_correlationid="run-1-ev1"),
+        _record("fivecogs.knowledge.events", b"{}", ce_correlationid="a-test"),
+        _record("fivecogs.partner.feedback", b"{}", ce_id="whatever"),
+    ]
+    assert foreign_records(records, "run-1") == 2
+
+
+@pytest.mark.parametrize("cog", COGS)
+def test_the_catch_up_watch_reads_what_each_service_consumes(cog: str) -> None:
+    # Tests may look at the services; the simulator itself never imports them.
+    import importlib
+
+    definition = importlib.import_module(f"fivecogs_{cog}.app").DEFINITION
+    assert set(UPSTREAM[cog]) == set(definition.upstream)
+    assert set(consumed_topics(cog)) == set(definition.sources())
+    assert set(consumed_topics(cog)) <= set(watched_topics())
