@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -100,9 +101,19 @@ class LagGauges:
         self._shown = set(rows)
 
 
+# One pair of gauges per registry, so a second exporter on the same service (a test's faster one) shares them.
+_GAUGES: weakref.WeakKeyDictionary[CollectorRegistry, LagGauges] = weakref.WeakKeyDictionary()
+
+
+def gauges_for(registry: CollectorRegistry) -> LagGauges:
+    if registry not in _GAUGES:
+        _GAUGES[registry] = LagGauges(registry)
+    return _GAUGES[registry]
+
+
 async def export_lag(runtime: Runtime, interval: float = 5.0, timeout: float = 5.0) -> None:
     """Background task of every service (ServiceDefinition.background): refresh the lag gauges forever."""
-    gauges = LagGauges(runtime.metrics.registry)
+    gauges = gauges_for(runtime.metrics.registry)
     tables: dict[TopicPartition, EndOffsetTable] = {}
     while True:
         try:

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import TopicPartition
 
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_shared import kafka_admin
-from tests.integration.test_lag import drop_schema, publish, records_after
+from tests.integration.test_lag import drop_schema, publish, records_between
 
 pytestmark = pytest.mark.e2e
 
@@ -63,14 +64,24 @@ def start_page(prefix: str, env: dict[str, str], tmp: Path) -> subprocess.Popen[
 
 
 def card_shows(status: str, lag: int) -> str:
-    """A JS predicate for the group's card, as a person reads it: badge text and the big number."""
+    """A JS predicate on the group's card as a person reads it (badge text, the big number): lag 0 exactly, or
+    at least `lag` (another test may write to the topic too)."""
+    compare = "lag === 0" if lag == 0 else f"lag >= {lag}"
     return f"""() => {{
         const card = document.querySelector('.group');
         if (!card) return false;
         const shown = card.querySelector('.badge.status').textContent;
         const lag = Number(card.querySelector('.value.lag').textContent.replaceAll(',', ''));
-        return {status}.includes(shown) && lag === {lag};
+        return {status}.includes(shown) && {compare};
     }}"""
+
+
+# topic/partition, committed, log end of each row, as shown.
+ROWS = """rows => rows.map(row => {
+    const cells = [...row.querySelectorAll('td')].map(td => td.textContent.replaceAll(',', ''));
+    const [topic, partition] = [cells[0].slice(0, cells[0].lastIndexOf('/')), cells[0].split('/').pop()];
+    return [topic, Number(partition), Number(cells[1]), Number(cells[2])];
+})"""
 
 
 async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_path) -> None:
@@ -106,11 +117,19 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
             assert services.stop("inputs") == 0
             committed = await kafka_admin.committed_offsets(stack_env.bootstrap, group)
             await publish(stack_env.bootstrap, source, EVENTS)
-            behind = len(await records_after(stack_env.bootstrap, committed))  # EVENTS, unless others wrote too
-            await page.wait_for_function(card_shows("['STALL', 'STOP']", behind), timeout=60_000)
+            await page.wait_for_function(card_shows("['STALL', 'STOP']", EVENTS), timeout=60_000)
             card = page.locator(f'[data-group="{group}"]')
             assert (await card.locator(".members").inner_text()).endswith("no members")
-            assert await card.locator("tbody tr").count() == 3  # one row per partition of the ingest topic
+            rows = await card.locator("tbody tr").evaluate_all(ROWS)
+            assert len(rows) == 3  # one per partition of the ingest topic
+            # The right lag: exactly the records past the committed offsets, ours among them (and others' if
+            # another test wrote to the topic meanwhile).
+            assert {TopicPartition(topic, p): c for topic, p, c, _ in rows} == committed
+            shown = int((await card.get_attribute("data-lag")) or -1)
+            ends = {TopicPartition(topic, p): end for topic, p, _, end in rows}
+            behind = await records_between(stack_env.bootstrap, committed, ends)
+            assert shown == len(behind)
+            assert sum(dict(r.headers).get("ce_source") == source.encode() for r in behind) == EVENTS
             await page.wait_for_timeout(2500)  # a few more samples, so the chart shows the climb
             await page.screenshot(path=str(ARTIFACTS / "ops-page-behind.png"), full_page=True)
 

@@ -23,6 +23,7 @@ from fivecogs_shared.contracts import COGS
 pytestmark = pytest.mark.e2e
 
 ENTERPRISES, SEED = 12, 2026
+ATTEMPTS = 3
 RULES_DOC = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 
 
@@ -56,10 +57,18 @@ def services(stack_env, tmp_path_factory) -> Iterator[ServiceProcesses]:
 
 @pytest.fixture(scope="module")
 async def played(stack_env, services: ServiceProcesses) -> SimulationResult:
-    return await asyncio.wait_for(
-        run_simulation(stack_env.bootstrap, services.url("management"), ENTERPRISES, SEED, timeout=120),
-        timeout=170,
-    )
+    """One run; played again (under a new tag) only when it differs while others were writing to or reading
+    the same topics, as on a developer's shared stack. A clean stack gets exactly one run."""
+    for attempt in range(1, ATTEMPTS + 1):
+        result = await asyncio.wait_for(
+            run_simulation(stack_env.bootstrap, services.url("management"), ENTERPRISES, SEED, timeout=120),
+            timeout=170,
+        )
+        settled = ", ".join(f"{s.name.split()[0]} {s.catch_up_seconds or 0:.1f}s" for s in result.steps)
+        print(f"attempt {attempt}: {len(result.scenario)} records, matches={result.matches}; caught up: {settled}")
+        if result.matches or not result.interference():
+            break
+    return result
 
 
 async def test_the_scenario_covers_every_rule_and_every_bad_record(played: SimulationResult) -> None:
@@ -69,11 +78,15 @@ async def test_the_scenario_covers_every_rule_and_every_bad_record(played: Simul
     assert {kind.removeprefix("rule:") for kind in kinds if kind.startswith("rule:")} == documented_rules()
 
 
+def _why(played: SimulationResult) -> str:
+    interference = played.interference()
+    return f"\n(while it played, {interference})" if interference else ""
+
+
 async def test_the_report_moves_exactly_as_the_model_says(played: SimulationResult) -> None:
     assert played.actual is not None
-    assert played.differences == [], "\n".join(
-        f"{d.table} {d.name} {d.field}: expected {d.expected}, got {d.actual}" for d in played.differences
-    )
+    differences = [f"{d.table} {d.name} {d.field}: expected {d.expected}, got {d.actual}" for d in played.differences]
+    assert not differences, "\n".join(differences) + _why(played)
     assert played.model.province_totals.enterprises == ENTERPRISES  # the delta is not empty
     assert played.model.province_totals.revenue_thb > 0
 
@@ -81,14 +94,14 @@ async def test_the_report_moves_exactly_as_the_model_says(played: SimulationResu
 async def test_every_rejection_reached_the_partner_with_its_reason(played: SimulationResult) -> None:
     assert played.answers is not None
     assert played.answers.missing == ()
-    assert played.answers.unexpected == ()
+    assert played.answers.unexpected == (), _why(played)
     assert played.answers.seen > 50
 
 
 async def test_every_bad_record_is_in_its_dead_letter_topic_with_its_kind(played: SimulationResult) -> None:
     assert played.dead_letters is not None
     assert played.dead_letters.missing == ()
-    assert played.dead_letters.unexpected == ()
+    assert played.dead_letters.unexpected == (), _why(played)
     assert played.dead_letters.seen >= 30
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 
 from rich.console import Console
 
 from fivecogs_ops.services import ServiceProcesses
+from fivecogs_ops.simulate.show import simulate_and_show
 from fivecogs_ops.stack import LocalStack, external_env
 from fivecogs_shared.contracts import COGS
 
@@ -17,7 +19,7 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
     env = external_env()
     started_stack = env is None
     if env is None:
-        console.rule("[bold]1/3 Kafka and Postgres")
+        console.rule("[bold]1/4 Kafka and Postgres")
         env = stack.up(progress=lambda line: console.print(f"  [green]•[/] {line}")).env()
     else:
         console.print("using KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL from the environment")
@@ -26,7 +28,7 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        console.rule("[bold]2/3 the five services")
+        console.rule("[bold]2/4 the five services")
         for cog in COGS:
             services.start(cog)
         services.wait_ready(
@@ -35,7 +37,17 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
                 f"  [green]•[/] {cog:<13} ready in {secs:4.1f}s  {services.url(cog)}"
             ),
         )
-        console.rule("[bold]3/3 running")
+        console.rule("[bold]3/4 the demo scenario")
+        asyncio.run(
+            simulate_and_show(
+                console,
+                bootstrap=env["KAFKA_BOOTSTRAP_SERVERS"],
+                management_url=services.url("management"),
+                enterprises=enterprises,
+                seed=seed,
+            )
+        )
+        console.rule("[bold]4/4 running")
         for cog in COGS:
             console.print(f"  {cog:<13} {services.url(cog, '/readyz')}   log: {stack.logs / (cog + '.log')}")
         console.print(f"  kafka         {env['KAFKA_BOOTSTRAP_SERVERS']}\n  postgres      {env['DATABASE_URL']}")

@@ -62,7 +62,7 @@ def _cell(value: Any, money: bool) -> str:
     if value is None:
         return "—"
     if not money:
-        return str(value)
+        return f"{value:,}" if isinstance(value, int) else str(value)
     try:
         amount = Decimal(str(value))
     except InvalidOperation:

@@ -121,7 +121,10 @@ def test_trend_tells_whether_it_gets_better() -> None:
     growing = trend([(0, 10), (20, 30)], now=20)
     assert (growing.direction, growing.arrow, growing.drain_seconds) == ("up", "↑", None)
     assert trend([(0, 10), (20, 10)], now=20).direction == "flat"
-    assert trend([(0, 500), (100, 10), (110, 10)], now=110).direction == "flat"  # only the last minute counts
+    assert trend([(0, 500), (100, 10), (110, 10)], now=110).direction == "flat"  # only the recent change counts
+    # A group that caught up after a start, then stopped: falling behind now, whatever it did a minute ago.
+    assert trend([(0, 6000), (20, 0), (40, 0), (50, 0), (55, 47)], now=55).direction == "up"
+    assert trend([(0, 9), (2, 9)], now=2).direction == "flat"  # two looks 2 s apart: compare what there is
     assert trend([(0, 0)], now=0).drain_seconds == 0.0
 
 

@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -15,27 +16,24 @@ from typer.testing import CliRunner
 from fivecogs_ops.cli import app
 from fivecogs_ops.report import report_table
 
-PROVINCES = {
-    "rows": [
-        {
-            "province": "Nakhon Si Thammarat",
-            "region": "south",
-            "enterprises": 3,
-            "active_enterprises": 2,
-            "revenue_thb": "1250.50",
-            "cost_thb": "1300.00",
-            "margin_thb": "-49.50",
-            "members_income_thb": "0.00",
-            "community_fund_thb": "0.00",
-            "reinvest_thb": "0.00",
-            "local_value_thb": "1100.50",
-            "target_poor_households_reached": 9,
-            "notices": 4,
-        }
-    ],
-    "totals": {"enterprises": 3, "revenue_thb": "1250.50", "margin_thb": "-49.50", "notices": 4},
+ROW: dict[str, Any] = {
+    "province": "Nakhon Si Thammarat",
+    "region": "south",
+    "enterprises": 3,
+    "active_enterprises": 2,
+    "revenue_thb": "1250.50",
+    "cost_thb": "1300.00",
+    "margin_thb": "-49.50",
+    "members_income_thb": "0.00",
+    "community_fund_thb": "0.00",
+    "reinvest_thb": "0.00",
+    "local_value_thb": "1100.50",
+    "target_poor_households_reached": 9,
+    "notices": 4,
 }
-REGIONS = {"rows": [{**PROVINCES["rows"][0], "region": "south"}], "totals": PROVINCES["totals"]}
+TOTALS = {"enterprises": 3, "revenue_thb": "1250.50", "margin_thb": "-49.50", "notices": 4}
+PROVINCES = {"rows": [ROW], "totals": TOTALS}
+REGIONS = {"rows": [{key: value for key, value in ROW.items() if key != "province"}], "totals": TOTALS}
 
 
 class _Management(BaseHTTPRequestHandler):
@@ -71,7 +69,9 @@ def test_both_views_by_default(management: str) -> None:
 
 
 def test_tables_show_money_with_separators_and_a_totals_row(management: str) -> None:
-    result = CliRunner().invoke(app, ["report", "--management-url", management, "--by", "region"], env={"COLUMNS": "250"})
+    result = CliRunner().invoke(
+        app, ["report", "--management-url", management, "--by", "region"], env={"COLUMNS": "250"}
+    )
     assert result.exit_code == 0, result.output
     assert "1,250.50" in result.stdout
     assert "-49.50" in result.stdout

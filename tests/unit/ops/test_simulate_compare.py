@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
@@ -77,9 +78,13 @@ def test_answers_and_dead_letters_are_counted_one_by_one() -> None:
     missing = tally([said, DeadLetter("t.dlq", "e-1", "schema")], [said])
     assert missing.missing == ("t.dlq e-1: schema",)
     assert (missing.expected, missing.seen) == (2, 1)
+    other = Answer("p", "rejected", "e-2", "unknown_type")
+    excused = tally([said], [said, other], theirs=lambda item: item == other)
+    assert excused.matches
+    assert excused.theirs == ("rejected e-2 from p: unknown_type",)
 
 
-def _record(topic: str, value: object, key: bytes | None = b"k", **headers: str) -> ConsumerRecord:
+def _record(topic: str, value: object, key: bytes | None = b"k", **headers: Any) -> ConsumerRecord:
     raw = value if isinstance(value, bytes) else json.dumps(value).encode()
     return ConsumerRecord(
         topic, 0, 0, 0, 0, key, raw, None, len(key or b""), len(raw), [(k, v.encode()) for k, v in headers.items()]
@@ -109,18 +114,25 @@ def test_only_this_runs_answers_are_read() -> None:
 
 def test_dead_letters_count_only_when_the_chain_wrote_them() -> None:
     dlq = "fivecogs.inputs.ingest.dlq"
-    mine = {"fivecogs_error_kind": "schema", "fivecogs_consumer_group": "fivecogs-inputs"}
+    mine: dict[str, Any] = {"fivecogs_error_kind": "schema", "fivecogs_consumer_group": "fivecogs-inputs"}
     records = [
         _record(dlq, b"{", ce_id="run-1-ev1", **mine),
         _record(dlq, b"{", key=b"run-1-ent-ghost-01", **mine),
-        _record(dlq, b"{", ce_id="run-1-ev1", fivecogs_error_kind="schema", fivecogs_consumer_group="test-inputs-1"),
+        _record(
+            dlq,
+            b"{",
+            ce_id="run-1-ev1",
+            fivecogs_error_kind="schema",
+            fivecogs_consumer_group="test-inputs-1",
+            fivecogs_original_topic="fivecogs.inputs.ingest",
+        ),
         _record(dlq, b"{", ce_id="other-ev1", **mine),
     ]
     assert dead_letters_seen(records, "run-1") == [
         DeadLetter(dlq, "run-1-ev1", "schema"),
         DeadLetter(dlq, "key:run-1-ent-ghost-01", "schema"),
     ]
-    assert foreign_consumers(records, "run-1") == {"test-inputs-1"}
+    assert foreign_consumers(records, "run-1") == {"test-inputs-1": {"fivecogs.inputs.ingest"}}
 
 
 def test_records_of_others_are_noticed() -> None:

@@ -32,7 +32,9 @@ class Story:
         fields = {"name": "Ban Tha Yang palm sugar group", "members": 20, "target_poor_households": 5, **more}
         self.send("enterprise.registered", enterprise_id=enterprise, province=province, sector=sector, **fields)
 
-    def batch(self, batch: str, enterprise: str, product: str, quantity: int, day: str, *costs: tuple[str, bool]) -> None:
+    def batch(
+        self, batch: str, enterprise: str, product: str, quantity: int, day: str, *costs: tuple[str, bool]
+    ) -> None:
         for n, (cost, local) in enumerate(costs):
             self.send(
                 "input.delivered",
@@ -59,7 +61,7 @@ class Story:
     def certify(self, certificate: str, product: str, enterprise: str, scheme: str, **window: Any) -> Outcome:
         window = {"valid_from": "2025-01-01", "valid_until": "2026-12-31", **window}
         fields = {"certificate_id": certificate, "product_id": product, "enterprise_id": enterprise, "scheme": scheme}
-        return self.send("certification.granted", **fields, **window)
+        return self.send("certification.granted", NOON, **fields, **window)
 
     def list(self, product: str, enterprise: str, channel: str, price: str, at: datetime = NOON) -> Outcome:
         fields = {"listing_id": f"l-{product}-{channel}", "product_id": product, "enterprise_id": enterprise}
@@ -183,7 +185,9 @@ def test_a_sale_at_or_below_cost_distributes_nothing_and_notifies_no_distributio
         ("cbt_standard", None, "tourism", False),  # the enterprise is not in community tourism
     ],
 )
-def test_channels_ask_for_certificates(story: Story, scheme: str, level: int | None, channel: str, allowed: bool) -> None:
+def test_channels_ask_for_certificates(
+    story: Story, scheme: str, level: int | None, channel: str, allowed: bool
+) -> None:
     story.batch("b-1", "ent-1", "sugar", 10, "2025-03-01")
     story.certify("c-1", "sugar", "ent-1", scheme, **({"level": level} if level else {}))
     outcome = story.list("sugar", "ent-1", channel, "20.00")
@@ -222,7 +226,9 @@ def test_validity_is_judged_on_the_utc_day_of_the_listing(story: Story) -> None:
 def test_notices_go_to_matching_subscribers_after_they_subscribe(story: Story) -> None:
     subscribe = story.send
     subscribe("subscription.created", subscriber_id="all", network="media", topics=["certification", "listing"])
-    subscribe("subscription.created", subscriber_id="here", network="state", provinces=["Phetchaburi"], topics=["listing"])
+    subscribe(
+        "subscription.created", subscriber_id="here", network="state", provinces=["Phetchaburi"], topics=["listing"]
+    )
     subscribe("subscription.created", subscriber_id="there", network="state", provinces=["Nan"], topics=["listing"])
     story.batch("b-1", "ent-1", "sugar", 10, "2025-03-01")
     story.certify("c-1", "sugar", "ent-1", "gap")  # "all": 1

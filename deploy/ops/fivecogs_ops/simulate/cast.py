@@ -68,6 +68,9 @@ class PlannedProduct:
         cost = sum((c for b in self.batches for c, _ in b.deliveries), Decimal(0))
         return cost / sum(b.quantity for b in self.batches)
 
+    def cheapest_unit_cost(self) -> Decimal:
+        return min(sum((c for c, _ in b.deliveries), Decimal(0)) / b.quantity for b in self.batches)
+
     def may_list(self, channel: Channel, moment: datetime) -> bool:
         day = moment.astimezone(UTC).date()
         held = [c for c in self.certificates if c.valid_from <= day <= c.valid_until]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,27 +71,43 @@ class Tally:
     seen: int
     missing: tuple[str, ...]
     unexpected: tuple[str, ...]
+    theirs: tuple[str, ...] = ()  # unexpected, but about records other consumer groups read as well
 
     @property
     def matches(self) -> bool:
         return not self.missing and not self.unexpected
 
     def to_json(self) -> dict[str, Any]:
-        return {"expected": self.expected, "seen": self.seen, "missing": self.missing, "unexpected": self.unexpected}
+        return {
+            "expected": self.expected,
+            "seen": self.seen,
+            "missing": self.missing,
+            "unexpected": self.unexpected,
+            "answered_by_other_consumers": self.theirs,
+        }
+
+
+Said = Answer | DeadLetter
 
 
 def tally(
-    expected: Iterable[Answer | DeadLetter], seen: Iterable[Answer | DeadLetter], distinct: bool = False
+    expected: Iterable[Said],
+    seen: Iterable[Said],
+    distinct: bool = False,
+    theirs: Callable[[Said], bool] = lambda _: False,
 ) -> Tally:
-    """Compare as multisets, or as sets when other consumers may repeat what the chain says (`distinct`)."""
+    """Compare as multisets, or as sets when other consumers may repeat what the chain says (`distinct`).
+    `theirs` tells which surplus records may come from another consumer rather than from the chain."""
     if distinct:
         expected, seen = set(expected), set(seen)
     wanted, got = Counter(expected), Counter(seen)
+    surplus = list((got - wanted).elements())
     return Tally(
         expected=sum(wanted.values()),
         seen=sum(got.values()),
         missing=tuple(sorted(_describe(item) for item in (wanted - got).elements())),
-        unexpected=tuple(sorted(_describe(item) for item in (got - wanted).elements())),
+        unexpected=tuple(sorted(_describe(item) for item in surplus if not theirs(item))),
+        theirs=tuple(sorted(_describe(item) for item in surplus if theirs(item))),
     )
 
 
@@ -157,16 +173,16 @@ def foreign_records(records: Iterable[ConsumerRecord], tag: str) -> int:
     return foreign
 
 
-def foreign_consumers(records: Iterable[ConsumerRecord], tag: str) -> set[str]:
-    """Consumer groups other than the chain's that dead-lettered this run's records: they read the same topics,
-    and their answers on the feedback topic cannot be told from the chain's."""
-    groups = set()
+def foreign_consumers(records: Iterable[ConsumerRecord], tag: str) -> dict[str, set[str]]:
+    """Consumer groups other than the chain's that dead-lettered this run's records, with the topics they read:
+    their answers on the feedback topic about records of those topics cannot be told from the chain's."""
+    groups: dict[str, set[str]] = defaultdict(set)
     for record in records:
         if record.topic.endswith(".dlq") and _header(record, "ce_id").startswith(tag):
             group = _header(record, "fivecogs_consumer_group")
             if group != f"fivecogs-{record.topic.split('.')[1]}":
-                groups.add(group)
-    return groups
+                groups[group].add(_header(record, "fivecogs_original_topic"))
+    return dict(groups)
 
 
 def _header(record: ConsumerRecord, name: str) -> str:

@@ -70,7 +70,9 @@ def _base_price(story: Story, product: PlannedProduct) -> Decimal:
     if product.pricing == "break_even":
         return product.unit_cost_plan
     low, high = MARKUP[product.pricing]
-    return story.price(product.unit_cost(), Decimal(story.rng.randint(low, high)) / 100)
+    # Below cost means below the cheapest batch: FIFO may sell any of them.
+    cost = product.cheapest_unit_cost() if product.pricing == "loss" else product.unit_cost()
+    return story.price(cost, Decimal(story.rng.randint(low, high)) / 100)
 
 
 def _channel_price(story: Story, product: PlannedProduct, channel: Channel, base: Decimal) -> Decimal:
@@ -155,5 +157,5 @@ def _repeats(story: Story) -> None:
     listed = [s for s in story.writer.written if s.ce_type == LISTED and s.intent == "accepted"]
     story.again(listed[0], "duplicate", "a listing sent twice: a retry")
     original = listed[-1]
-    cheaper = {**original.data(), "unit_price_thb": "1.00"}
-    story.writer.add(with_value(original, json.dumps(cheaper).encode(), "conflict", "an event id reused"))
+    dearer = {**original.data(), "unit_price_thb": f"{Decimal(original.data()['unit_price_thb']) + 1:.2f}"}
+    story.writer.add(with_value(original, json.dumps(dearer).encode(), "conflict", "an event id reused"))

@@ -65,6 +65,7 @@ RULES: dict[str, Apply] = {
     "th.fivecogs.enterprise.registered.v1": _ignore_time(ValueChain.register),
     "th.fivecogs.input.delivered.v1": _ignore_time(ValueChain.deliver),
     "th.fivecogs.batch.produced.v1": _ignore_time(ValueChain.produce),
+    "th.fivecogs.batch.produced.v2": _ignore_time(ValueChain.produce),  # v1 plus lot and expiry: same rules
     "th.fivecogs.training.completed.v1": _ignore_time(ValueChain.train),
     "th.fivecogs.certification.granted.v1": _ignore_time(ValueChain.certify),
     "th.fivecogs.listing.requested.v1": _listing,

@@ -13,6 +13,7 @@ from fivecogs_ops.simulate.story import Story, at, day_of
 
 DELIVERED = "th.fivecogs.input.delivered.v1"
 PRODUCED = "th.fivecogs.batch.produced.v1"
+PRODUCED_V2 = "th.fivecogs.batch.produced.v2"  # with lot and best-before date; newer partners send it
 UNIT_COST = {"agriculture": (20, 80), "processing": (15, 120), "community_tourism": (150, 600)}
 
 
@@ -60,6 +61,8 @@ def _deliveries(story: Story, product: PlannedProduct, quantity: int) -> list[tu
         first = (whole * Decimal("0.6")).quantize(Decimal("0.01"))
         return [(first, True), (whole - first, story.chance(0.5))]
     count = story.rng.choices((0, 1, 2, 3), weights=(12, 30, 30, 28))[0]
+    if product.pricing == "loss":
+        count = max(1, count)  # a batch without inputs costs nothing: no sale of it could be at a loss
     if count == 0:
         return []
     whole = product.unit_cost_plan * quantity * Decimal(story.rng.randint(80, 125)) / 100
@@ -81,10 +84,15 @@ def _batch_records(story: Story, product: PlannedProduct, batch: PlannedBatch) -
         data["quantity"] = _input_quantity(story)
         source = catalogue.pracharat_company(enterprise.province)
         records.append(story.writer.build(DELIVERED, data, source=source, time=at(batch.produced_on, 8, number)))
-    source = catalogue.cdd_office(enterprise.province)
-    records.append(
-        story.writer.build(PRODUCED, production(batch, product), source=source, time=at(batch.produced_on, 17))
-    )
+    source, made = catalogue.cdd_office(enterprise.province), at(batch.produced_on, 17)
+    if story.chance(0.35):
+        lot = {"lot": f"{catalogue.short_code(enterprise.province).upper()}-{batch.batch_id[-4:]}"}
+        expiry = {"expires_on": (batch.produced_on + timedelta(days=365)).isoformat()} if story.chance(0.7) else {}
+        records.append(
+            story.writer.build(PRODUCED_V2, {**production(batch, product), **lot, **expiry}, source=source, time=made)
+        )
+    else:
+        records.append(story.writer.build(PRODUCED, production(batch, product), source=source, time=made))
     return records
 
 
@@ -142,7 +150,8 @@ def _break_a_batch(story: Story, per_batch: list[list[Sent]]) -> None:
 
     def produced_again(changes: dict[str, Any], intent: str, note: str) -> Sent:
         changed = {**made, **changes}
-        return story.writer.build(PRODUCED, changed, source=produced.source, time=when, intent=intent, note=note)
+        kind = produced.ce_type  # v1 or v2, as the batch was first produced
+        return story.writer.build(kind, changed, source=produced.source, time=when, intent=intent, note=note)
 
     mine = data["delivery_id"]
     wrong_key = delivered({"delivery_id": mine + "k"}, "schema", "keyed by the enterprise, not the batch")
@@ -162,6 +171,14 @@ def _break_a_batch(story: Story, per_batch: list[list[Sent]]) -> None:
         delivered({"delivery_id": mine + "late"}, "rule:batch_closed", "a delivery after production"),
         produced_again({}, "rule:batch_closed", "the batch produced a second time"),
         produced_again({"quantity": "40"}, "schema", "a unit count as text"),
+        story.writer.build(
+            PRODUCED_V2,
+            {**made, "batch_id": made["batch_id"] + "e", "lot": "L-1", "expires_on": "2024-01-01"},
+            source=produced.source,
+            time=when,
+            intent="schema",
+            note="a v2 batch that expires before it is made",
+        ),
     ]
     records[1:1] = before
     records.extend(after)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from fivecogs_ops.simulate.compare import (
     tally,
 )
 from fivecogs_ops.simulate.figures import Report
-from fivecogs_ops.simulate.model import ChainModel, Outcome
+from fivecogs_ops.simulate.model import Answer, ChainModel, DeadLetter, Outcome
 from fivecogs_ops.simulate.play import Collector, Publisher, fetch_report, prepare_topics, read_history
 from fivecogs_ops.simulate.scenario import Scenario, build_scenario
 from fivecogs_shared.contracts import ingest_topic
@@ -72,7 +73,7 @@ class SimulationResult:
     steps: list[StepTiming] = field(default_factory=list)
     initial_catch_up_seconds: float | None = None
     foreign_records: int = 0  # records on the chain's topics from others while the scenario played
-    foreign_consumers: set[str] = field(default_factory=set)  # other groups that read this run's records
+    foreign_consumers: dict[str, set[str]] = field(default_factory=dict)  # other groups reading our topics
 
     @property
     def verified(self) -> bool:
@@ -121,7 +122,7 @@ class SimulationResult:
             "steps": [{**s.__dict__, "events_per_second": round(s.events_per_second, 1)} for s in self.steps],
             "initial_catch_up_seconds": self.initial_catch_up_seconds,
             "foreign_records": self.foreign_records,
-            "foreign_consumers": sorted(self.foreign_consumers),
+            "foreign_consumers": {group: sorted(topics) for group, topics in self.foreign_consumers.items()},
         }
 
 
@@ -198,10 +199,25 @@ def _verify(result: SimulationResult, collector: Collector) -> None:
     scenario = result.scenario
     result.expected = result.before.plus(result.model)
     result.differences = report_differences(result.expected, result.actual)
-    expected_answers = [answer for outcome in result.outcomes for answer in outcome.answers]
-    seen_answers = answers_seen(collector.records, scenario.tag, scenario.sources)
-    result.answers = tally(expected_answers, seen_answers, distinct=True)
-    expected_letters = [o.dead_letter for o in result.outcomes if o.dead_letter]
-    result.dead_letters = tally(expected_letters, dead_letters_seen(collector.records, scenario.tag))
     result.foreign_records = foreign_records(collector.records, scenario.tag)
     result.foreign_consumers = foreign_consumers(collector.records, scenario.tag)
+    expected_answers = [answer for outcome in result.outcomes for answer in outcome.answers]
+    seen_answers = answers_seen(collector.records, scenario.tag, scenario.sources)
+    result.answers = tally(expected_answers, seen_answers, distinct=True, theirs=_read_by_others(result))
+    expected_letters = [o.dead_letter for o in result.outcomes if o.dead_letter]
+    result.dead_letters = tally(expected_letters, dead_letters_seen(collector.records, scenario.tag))
+
+
+def _read_by_others(result: SimulationResult) -> Callable[[Answer | DeadLetter], bool]:
+    """Whether an answer is about a record of a topic that another consumer group read too (a test instance of
+    a service, say): feedback does not say which consumer wrote it."""
+    topics = set().union(*result.foreign_consumers.values())
+    topic_of = {sent.event_id: sent.topic for sent in result.scenario.records() if sent.event_id}
+
+    def theirs(item: Answer | DeadLetter) -> bool:
+        if not isinstance(item, Answer):
+            return False
+        orders = ingest_topic("marketing") if item.kind.startswith("order.") else ""
+        return topic_of.get(item.subject, orders) in topics
+
+    return theirs

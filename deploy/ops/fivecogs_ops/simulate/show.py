@@ -137,6 +137,8 @@ def _show_tally(console: Console, what: str, tally: Tally | None) -> None:
         console.print(f"    [red]missing[/]    {line}")
     for line in tally.unexpected[:20]:
         console.print(f"    [red]unexpected[/] {line}")
+    if tally.theirs:
+        console.print(f"    [yellow]{len(tally.theirs)} more about records other consumer groups read too[/]")
 
 
 def _show_differences(console: Console, result: SimulationResult) -> None:
