@@ -11,10 +11,19 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.protocol.admin import (
+    DescribeGroupsRequest_v1,
+    DescribeGroupsRequest_v2,
+    DescribeGroupsRequest_v3,
+    DescribeGroupsResponse_v3,
+)
+from aiokafka.protocol.api import Request
 
 # Keep the log forever: replays rebuild read models from offset 0.
 RETAIN_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
@@ -91,33 +100,6 @@ async def topic_partitions(bootstrap: str, topic: str, timeout: float = 10.0) ->
     return [TopicPartition(topic, p["partition"]) for t in described for p in t["partitions"]]
 
 
-@dataclass(frozen=True)
-class GroupMember:
-    client_id: str
-    host: str
-
-
-@dataclass(frozen=True)
-class GroupDescription:
-    group_id: str
-    state: str  # Empty, Stable, PreparingRebalance, CompletingRebalance, Dead
-    members: tuple[GroupMember, ...]
-
-
-async def describe_group(bootstrap: str, group_id: str, timeout: float = 10.0) -> GroupDescription:
-    async with admin_client(bootstrap, timeout) as admin:
-        responses = await asyncio.wait_for(admin.describe_consumer_groups([group_id]), timeout)
-    group = responses[0].to_object()["groups"][0]
-    members = tuple(GroupMember(m["client_id"], m["client_host"]) for m in group["members"])
-    return GroupDescription(group_id, str(group["state"]), members)
-
-
-async def list_groups(bootstrap: str, prefix: str = "", timeout: float = 10.0) -> list[str]:
-    async with admin_client(bootstrap, timeout) as admin:
-        groups = await asyncio.wait_for(admin.list_consumer_groups(), timeout)
-    return sorted(str(group_id) for group_id, _ in groups if str(group_id).startswith(prefix))
-
-
 async def reset_group_offsets(
     bootstrap: str, group_id: str, offsets: dict[TopicPartition, int], timeout: float = 10.0
 ) -> None:
@@ -129,3 +111,89 @@ async def reset_group_offsets(
         await asyncio.wait_for(consumer.commit(offsets), timeout)
     finally:
         await consumer.stop()
+
+
+# -- consumer groups ---------------------------------------------------------------------------------------
+# aiokafka 0.14's `describe_consumer_groups` cannot read a Kafka 2.3+ answer: it negotiates DescribeGroups v3 but
+# decodes it with the v2 layout (no `authorized_operations`) and the connection breaks on "Buffer underrun". The
+# request below pairs v3 with its real layout; it is sent through the admin client's own connection.
+
+
+@dataclass(frozen=True)
+class Member:
+    client_id: str
+    host: str
+    partitions: tuple[str, ...]  # "topic/partition" this member owns
+
+
+@dataclass(frozen=True)
+class GroupDescription:
+    group: str
+    state: str  # Stable, Empty, PreparingRebalance, CompletingRebalance, Dead
+    members: tuple[Member, ...]
+
+
+class _DescribeGroupsV3(DescribeGroupsRequest_v3):  # type: ignore[misc]
+    RESPONSE_TYPE = DescribeGroupsResponse_v3
+
+
+class _DescribeGroups(Request[DescribeGroupsRequest_v1 | DescribeGroupsRequest_v2 | _DescribeGroupsV3]):  # type: ignore[misc]
+    API_KEY = 15
+
+    def __init__(self, groups: list[str]) -> None:
+        self.groups = groups
+
+    def build(self, request_struct_class: Any) -> Any:
+        if request_struct_class.API_VERSION < 3:
+            return request_struct_class(self.groups)
+        return request_struct_class(self.groups, False)
+
+
+async def list_groups_with(admin: AIOKafkaAdminClient, timeout: float = 10.0) -> list[str]:
+    listed = await asyncio.wait_for(admin.list_consumer_groups(), timeout)
+    return sorted(str(group[0]) for group in listed)
+
+
+async def describe_groups(
+    admin: AIOKafkaAdminClient, groups: list[str], timeout: float = 10.0
+) -> dict[str, GroupDescription]:
+    described: dict[str, GroupDescription] = {}
+    for group in groups:  # one coordinator per group: ask each its own
+        node = await asyncio.wait_for(admin.find_coordinator(group), timeout)
+        response = await asyncio.wait_for(admin._client.send(node, _DescribeGroups([group])), timeout)
+        for entry in response.to_object()["groups"]:
+            described[entry["group"]] = GroupDescription(
+                entry["group"], entry["state"], tuple(_member(m) for m in entry["members"])
+            )
+    return described
+
+
+def _member(entry: dict[str, Any]) -> Member:
+    owned: list[str] = []
+    if entry["member_assignment"]:
+        assignment = ConsumerProtocolMemberAssignment.decode(entry["member_assignment"])
+        owned = [f"{topic}/{p}" for topic, partitions in assignment.assignment for p in sorted(partitions)]
+    return Member(entry["client_id"], entry["client_host"].lstrip("/"), tuple(owned))
+
+
+async def list_topics(admin: AIOKafkaAdminClient, timeout: float = 10.0) -> list[str]:
+    return sorted(await asyncio.wait_for(admin.list_topics(), timeout))
+
+
+async def partitions_of(admin: AIOKafkaAdminClient, topics: list[str], timeout: float = 10.0) -> list[TopicPartition]:
+    if not topics:
+        return []
+    described = await asyncio.wait_for(admin.describe_topics(topics), timeout)
+    return [
+        TopicPartition(t["topic"], p["partition"]) for t in described if not t["error_code"] for p in t["partitions"]
+    ]
+
+
+async def describe_group(bootstrap: str, group_id: str, timeout: float = 10.0) -> GroupDescription:
+    async with admin_client(bootstrap, timeout) as admin:
+        return (await describe_groups(admin, [group_id], timeout))[group_id]
+
+
+async def list_groups(bootstrap: str, prefix: str = "", timeout: float = 10.0) -> list[str]:
+    async with admin_client(bootstrap, timeout) as admin:
+        return [group for group in await list_groups_with(admin, timeout) if group.startswith(prefix)]

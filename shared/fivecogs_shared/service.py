@@ -37,6 +37,7 @@ from fivecogs_shared.contracts import (
     ingest_topic,
 )
 from fivecogs_shared.http import health_routes
+from fivecogs_shared.lag import export_lag
 from fivecogs_shared.logs import configure_logging
 from fivecogs_shared.metrics import ServiceMetrics
 from fivecogs_shared.settings import ServiceSettings, load_settings
@@ -169,7 +170,8 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
     await broker.start()
     runtime = Runtime(definition, settings, pool, broker, relay, processor, metrics, assignment)
     log.info("service started", group=settings.group_id, topics=list(definition.sources()))
-    tasks = [asyncio.create_task(work(runtime)) for work in definition.background]
+    # Every service exports its own consumer lag (fivecogs_consumer_lag, fivecogs_consumer_lag_seconds).
+    tasks = [asyncio.create_task(work(runtime)) for work in (export_lag, *definition.background)]
     try:
         yield runtime
     finally:

@@ -18,7 +18,7 @@ from aiokafka import TopicPartition
 
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_shared import kafka_admin
-from tests.integration.test_lag import drop_schema, publish, records_between
+from tests.integration.test_lag import drop_schema, publish, records_between, start_at_end
 
 pytestmark = pytest.mark.e2e
 
@@ -95,6 +95,7 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
     ARTIFACTS.mkdir(exist_ok=True)
     page_server = None
     try:
+        await start_at_end(stack_env.bootstrap, group)  # the chart then shows only this test's climb and drain
         services.start("inputs")
         await asyncio.to_thread(services.wait_ready, ["inputs"], 90)
         page_server = await asyncio.to_thread(start_page, prefix, stack_env.as_env(), tmp_path)
@@ -112,7 +113,8 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
             page.on("request", lambda request: requested.append(request.url))
             page.on("pageerror", lambda error: errors.append(str(error)))
             await page.goto(f"http://127.0.0.1:{PAGE_PORT}/")
-            await page.wait_for_function(card_shows("['OK']", 0), timeout=90_000)  # it read the topic's history
+            await page.wait_for_function(card_shows("['OK']", 0), timeout=90_000)
+            await page.wait_for_timeout(3000)  # a flat start on the chart
 
             assert services.stop("inputs") == 0
             committed = await kafka_admin.committed_offsets(stack_env.bootstrap, group)

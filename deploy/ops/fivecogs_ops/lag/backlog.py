@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from fivecogs_ops.lag.admin import list_topics, partitions_of
 from fivecogs_shared.contracts import COGS
-from fivecogs_shared.kafka_admin import admin_client, end_offsets
+from fivecogs_shared.kafka_admin import admin_client, end_offsets, list_topics, partitions_of
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 

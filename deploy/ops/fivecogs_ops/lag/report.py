@@ -11,11 +11,11 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from fivecogs_ops.lag.admin import Member
 from fivecogs_ops.lag.estimate import Estimate, from_record, interpolated, tables
 from fivecogs_ops.lag.rules import Observation, Status, Trend, Verdict, group_status, partition_status, trend
 from fivecogs_ops.lag.sampling import DEFAULT_PREFIX, Sample, Snapshot, collect, record_times
 from fivecogs_ops.lag.store import SampleStore
+from fivecogs_shared.kafka_admin import Member
 from fivecogs_shared.lag import EndOffsetTable
 
 HOUR = 3600.0

@@ -109,14 +109,18 @@ class Trend:
         return {"up": "↑", "down": "↓"}.get(self.direction, "→")
 
 
-def trend(lags: Sequence[tuple[float, int]], now: float, horizon: float = 600.0, gap: float = 10.0) -> Trend:
-    """Is it getting better? The latest lag against the last (time, lag) point at least `gap` seconds older (or
-    the oldest within `horizon`, when none is): recent enough that an earlier catch-up does not hide a stop."""
+def trend(
+    lags: Sequence[tuple[float, int]], now: float, horizon: float = 600.0, gap: float = 10.0, samples: int = 3
+) -> Trend:
+    """Is it getting better? The latest lag against an earlier (time, lag) point: the last one at least `gap`
+    seconds older, or `samples` samples back if that is more recent (or the oldest within `horizon`). Recent
+    enough that a catch-up just before a stop does not pass for draining; far enough not to flicker."""
     recent = [point for point in lags if point[0] >= now - horizon]
     if len(recent) < 2 or recent[-1][0] <= recent[0][0]:
         return Trend("flat", 0.0, 0.0 if recent and recent[-1][1] == 0 else None)
     end, last = recent[-1]
-    start, first = next((p for p in reversed(recent) if p[0] <= end - gap), recent[0])
+    by_gap = next((p for p in reversed(recent) if p[0] <= end - gap), recent[0])
+    start, first = max(by_gap, recent[max(0, len(recent) - 1 - samples)])
     rate = (last - first) / (end - start)
     direction = "up" if last > first else "down" if last < first else "flat"
     drain = 0.0 if last == 0 else (last / -rate if rate < 0 else None)

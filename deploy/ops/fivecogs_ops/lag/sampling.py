@@ -10,8 +10,15 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from fivecogs_ops.lag.admin import GroupDescription, describe_groups, list_groups, partitions_of
-from fivecogs_shared.kafka_admin import admin_client, committed_offsets, end_offsets
+from fivecogs_shared.kafka_admin import (
+    GroupDescription,
+    admin_client,
+    committed_offsets,
+    describe_groups,
+    end_offsets,
+    partitions_of,
+)
+from fivecogs_shared.kafka_admin import list_groups_with as list_groups
 
 DEFAULT_PREFIX = "fivecogs-"
 
