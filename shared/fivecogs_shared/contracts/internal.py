@@ -11,6 +11,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints, model_validator
 
+from fivecogs_shared.contracts import partner
 from fivecogs_shared.contracts.feedback import RuleReason
 from fivecogs_shared.contracts.partner import (
     CalendarDate,
@@ -146,22 +147,10 @@ class TrainingRecorded(Contract):
     completed_on: CalendarDate
 
 
-class CertificationAccepted(Contract):
-    certificate_id: Id
-    product_id: Id
-    enterprise_id: Id
-    province: Province
-    scheme: Scheme
-    level: Annotated[StrictInt, Field(ge=1, le=5)] | None = None
-    valid_from: CalendarDate
-    valid_until: CalendarDate
+class CertificationAccepted(partner.CertificationGranted):
+    """The partner's certificate as knowledge accepted it, with the enterprise's province for notices."""
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        check_certification_level(self.scheme, self.level)
-        if self.valid_until < self.valid_from:
-            raise ValueError("valid_until cannot be before valid_from")
-        return self
+    province: Province
 
 
 class HeldCertification(Contract):

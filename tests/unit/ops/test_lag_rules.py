@@ -132,10 +132,10 @@ def test_trend_tells_whether_it_gets_better() -> None:
 
 
 def test_a_report_judges_each_partition_against_the_stored_samples() -> None:
-    from fivecogs_shared.kafka_admin import GroupDescription
     from fivecogs_ops.lag.estimate import tables
     from fivecogs_ops.lag.report import build_report, downsample
     from fivecogs_ops.lag.sampling import Sample, Snapshot
+    from fivecogs_shared.kafka_admin import GroupDescription
 
     group, topic = "fivecogs-knowledge", "fivecogs.inputs.events"
     history = [
