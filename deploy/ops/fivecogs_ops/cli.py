@@ -178,7 +178,7 @@ def report(
 
     Exit 2 when the management service cannot be reached.
     """
-    from fivecogs_ops.report import VIEWS, ReportUnavailable, fetch, report_table
+    from fivecogs_ops.report import VIEWS, ReportUnavailable, fetch, report_tables
 
     if by is not None and by not in VIEWS:
         raise typer.BadParameter(f"{by!r}: use province or region", param_hint="--by")
@@ -192,7 +192,9 @@ def report(
         print(json.dumps(bodies[by] if by else {f"{v}s": body for v, body in bodies.items()}, indent=2))
         return
     for view, body in bodies.items():
-        Console().print(report_table(body, view, f"report by {view}"))
+        out = Console()
+        for table in report_tables(body, view, f"report by {view}", out.width):
+            out.print(table)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,13 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("notices", "notices", False),
 )
 VIEWS = {"province": "/v1/report/provinces", "region": "/v1/report/regions"}
+# A terminal too narrow for all eleven columns gets the report in three parts that each fit in 80 columns.
+PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("sales", ("revenue_thb", "cost_thb", "margin_thb", "local_value_thb")),
+    ("income returned to the locality", ("members_income_thb", "community_fund_thb", "reinvest_thb")),
+    ("reach", ("enterprises", "active_enterprises", "target_poor_households_reached", "notices")),
+)
+FULL_WIDTH = 170
 
 
 class ReportUnavailable(RuntimeError):
@@ -42,20 +49,30 @@ def fetch(management_url: str, by: str, timeout: float = 10.0) -> dict[str, Any]
     return body
 
 
-def report_table(body: Mapping[str, Any], by: str, title: str | None = None) -> Table:
+def report_tables(body: Mapping[str, Any], by: str, title: str, width: int) -> list[Table]:
+    """The whole report in one table when the terminal is wide enough, else in three narrower ones."""
+    if width >= FULL_WIDTH:
+        return [report_table(body, by, title)]
+    return [report_table(body, by, f"{title}: {part}", fields) for part, fields in PARTS]
+
+
+def report_table(
+    body: Mapping[str, Any], by: str, title: str | None = None, fields: tuple[str, ...] | None = None
+) -> Table:
+    columns = [c for c in COLUMNS if fields is None or c[0] in fields]
     table = Table(title=title or f"by {by}", title_justify="left", show_footer=False)
     table.add_column(by, no_wrap=True)
-    for _, heading, _money in COLUMNS:
+    for _, heading, _money in columns:
         table.add_column(heading, justify="right", no_wrap=True)
     for row in body.get("rows", []):
-        table.add_row(str(row.get(by, "?")), *_cells(row))
+        table.add_row(str(row.get(by, "?")), *_cells(row, columns))
     table.add_section()
-    table.add_row("[bold]total[/]", *(f"[bold]{cell}[/]" for cell in _cells(body.get("totals", {}))))
+    table.add_row("[bold]total[/]", *(f"[bold]{cell}[/]" for cell in _cells(body.get("totals", {}), columns)))
     return table
 
 
-def _cells(row: Mapping[str, Any]) -> list[str]:
-    return [_cell(row.get(name), money) for name, _, money in COLUMNS]
+def _cells(row: Mapping[str, Any], columns: list[tuple[str, str, bool]]) -> list[str]:
+    return [_cell(row.get(name), money) for name, _, money in columns]
 
 
 def _cell(value: Any, money: bool) -> str:

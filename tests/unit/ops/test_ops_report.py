@@ -116,3 +116,16 @@ def test_simulate_exits_2_when_kafka_cannot_be_reached() -> None:
     args = ["simulate", "--bootstrap", f"127.0.0.1:{_closed_port()}", "--timeout", "5"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
+
+
+def test_a_narrow_terminal_gets_the_report_in_parts_that_fit() -> None:
+    from fivecogs_ops.report import COLUMNS, report_tables
+
+    parts = report_tables(PROVINCES, "province", "report", width=80)
+    assert [len(t.columns) - 1 for t in parts] == [4, 3, 4]
+    assert sum(len(t.columns) - 1 for t in parts) == len(COLUMNS)  # nothing left out
+    for table in parts:
+        console = Console(width=80, record=True)
+        console.print(table)
+        assert "…" not in console.export_text()  # no column cut short
+    assert len(report_tables(PROVINCES, "province", "report", width=200)) == 1

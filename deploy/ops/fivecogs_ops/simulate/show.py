@@ -12,7 +12,7 @@ from rich.progress import Progress as Bar
 from rich.status import Status
 from rich.table import Table
 
-from fivecogs_ops.report import report_table
+from fivecogs_ops.report import report_tables
 from fivecogs_ops.simulate.catchup import CatchUpTimeout, Lag
 from fivecogs_ops.simulate.compare import Tally
 from fivecogs_ops.simulate.play import ManagementUnreachable
@@ -114,8 +114,9 @@ def show_result(console: Console, result: SimulationResult) -> None:
         return
     assert result.actual is not None
     report = result.actual.to_json()
-    console.print(report_table(report["provinces"], "province", "report by province (after the run)"))
-    console.print(report_table(report["regions"], "region", "report by region (after the run)"))
+    for view, by in (("provinces", "province"), ("regions", "region")):
+        for table in report_tables(report[view], by, f"report by {by} (after the run)", console.width):
+            console.print(table)
     _show_tally(console, "rejections and order answers", result.answers)
     _show_tally(console, "dead letters", result.dead_letters)
     if result.interference():
