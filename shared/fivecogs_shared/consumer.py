@@ -20,6 +20,7 @@ import structlog
 from fivecogs_shared import inbox, outbox
 from fivecogs_shared.contracts import FEEDBACK_TOPIC
 from fivecogs_shared.contracts.feedback import REJECTED_TYPE, PartnerEventRejected
+from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import (
     Envelope,
     EventType,
@@ -46,6 +47,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,  # another backend crashed, or `pg_ctl stop -m immediate`: Postgres restarts
+    asyncpg.InsufficientResourcesError,  # too many connections, out of disk or memory: may clear by itself
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
 )
@@ -97,6 +100,7 @@ class BatchProcessor:
 
     async def _apply(self, records: Sequence[RecordLike]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
+            await _own_partitions(conn, self.group_id, records)
             uow = UnitOfWork(conn=conn, cog=self.cog)
             readings = [self._read(record) for record in records]
             keys = [(r.source, r.id) for r in readings if isinstance(r, Envelope)]
@@ -208,6 +212,22 @@ class BatchProcessor:
 def feedback_record(uow: UnitOfWork, partner: str, rejected: PartnerEventRejected, event_id: str) -> OutgoingRecord:
     headers = event_headers(ce_type=REJECTED_TYPE, source=uow.source, correlation_id=event_id or "unknown")
     return OutgoingRecord(FEEDBACK_TOPIC, partner.encode(), dump(rejected), headers)
+
+
+async def _own_partitions(conn: Connection, group_id: str, records: Sequence[RecordLike]) -> None:
+    """Serialise the batches of one partition across the processes of a group, until this transaction ends.
+
+    For a moment two processes may both hold a partition: a rebalance while a batch is in flight, a member
+    whose session expired but still works. The second waits here until the first has committed, so the inbox
+    read that follows sees what the first applied: nothing is applied twice. Keys are taken in one sorted
+    order, so two batches cannot deadlock."""
+    partitions = {(record.topic, record.partition) for record in records}
+    keys = sorted(_lock_key(f"partition:{group_id}:{topic}:{partition}") for topic, partition in partitions)
+    await conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", keys)
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 def _position(record: RecordLike) -> inbox.EventKey:

@@ -7,7 +7,13 @@ Guarantees, and how they are kept:
   running (`xid < pg_snapshot_xmin`), so a sequence value that commits late cannot be overtaken;
 - at most duplicates: a relay that dies between Kafka's ack and the delete sends those rows again, and the
   consumers' inbox absorbs them;
-- one relay per service: the relay holds an advisory lock; a replica without it waits and takes over.
+- one relay per service: the relay holds an advisory lock; a replica without it waits and takes over. The lock
+  lives on the LISTEN connection: when that connection is lost (a Postgres restart) the relay stops draining
+  and takes the lead again, as another replica may have taken it meanwhile.
+
+Test hook: with `FIVECOGS_CHAOS_RELAY_EXIT_AFTER_PUBLISH=<n>` in its environment, the process exits (code 137,
+as after kill -9) right after Kafka acknowledged the relay's n-th batch and before that batch's rows are deleted:
+the fault suite (`fivecogs faults`) uses it to prove the "duplicates at most" promise. Never set it in production.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 
 import asyncpg
 import structlog
@@ -25,6 +32,9 @@ from fivecogs_shared.db import Connection
 from fivecogs_shared.uow import OutgoingRecord
 
 log = structlog.get_logger()
+
+CHAOS_EXIT_AFTER_PUBLISH = "FIVECOGS_CHAOS_RELAY_EXIT_AFTER_PUBLISH"
+CHAOS_EXIT_CODE = 137
 
 
 def notify_channel(schema: str) -> str:
@@ -64,6 +74,8 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self.sent_total = 0
         self.is_leader = False
+        self.batches_published = 0
+        self._exit_after = int(os.environ.get(CHAOS_EXIT_AFTER_PUBLISH) or 0)  # the test hook; 0: off
 
     async def run(self) -> None:
         """Until stopped: take the lead, then drain whenever woken by NOTIFY or the poll interval."""
@@ -96,6 +108,8 @@ class OutboxRelay:
             await producer.start()
             self.is_leader = True
             while True:
+                if listener.is_closed():  # the advisory lock went with it: lead again before draining more
+                    raise asyncpg.InterfaceError("the relay's LISTEN connection was lost")
                 await self.drain(producer)
                 if self._stopping.is_set():
                     return
@@ -136,12 +150,20 @@ class OutboxRelay:
                 for row in rows
             ]
             await asyncio.gather(*futures)
+            self._chaos_after_publish()
             async with self.pool.acquire() as conn:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows])
             sent += len(rows)
             self.sent_total += len(rows)
             if len(rows) < self.batch:
                 return sent
+
+    def _chaos_after_publish(self) -> None:
+        """The test hook (see the module's docstring): die between Kafka's ack and the DELETE."""
+        self.batches_published += 1
+        if self._exit_after and self.batches_published >= self._exit_after:
+            log.warning("chaos: relay exits between publishing and deleting", batches=self.batches_published)
+            os._exit(CHAOS_EXIT_CODE)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,10 +107,16 @@ def build_broker(settings: ServiceSettings, metrics: ServiceMetrics) -> KafkaBro
         allow_auto_create_topics=False,
         middlewares=[KafkaPrometheusMiddleware(registry=metrics.registry, app_name=f"fivecogs-{settings.cog}")],
         logger=structlog.get_logger("faststream"),
-        graceful_timeout=8.0,
+        graceful_timeout=GRACEFUL_SECONDS,
         # FastStream logs every batch received/processed; at INFO that drowns the service's own lines.
         log_level=logging.DEBUG,
     )
+
+
+# SIGTERM to exit: consuming (the in-flight batch finishes and commits, or is cancelled and handed back
+# uncommitted) gets GRACEFUL_SECONDS, the outbox relay's last flush the rest; orchestrators wait 10 s or more.
+SHUTDOWN_SECONDS = 9.0
+GRACEFUL_SECONDS = 5.0
 
 
 @contextlib.asynccontextmanager
@@ -132,15 +139,24 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         max_value_bytes=settings.max_value_bytes,
     )
     assignment = AssignmentTracker()
+    failures = 0  # batches in a row that failed after their retries
 
     async def on_batch(message: KafkaMessage) -> None:
+        nonlocal failures
         records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
         try:
             await processor.process(records)
         except Exception:
-            log.exception("batch failed after retries; rewinding to fetch it again")
-            await message.nack()  # seek back to the batch's first offsets: nothing is skipped
+            failures += 1
+            pause = min(processor.backoff_cap, processor.backoff_initial * 2**failures)
+            log.exception("batch failed after retries; rewinding to fetch it again", retry_in=round(pause, 2))
+            await asyncio.sleep(pause)  # a batch that fails at once every time must not spin the loop
+            try:
+                await message.nack()  # seek back to the batch's first offsets: nothing is skipped
+            except KafkaError as error:  # revoked meanwhile: the new owner starts from the committed offsets
+                log.warning("rewind failed; the partitions moved to another consumer", error=repr(error))
             return
+        failures = 0
         try:
             await message.ack()  # commit offsets only now that Postgres has committed
         except KafkaError as error:
@@ -175,14 +191,19 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
     try:
         yield runtime
     finally:
+        deadline = time.monotonic() + SHUTDOWN_SECONDS
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await broker.stop()
+        await broker.stop()  # stops consuming, waits for the in-flight batch, commits, leaves the group
         await relay.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(relay_task, 10)
-        await pool.close()
+        # Rows the relay has no time left for stay in the outbox: the next start sends them (duplicates at most).
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(relay_task, max(0.5, deadline - time.monotonic()))
+        try:
+            await asyncio.wait_for(pool.close(), max(0.5, deadline - time.monotonic()))
+        except TimeoutError:
+            pool.terminate()
         log.info("service stopped")
 
 

@@ -37,18 +37,22 @@ class ServiceProcesses:
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_PORTS))
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, cog: str) -> None:
+    def start(self, cog: str, *, name: str | None = None, extra_env: dict[str, str] | None = None) -> None:
+        """Start `cog` as the process called `name` (default: the cog). A second instance of a service (same
+        consumer group) gets a name and a port of its own in `ports`; `extra_env` is for this process only."""
+        name = name or cog
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
             **self.env,
-            f"FIVECOGS_{cog.upper()}_HTTP_PORT": str(self.ports[cog]),
+            f"FIVECOGS_{cog.upper()}_HTTP_PORT": str(self.ports[name]),
             f"FIVECOGS_{cog.upper()}_LOG_FORMAT": "json",
+            **(extra_env or {}),
         }
-        log = (self.log_dir / f"{cog}.log").open("ab")
-        self.processes[cog] = subprocess.Popen(
-            service_command(cog), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with (self.log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own copy of the handle
+            self.processes[name] = subprocess.Popen(
+                service_command(cog), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def url(self, cog: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports[cog]}{path}"

@@ -75,18 +75,33 @@ def external_env() -> dict[str, str] | None:
 
 
 class LocalStack:
-    def __init__(self, root: Path | None = None) -> None:
+    """`stack_dir` (default `<repo>/.stack`) holds the state, data and logs; a second stack (the fault suite's) uses
+    a directory and ports of its own and may share the broker jars through `kafka_libs`. `preferred` gives the
+    ports tried first when the stack starts for the first time."""
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        stack_dir: Path | None = None,
+        kafka_libs: Path | None = None,
+        preferred: StackState | None = None,
+    ) -> None:
         self.repo = root or repo_root()
-        self.dir = self.repo / ".stack"
+        self.dir = stack_dir or self.repo / ".stack"
         self.logs = self.dir / "logs"
         self.kafka_dir = self.dir / "kafka"
+        self.kafka_libs = kafka_libs or self.kafka_dir / "libs"
         self.pg_data = self.dir / "postgres" / "data"
         self.state_file = self.dir / "stack.json"
+        self.preferred = preferred
 
     # -- state -------------------------------------------------------------------------------------------
     def load(self) -> StackState:
         if self.state_file.is_file():
             return StackState(**json.loads(self.state_file.read_text()))
+        if self.preferred is not None:
+            return StackState(self.preferred.kafka_port, self.preferred.controller_port, self.preferred.postgres_port)
         return StackState(
             kafka_port=_env_port("FIVECOGS_KAFKA_PORT", KAFKA_DEFAULT_PORT),
             controller_port=_env_port("FIVECOGS_KAFKA_CONTROLLER_PORT", CONTROLLER_DEFAULT_PORT),
@@ -128,6 +143,26 @@ class LocalStack:
             self._pg_ctl("stop", "-m", "fast", "-w")
         progress("stack stopped")
 
+    # -- one component at a time (the fault suite restarts them under load) ------------------------------
+    def stop_kafka(self, grace: float = 30) -> None:
+        """Stop this stack's broker (SIGTERM: a controlled shutdown; SIGKILL after `grace` seconds)."""
+        state = self.load()
+        if state.kafka_pid and _alive(state.kafka_pid):
+            _terminate(state.kafka_pid, grace=grace)
+        state.kafka_pid = None
+        self.save(state)
+
+    def start_kafka(self, progress: Progress = print) -> None:
+        self._kafka_up(self.load(), progress)
+
+    def stop_postgres(self, mode: str = "fast") -> None:
+        """`pg_ctl stop -m fast|immediate`: immediate is a crash (recovery from the WAL at the next start)."""
+        if _postgres_pid(self.pg_data):
+            self._pg_ctl("stop", "-m", mode, "-w")
+
+    def start_postgres(self, progress: Progress = print) -> None:
+        self._postgres_up(self.load(), progress)
+
     def status(self) -> list[dict[str, str]]:
         state = self.load()
         kafka_running = bool(state.kafka_pid and _alive(state.kafka_pid))
@@ -154,7 +189,7 @@ class LocalStack:
         if state.kafka_pid and _alive(state.kafka_pid) and _port_open(state.kafka_port):
             progress(f"Kafka already running on {state.bootstrap_servers} (pid {state.kafka_pid})")
             return
-        libs = self.kafka_dir / "libs"
+        libs = self.kafka_libs
         if not any(libs.glob("kafka_2.13-*.jar")):
             progress("fetching the Kafka broker jars with Maven (first run only)…")
             _run(
@@ -164,6 +199,7 @@ class LocalStack:
             )
         _ensure_port_free(state.kafka_port, "Kafka")
         _ensure_port_free(state.controller_port, "the Kafka controller")
+        self.kafka_dir.mkdir(parents=True, exist_ok=True)  # libs may live elsewhere (a second stack shares them)
         config = self.kafka_dir / "server.properties"
         data = self.kafka_dir / "data"
         template = (self.repo / "deploy" / "kafka" / "server.properties").read_text()

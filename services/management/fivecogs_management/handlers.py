@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fivecogs_management import domain, journey, store
 from fivecogs_management.journey import At
@@ -13,6 +13,7 @@ from fivecogs_shared.envelope import Envelope
 from fivecogs_shared.uow import UnitOfWork
 
 DISTRIBUTION_MADE = internal_type("management", "distribution.made")
+EVER = datetime.min.replace(tzinfo=UTC)
 
 
 def _at(event: Envelope) -> At:
@@ -20,8 +21,21 @@ def _at(event: Envelope) -> At:
 
 
 async def on_policy_set(uow: UnitOfWork, event: Envelope) -> None:
+    """A policy takes effect at its ce_time. Settlements already distributed from then on (the policy arrived
+    late) are distributed again by it, so the report never depends on which topic was read first."""
     command = event.data_as(partner.DistributionPolicySet)
-    await store.save_policy(uow.conn, command.province, domain.policy_of(command))
+    await store.save_policy(uow.conn, command.province, domain.policy_of(command), event.time, event.id)
+    for settled in await store.settlements_since(uow.conn, command.province, event.time):
+        policy, effective_at = await _policy_at(uow, command.province, settled.settled_at)
+        distribution = domain.distribute(settled.revenue_thb, settled.cost_thb, policy)
+        if distribution is not None:
+            await store.redistribute(uow.conn, settled.settlement_id, distribution, effective_at)
+
+
+async def _policy_at(uow: UnitOfWork, province: str, moment: datetime) -> tuple[domain.Policy, datetime]:
+    """The policy in force at a moment, and since when; the programme default has been in force forever."""
+    found = await store.policy_at(uow.conn, province, moment)
+    return found if found is not None else (domain.policy_in_force(None), EVER)
 
 
 async def on_enterprise_registered(uow: UnitOfWork, event: Envelope) -> None:
@@ -72,13 +86,15 @@ async def on_settlement_recorded(uow: UnitOfWork, event: Envelope) -> None:
         return  # the same settlement replayed under another event id: counted and distributed already
     margin = domain.margin_of(settlement.revenue_thb, settlement.cost_thb)
     await store.save_steps(uow.conn, journey.settled(_at(event), settlement, margin))
-    policy = domain.policy_in_force(await store.load_policy(uow.conn, settlement.province))
+    policy, effective_at = await _policy_at(uow, settlement.province, settlement.settled_at)
     distribution = domain.distribute(settlement.revenue_thb, settlement.cost_thb, policy)
     if distribution is not None:
-        await _distribute(uow, settlement, distribution)
+        await _distribute(uow, settlement, distribution, effective_at)
 
 
-async def _distribute(uow: UnitOfWork, settlement: internal.SettlementRecorded, d: domain.Distribution) -> None:
+async def _distribute(
+    uow: UnitOfWork, settlement: internal.SettlementRecorded, d: domain.Distribution, effective_at: datetime
+) -> None:
     made = internal.DistributionMade(
         distribution_id=settlement.settlement_id,
         settlement_id=settlement.settlement_id,
@@ -94,7 +110,7 @@ async def _distribute(uow: UnitOfWork, settlement: internal.SettlementRecorded, 
         product_ids=settlement.product_ids,
     )
     event_id = uow.emit(DISTRIBUTION_MADE, made, key=settlement.enterprise_id)
-    await store.save_distribution(uow.conn, settlement, d, event_id)
+    await store.save_distribution(uow.conn, settlement, d, event_id, effective_at)
     await store.save_steps(uow.conn, journey.distributed(At(event_id, _emitted_at(uow, event_id)), made))
 
 

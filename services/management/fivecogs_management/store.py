@@ -5,6 +5,10 @@ new event id still lands on the row it made the first time."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
 from fivecogs_management.domain import Distribution, Policy
 from fivecogs_management.journey import Step
 from fivecogs_shared.contracts import internal
@@ -12,23 +16,63 @@ from fivecogs_shared.db import Connection
 from fivecogs_shared.provinces import region_of
 
 
-async def load_policy(conn: Connection, province: str) -> Policy | None:
+async def policy_at(conn: Connection, province: str, moment: datetime) -> tuple[Policy, datetime] | None:
+    """The province's policy in force at a moment and when it took effect (None: none set by then)."""
     row = await conn.fetchrow(
-        "SELECT members_share, community_fund_share, reinvest_share FROM distribution_policies WHERE province = $1",
+        "SELECT members_share, community_fund_share, reinvest_share, effective_at FROM policy_history "
+        "WHERE province = $1 AND effective_at <= $2 ORDER BY effective_at DESC, received DESC LIMIT 1",
         province,
+        moment,
     )
-    return Policy(**dict(row)) if row else None
+    if row is None:
+        return None
+    return Policy(row["members_share"], row["community_fund_share"], row["reinvest_share"]), row["effective_at"]
 
 
-async def save_policy(conn: Connection, province: str, policy: Policy) -> None:
+async def save_policy(conn: Connection, province: str, policy: Policy, effective_at: datetime, event_id: str) -> None:
     await conn.execute(
-        "INSERT INTO distribution_policies (province, members_share, community_fund_share, reinvest_share) "
-        "VALUES ($1, $2, $3, $4) ON CONFLICT (province) DO UPDATE SET members_share = EXCLUDED.members_share, "
-        "community_fund_share = EXCLUDED.community_fund_share, reinvest_share = EXCLUDED.reinvest_share",
+        "INSERT INTO policy_history (province, effective_at, event_id, members_share, community_fund_share, "
+        "reinvest_share) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         province,
+        effective_at,
+        event_id,
         policy.members_share,
         policy.community_fund_share,
         policy.reinvest_share,
+    )
+
+
+class SettledFigures(NamedTuple):
+    settlement_id: str
+    revenue_thb: Decimal
+    cost_thb: Decimal
+    settled_at: datetime
+
+
+async def settlements_since(conn: Connection, province: str, moment: datetime) -> list[SettledFigures]:
+    """Settlements of a province at or after a moment: those a policy taking effect then may concern."""
+    rows = await conn.fetch(
+        "SELECT settlement_id, revenue_thb, cost_thb, settled_at FROM settlements "
+        "WHERE province = $1 AND settled_at >= $2 ORDER BY settled_at, settlement_id FOR UPDATE",
+        province,
+        moment,
+    )
+    return [SettledFigures(**dict(row)) for row in rows]
+
+
+async def redistribute(conn: Connection, settlement_id: str, d: Distribution, effective_at: datetime) -> None:
+    await conn.execute(
+        "UPDATE distributions SET members_thb = $2, community_fund_thb = $3, reinvest_thb = $4, "
+        "members_share = $5, community_fund_share = $6, reinvest_share = $7, policy_effective_at = $8 "
+        "WHERE settlement_id = $1",
+        settlement_id,
+        d.members_thb,
+        d.community_fund_thb,
+        d.reinvest_thb,
+        d.policy.members_share,
+        d.policy.community_fund_share,
+        d.policy.reinvest_share,
+        effective_at,
     )
 
 
@@ -69,11 +113,13 @@ async def record_settlement(conn: Connection, s: internal.SettlementRecorded, ev
     return bool(recorded)
 
 
-async def save_distribution(conn: Connection, s: internal.SettlementRecorded, d: Distribution, event_id: str) -> None:
+async def save_distribution(
+    conn: Connection, s: internal.SettlementRecorded, d: Distribution, event_id: str, effective_at: datetime | None
+) -> None:
     await conn.execute(
         "INSERT INTO distributions (distribution_id, settlement_id, enterprise_id, province, margin_thb, "
         "members_thb, community_fund_thb, reinvest_thb, members_share, community_fund_share, reinvest_share, "
-        "event_id) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "event_id, policy_effective_at) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         s.settlement_id,
         s.enterprise_id,
         s.province,
@@ -85,6 +131,7 @@ async def save_distribution(conn: Connection, s: internal.SettlementRecorded, d:
         d.policy.community_fund_share,
         d.policy.reinvest_share,
         event_id,
+        effective_at,
     )
 
 

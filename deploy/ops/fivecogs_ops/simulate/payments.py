@@ -14,6 +14,7 @@ from fivecogs_ops.simulate.cast import PlannedOrder, PlannedProduct
 from fivecogs_ops.simulate.records import Sent, with_value
 from fivecogs_ops.simulate.setup import POLICY, REGISTERED, policy_data, registration
 from fivecogs_ops.simulate.story import Story, at, day_of
+from fivecogs_shared.provinces import TARGET_PROVINCES
 
 PAID = "th.fivecogs.payment.received.v1"
 CANCELLED = "th.fivecogs.order.cancelled.v1"
@@ -42,7 +43,7 @@ def write_late_orders(story: Story) -> list[Sent]:
     """Step 7: two provinces change their policy, two enterprises update their figures, and units returned by
     cancellations are sold again (to the oldest batch first)."""
     moment = at(day_of(9, 1), 9)
-    provinces = sorted({e.province for e in story.cast.enterprises})[:2]
+    provinces = sorted(TARGET_PROVINCES)[:2]  # not the seed's: see setup.OTHER_POLICIES
     for province, shares in zip(provinces, LATE_POLICIES, strict=False):
         story.event(POLICY, policy_data(province, shares), source=catalogue.cdd_office(province), time=moment)
     for enterprise in story.cast.enterprises[:2]:

@@ -1,0 +1,90 @@
+"""The fault suite's own world: a Kafka broker, a Postgres server and the five services, under `.stack/faults/`
+on ports of their own, so that the processes it kills and restarts are never anybody else's.
+
+Each run starts from empty data (the report is then exactly the model's) and stops every process it started,
+pass or fail. The broker jars are shared with the main stack (`.stack/kafka/libs`): they are only read.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+from fivecogs_ops.services import ServiceProcesses
+from fivecogs_ops.stack import LocalStack, StackState, repo_root
+from fivecogs_shared.contracts import COGS
+
+# Far from the main stack's 9092/9093/5433 and the services' 8081-8085; the first free port from here is taken.
+PREFERRED = StackState(kafka_port=19092, controller_port=19093, postgres_port=15433)
+HTTP_PORTS_FROM = 18081
+SPARE = "spare"  # the name of the second instance of a service, started for the rebalance
+
+Progress = Callable[[str], None]
+
+
+class FaultEnvironment:
+    def __init__(self, repo: Path | None = None) -> None:
+        self.repo = repo or repo_root()
+        self.dir = self.repo / ".stack" / "faults"
+        self.stack = LocalStack(
+            self.repo, stack_dir=self.dir, kafka_libs=self.repo / ".stack" / "kafka" / "libs", preferred=PREFERRED
+        )
+        self.services: ServiceProcesses | None = None
+        self.state: StackState | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        assert self.state is not None, "the stack is not up"
+        return self.state.env()
+
+    @property
+    def bootstrap(self) -> str:
+        return self.env["KAFKA_BOOTSTRAP_SERVERS"]
+
+    @property
+    def database_url(self) -> str:
+        return self.env["DATABASE_URL"]
+
+    def up(self, progress: Progress) -> None:
+        """A fresh stack: whatever an interrupted earlier run left is stopped and wiped first."""
+        self.stack.down(progress=lambda _: None)
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.state = self.stack.up(progress=progress)
+        ports = _free_ports(HTTP_PORTS_FROM, [*COGS, SPARE])
+        env = {**self.env, **{f"FIVECOGS_{cog.upper()}_RELAY_POLL_SECONDS": "0.2" for cog in COGS}}
+        self.services = ServiceProcesses(env=env, log_dir=self.stack.logs, ports=ports)
+
+    def processes(self) -> ServiceProcesses:
+        assert self.services is not None, "the stack is not up"
+        return self.services
+
+    def close(self, progress: Progress) -> None:
+        """Stop the services, then the broker and Postgres; the logs stay under `.stack/faults/logs`."""
+        if self.services is not None:
+            self.services.stop_all(grace=12)
+        self.stack.down(progress=progress)
+        for data in (self.stack.kafka_dir / "data", self.stack.pg_data.parent):
+            shutil.rmtree(data, ignore_errors=True)  # gigabytes of test data: the logs are what is worth keeping
+
+
+def _free_ports(start: int, names: list[str]) -> dict[str, int]:
+    ports: dict[str, int] = {}
+    candidate = start
+    for name in names:
+        while not _bindable(candidate):
+            candidate += 1
+        ports[name] = candidate
+        candidate += 1
+    return ports
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
