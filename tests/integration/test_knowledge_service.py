@@ -226,3 +226,29 @@ async def test_a_redelivered_batch_is_assessed_once(run_service, stack_env) -> N
 
     assert len(assessed) == 1
     assert data(assessed[0])["batch_id"] == batch
+
+
+async def test_a_re_emitted_event_with_other_content_keeps_the_first_and_is_not_dead_lettered(
+    run_service, stack_env
+) -> None:
+    """Upstream ids derive from the cause, so the same id can come back with other content (a replay after a
+    code change): that is a repeat, not a partner's conflict."""
+    ent, product, batch = _id("ent"), _id("prod"), _id("batch")
+    async with (
+        Tap(stack_env.bootstrap, EVENTS, f"{INPUTS_EVENTS}.dlq") as tap,
+        Partner(stack_env.bootstrap, source="fivecogs/inputs") as inputs,
+        run_service(DEFINITION) as runtime,
+    ):
+        await inputs.send(INPUTS_EVENTS, REGISTERED, _registered(ent), ent)
+        body = _produced(batch, ent, product, "2025-03-01")
+        event_id = await inputs.send(INPUTS_EVENTS, PRODUCED, body, batch)
+        await tap.wait_for(_emitted(BATCH_ASSESSED, product))
+        changed = {**body, "cost_thb": "999.00"}
+        await inputs.send(INPUTS_EVENTS, PRODUCED, changed, batch, event_id=event_id)
+        await _consumed_everything(stack_env.bootstrap, runtime.settings.group_id, INPUTS_EVENTS)
+        await asyncio.sleep(2)
+        assessed = [r for r in tap.records if _emitted(BATCH_ASSESSED, product)(r)]
+        dead = [r for r in tap.records if r.topic.endswith(".dlq") and header(r, "ce_id") == event_id]
+
+    assert [data(r)["cost_thb"] for r in assessed] == [body["cost_thb"]]
+    assert dead == []

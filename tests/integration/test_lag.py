@@ -93,16 +93,12 @@ def ends_of(group: Any) -> dict[TopicPartition, int]:
 
 
 async def start_at_end(bootstrap: str, group: str, topic: str = INGEST) -> None:
-    """Commit the topic's current end for a new group, so it does not begin by reading every earlier test's events."""
+    """Commit the topic's current end for a new group, so it does not begin by reading every earlier test's events.
+    (On a fresh stack the topic may not exist yet: it is created first.)"""
+    await kafka_admin.ensure_topics(bootstrap, [kafka_admin.TopicSpec(topic)])
     partitions = await kafka_admin.topic_partitions(bootstrap, topic)
     ends = await kafka_admin.end_offsets(bootstrap, partitions)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.commit(ends)
-    finally:
-        await consumer.stop()
+    await kafka_admin.reset_group_offsets(bootstrap, group, ends)
 
 
 def only(report: Report, group: str) -> Any:
