@@ -61,7 +61,14 @@ async def played(stack_env, services: ServiceProcesses) -> SimulationResult:
     the same topics, as on a developer's shared stack. A clean stack gets exactly one run."""
     for attempt in range(1, ATTEMPTS + 1):
         result = await asyncio.wait_for(
-            run_simulation(stack_env.bootstrap, services.url("management"), ENTERPRISES, SEED, timeout=120),
+            run_simulation(
+                stack_env.bootstrap,
+                services.url("management"),
+                ENTERPRISES,
+                SEED,
+                timeout=120,
+                database_url=stack_env.database_url,
+            ),
             timeout=170,
         )
         settled = ", ".join(f"{s.name.split()[0]} {s.catch_up_seconds or 0:.1f}s" for s in result.steps)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fivecogs_ops.faults import register as register_fault_suite
 from fivecogs_ops.lag.cli import register as register_lag_commands
 from fivecogs_ops.recovery_cli import register as register_recovery_commands
 from fivecogs_ops.stack import LocalStack, StackError, external_env
@@ -23,6 +24,7 @@ stack_app = typer.Typer(help="The local Kafka + Postgres stack (no Docker needed
 app.add_typer(stack_app, name="stack")
 register_lag_commands(app)  # `fivecogs lag` and `fivecogs ops`
 register_recovery_commands(app)  # `fivecogs replay`, `fivecogs dlq`, `fivecogs contracts`
+register_fault_suite(app)  # `fivecogs faults`
 
 console = Console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -135,6 +137,14 @@ def simulate(
     bootstrap: Annotated[
         str, typer.Option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
     ] = "127.0.0.1:9092",
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="DATABASE_URL",
+            help="The services' Postgres: when given, catching up also waits for their outboxes to empty.",
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the chain to catch up after a step.")] = 300,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Publish all steps back to back; verify nothing (a load test).")
@@ -155,6 +165,7 @@ def simulate(
         simulate_and_show(
             console,
             bootstrap=bootstrap,
+            database_url=database_url,
             management_url=management_url,
             enterprises=enterprises,
             seed=seed,

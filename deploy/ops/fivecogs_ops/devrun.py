@@ -45,6 +45,7 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
                 management_url=services.url("management"),
                 enterprises=enterprises,
                 seed=seed,
+                database_url=env["DATABASE_URL"],
             )
         )
         console.rule("[bold]4/4 running")

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -43,6 +44,7 @@ class CatchUpTimeout(RuntimeError):
 class Lag:
     by_group: Mapping[str, int]
     quiet_for: float
+    outbox: int = 0  # rows the services committed but have not relayed to Kafka yet
 
     @property
     def total(self) -> int:
@@ -55,8 +57,8 @@ Progress = Callable[[Lag], None]
 class LagWatcher:
     """One admin client and one group-less consumer, kept open while a simulation runs."""
 
-    def __init__(self, bootstrap: str, timeout: float = 10.0) -> None:
-        self.bootstrap, self.timeout = bootstrap, timeout
+    def __init__(self, bootstrap: str, timeout: float = 10.0, database_url: str | None = None) -> None:
+        self.bootstrap, self.timeout, self.database_url = bootstrap, timeout, database_url
         self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         self.partitions: dict[str, list[TopicPartition]] = {}
@@ -94,6 +96,27 @@ class LagWatcher:
             by_group[group] = sum(max(0, n) for n in owed)
         return by_group
 
+    async def outbox_backlog(self) -> int:
+        """Unrelayed outbox rows of the five services, when the database is known: a quiet topic alone cannot
+        tell a relay that is slow from one that has nothing left to send."""
+        if not self.database_url:
+            return 0
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            schemas = [
+                row["table_schema"]
+                for row in await conn.fetch(
+                    "SELECT table_schema FROM information_schema.tables WHERE table_name = 'outbox'"
+                )
+                if row["table_schema"] in COGS
+            ]
+            if not schemas:
+                return 0
+            counts = " + ".join(f"(SELECT count(*) FROM {schema}.outbox)" for schema in schemas)
+            return int(await conn.fetchval(f"SELECT {counts}"))
+        finally:
+            await conn.close()
+
     async def wait(
         self, *, timeout: float = 300.0, quiet: float = 2.0, poll: float = 0.25, progress: Progress | None = None
     ) -> float:
@@ -104,10 +127,11 @@ class LagWatcher:
         while True:
             ends = await self.ends()
             by_group = await self.lag(ends)
+            backlog = await self.outbox_backlog()
             now = time.monotonic()
-            if ends != previous or any(by_group.values()):
+            if ends != previous or any(by_group.values()) or backlog:
                 quiet_since, previous = now, ends
-            lag = Lag(by_group, now - quiet_since)
+            lag = Lag(by_group, now - quiet_since, backlog)
             if progress:
                 progress(lag)
             if lag.total == 0 and lag.quiet_for >= quiet:
@@ -119,4 +143,6 @@ class LagWatcher:
 
 def _stuck(lag: Lag, timeout: float) -> str:
     behind = ", ".join(f"{group} {n}" for group, n in lag.by_group.items() if n) or "none (topics kept growing)"
+    if lag.outbox:
+        behind += f"; {lag.outbox} outbox rows not relayed"
     return f"the chain did not catch up within {timeout:.0f}s; records behind: {behind}. Are all five services running?"

@@ -137,13 +137,18 @@ async def run_simulation(
     timeout: float = 300.0,
     quiet: float = 2.0,
     progress: Progress | None = None,
+    database_url: str | None = None,
 ) -> SimulationResult:
     """Play the scenario for (enterprises, seed). With `wait=False` the steps are published back to back and
     nothing is verified: events of different steps then race, and the model no longer predicts them."""
     progress = progress or Progress()
     scenario = build_scenario(enterprises, seed, tag)
     await prepare_topics(bootstrap)
-    async with LagWatcher(bootstrap) as watcher, Collector(bootstrap) as collector, Publisher(bootstrap) as publisher:
+    async with (
+        LagWatcher(bootstrap, database_url=database_url) as watcher,
+        Collector(bootstrap) as collector,
+        Publisher(bootstrap) as publisher,
+    ):
 
         async def settle() -> float:
             return await watcher.wait(timeout=timeout, quiet=quiet, progress=progress.lag)

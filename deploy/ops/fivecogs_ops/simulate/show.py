@@ -84,12 +84,20 @@ async def simulate_and_show(
     wait: bool = True,
     timeout: float = 300.0,
     as_json: bool = False,
+    database_url: str | None = None,
 ) -> int:
     """Run the simulation and print it; the exit code: 0 match, 1 mismatch, 2 chain unreachable or stuck."""
     progress = Progress() if as_json else RichProgress(console)
     try:
         result = await run_simulation(
-            bootstrap, management_url, enterprises, seed, wait=wait, timeout=timeout, progress=progress
+            bootstrap,
+            management_url,
+            enterprises,
+            seed,
+            wait=wait,
+            timeout=timeout,
+            progress=progress,
+            database_url=database_url,
         )
     except (KafkaError, OSError, ManagementUnreachable, CatchUpTimeout, TimeoutError) as error:
         if isinstance(progress, RichProgress) and progress.status is not None:
