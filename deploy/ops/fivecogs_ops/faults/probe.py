@@ -1,0 +1,67 @@
+"""Looking at the chain while it is being broken: readiness of a service, committed offsets and lag of its group.
+
+Kafka itself goes away during a broker restart, so every look opens its own short-lived clients and answers
+None instead of raising when Kafka does not answer: the caller simply looks again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from fivecogs_ops.simulate.catchup import consumed_topics
+from fivecogs_shared import kafka_admin
+
+# aiokafka logs every refused connection as an error; while the broker is down on purpose that is noise.
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class GroupPosition:
+    committed: int  # sum of committed offsets over the partitions the group reads
+    lag: int  # records written there and not committed yet
+
+
+async def is_ready(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def group_position(bootstrap: str, cog: str, timeout: float = 5.0) -> GroupPosition | None:
+    try:
+        async with kafka_admin.admin_client(bootstrap, timeout) as admin:
+            partitions = await kafka_admin.partitions_of(admin, consumed_topics(cog), timeout)
+            offsets = await asyncio.wait_for(admin.list_consumer_group_offsets(f"fivecogs-{cog}"), timeout)
+        ends = await _end_offsets(bootstrap, partitions, timeout)
+    except (KafkaError, OSError, TimeoutError):
+        return None
+    committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+    return GroupPosition(
+        committed=sum(committed.values()),
+        lag=sum(max(0, ends[tp] - committed.get(tp, 0)) for tp in partitions),
+    )
+
+
+async def _end_offsets(bootstrap: str, partitions: list[TopicPartition], timeout: float) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await asyncio.wait_for(consumer.start(), timeout)
+    try:
+        ends: dict[TopicPartition, int] = await asyncio.wait_for(consumer.end_offsets(partitions), timeout)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+async def group_members(bootstrap: str, cog: str) -> int | None:
+    try:
+        return len((await kafka_admin.describe_group(bootstrap, f"fivecogs-{cog}")).members)
+    except (KafkaError, OSError, TimeoutError):
+        return None

@@ -1,0 +1,97 @@
+"""Everything the chain writes on its events, feedback and dead-letter topics, read from the first record.
+
+The suite's stack is fresh, so "from the beginning" is exactly this run. Values over 64 KiB (the oversized
+poison, copied byte for byte into a DLQ) are not kept: their headers say all the checks need. The reader
+rides out broker restarts: it keeps its positions and simply asks again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import KafkaError
+
+from fivecogs_ops.simulate.play import ANSWER_TOPICS
+from fivecogs_shared.contracts import COGS, events_topic
+
+KEPT_VALUE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A consumer record, slimmed (the compare functions read only these fields)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+    def header(self, name: str) -> str:
+        for header_name, value in self.headers:
+            if header_name == name:
+                return value.decode(errors="replace")
+        return ""
+
+
+class Recorder:
+    topics = (*ANSWER_TOPICS, *(events_topic(cog) for cog in COGS))
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self.records: list[Seen] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Recorder:
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._collect())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.consumer.stop()
+
+    async def read_to_end(self, timeout: float = 60.0) -> None:
+        """Until every record written so far has been read."""
+        deadline = time.monotonic() + timeout
+        ends = await self.consumer.end_offsets(list(self.consumer.assignment()))
+        for partition, end in ends.items():
+            while await self.consumer.position(partition) < end:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the recorder is still behind on {partition}")
+                await asyncio.sleep(0.1)
+
+    async def _collect(self) -> None:
+        while True:
+            try:
+                batches = await self.consumer.getmany(timeout_ms=200)
+            except KafkaError:  # the broker is being restarted: positions are kept, ask again
+                await asyncio.sleep(0.5)
+                continue
+            for batch in batches.values():
+                self.records.extend(_slim(record) for record in batch)
+
+
+def _slim(record: ConsumerRecord) -> Seen:
+    value: bytes = record.value or b""
+    return Seen(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=value if len(value) <= KEPT_VALUE_BYTES else b"",
+        headers=tuple((name, bytes(v)) for name, v in record.headers or ()),
+    )

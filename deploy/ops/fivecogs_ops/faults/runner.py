@@ -1,0 +1,187 @@
+"""`run_suite`: the seeded scenario played on the suite's own stack while faults strike, then the verdict.
+
+Order of play: build the workload and its model (before anything starts, so a bad seed fails fast), bring up
+Kafka, Postgres and the five services, then wave by wave publish at a steady rate with the faults striking at
+their positions, wait for the faults to play out and for the chain to catch up, and finally compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fivecogs_ops.faults.counters import DuplicateCounter
+from fivecogs_ops.faults.environment import FaultEnvironment
+from fivecogs_ops.faults.injectors import Injector
+from fivecogs_ops.faults.plan import Fault, Mode, plan_faults
+from fivecogs_ops.faults.player import Player
+from fivecogs_ops.faults.progress import SuiteProgress
+from fivecogs_ops.faults.recorder import Recorder, Seen
+from fivecogs_ops.faults.recovery import FaultRecord
+from fivecogs_ops.faults.verify import Verdict, judge
+from fivecogs_ops.faults.workload import Workload, build_workload
+from fivecogs_ops.simulate.catchup import LagWatcher
+from fivecogs_ops.simulate.model import ChainModel
+from fivecogs_ops.simulate.play import Publisher, fetch_report, prepare_topics
+from fivecogs_shared.contracts import COGS
+
+SHUTDOWN_LIMIT = 10.0  # seconds from SIGTERM to exit (issue 4)
+
+
+@dataclass
+class WaveTiming:
+    name: str
+    records: int
+    publish_seconds: float
+    catch_up_seconds: float
+
+
+@dataclass
+class SuiteResult:
+    mode: Mode
+    seed: int
+    workload: Workload
+    planned: list[Fault]
+    faults: list[FaultRecord] = field(default_factory=list)
+    waves: list[WaveTiming] = field(default_factory=list)
+    verdict: Verdict | None = None
+    duplicates_absorbed: int = 0
+    copy_gaps: list[float] = field(default_factory=list)
+    crashes: list[str] = field(default_factory=list)
+    final_stops: dict[str, float] = field(default_factory=dict)  # SIGTERM to exit, at the end
+    recorded: list[Seen] = field(default_factory=list)  # what the chain wrote (not part of the JSON)
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def mismatches(self) -> int | None:
+        return None if self.verdict is None else self.verdict.mismatches
+
+    def problems(self) -> list[str]:
+        """Everything that makes the run fail, in words; empty when it passed."""
+        found = [self.error] if self.error else []
+        if self.verdict is None:
+            return found or ["no verdict"]
+        if self.verdict.mismatches:
+            found.append(f"{self.verdict.mismatches} mismatches")
+        found += [f"fault {r.fault.number} ({r.fault.kind} {r.target}): {_failure(r)}" for r in self.faults if not r.ok]
+        found += [f"fault {f.number} ({f.kind}) never struck" for f in self.planned[len(self.faults) :]]
+        found += [f"crash: {crash}" for crash in self.crashes]
+        slow = {name: s for name, s in self.stop_times().items() if s > SHUTDOWN_LIMIT}
+        found += [f"{name} took {s:.1f}s to stop on SIGTERM" for name, s in slow.items()]
+        return found
+
+    def stop_times(self) -> dict[str, float]:
+        times = {f"{r.target} (fault {r.fault.number})": r.stop_seconds for r in self.faults if r.stop_seconds}
+        return {**times, **{f"{cog} (end)": s for cog, s in self.final_stops.items()}}
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems()
+
+    def to_json(self) -> dict[str, Any]:
+        from fivecogs_ops.faults.show import result_json
+
+        return result_json(self)
+
+
+async def run_suite(env: FaultEnvironment, mode: Mode, seed: int, progress: SuiteProgress) -> SuiteResult:
+    started = time.monotonic()
+    progress.stage(f"building a scenario of {mode.events:,} events (seed {seed})")
+    workload = await asyncio.to_thread(build_workload, mode.events, seed, mode.copy_delay_events)
+    model = ChainModel()  # a fresh stack holds nothing else: the model starts empty too
+    outcomes = await asyncio.to_thread(model.apply_all, list(workload.records()))
+    result = SuiteResult(mode, seed, workload, plan_faults(mode, workload.sent, seed))
+    try:
+        await _start(env, progress)
+        management = env.processes().url("management")
+        before = await fetch_report(management)
+        await _play(env, mode, result, progress, started)
+        progress.stage("comparing the report, every answer and every dead letter with the model")
+        actual = await fetch_report(management)
+        expected = before.plus(model.report())
+        result.verdict = await judge(workload.scenario, outcomes, expected, actual, result.recorded, env.database_url)
+        result.final_stops = await _graceful_stops(env)
+    except Exception as error:
+        result.error = f"{type(error).__name__}: {error}"
+    result.seconds = time.monotonic() - started
+    return result
+
+
+async def _start(env: FaultEnvironment, progress: SuiteProgress) -> None:
+    progress.stage("starting the suite's own Kafka and Postgres (.stack/faults)")
+    await asyncio.to_thread(env.up, progress.stage)
+    processes = env.processes()
+    for cog in COGS:
+        processes.start(cog)
+    await asyncio.to_thread(processes.wait_ready, COGS, 120)
+    progress.stage(f"five services ready; management at {processes.url('management')}")
+    await prepare_topics(env.bootstrap)
+
+
+async def _play(env: FaultEnvironment, mode: Mode, result: SuiteResult, progress: SuiteProgress, t0: float) -> None:
+    stream = [published for wave in result.workload.waves for published in wave.records]
+    async with Recorder(env.bootstrap) as recorder, Publisher(env.bootstrap) as publisher:
+        injector = Injector(env, t0, busiest=lambda: player.busiest())
+        player = Player(publisher, injector, result.planned, stream, progress)
+        counter = DuplicateCounter(lambda: _metrics_urls(env))
+        counting = asyncio.create_task(counter.run())
+        try:
+            for wave in result.workload.waves:
+                progress.wave(wave.name, len(wave.records))
+                publish = await player.play(wave, mode.rate)
+                await injector.settle()
+                async with LagWatcher(env.bootstrap) as watcher:
+                    caught_up = await watcher.wait(timeout=mode.catch_up_timeout, quiet=2.0, progress=progress.lag)
+                progress.settled(wave.name, publish, caught_up)
+                result.waves.append(WaveTiming(wave.name, len(wave.records), publish, caught_up))
+            await recorder.read_to_end()
+            await counter.scrape_now()
+        finally:
+            counting.cancel()
+            result.faults, result.crashes = injector.records, injector.crashes
+            result.duplicates_absorbed, result.copy_gaps = counter.total, player.copy_gaps
+            result.recorded = recorder.records
+
+
+def _metrics_urls(env: FaultEnvironment) -> dict[str, tuple[int, str]]:
+    processes = env.processes()
+    return {
+        name: (process.pid, processes.url(name, "/metrics"))
+        for name, process in list(processes.processes.items())
+        if process.poll() is None
+    }
+
+
+async def _graceful_stops(env: FaultEnvironment) -> dict[str, float]:
+    """SIGTERM to every service at once; seconds until each exited."""
+    processes = env.processes().processes
+    started = time.monotonic()
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    stopped: dict[str, float] = {}
+    while len(stopped) < len(processes) and time.monotonic() - started < 30:
+        for name, process in processes.items():
+            if name not in stopped and process.poll() is not None:
+                stopped[name] = time.monotonic() - started
+        await asyncio.sleep(0.05)
+    late = {name: time.monotonic() - started for name in processes if name not in stopped}
+    return {**stopped, **late}
+
+
+def _failure(record: FaultRecord) -> str:
+    if record.error:
+        return record.error
+    return "not injected" if not record.injected else "no recovery measured"
+
+
+def copy_gap_range(gaps: list[float]) -> tuple[float, float, float] | None:
+    """(shortest, median, longest) seconds between an event's two copies."""
+    if not gaps:
+        return None
+    return min(gaps), statistics.median(gaps), max(gaps)
