@@ -118,7 +118,7 @@ class BatchProcessor:
                     if outcome != "processing_error":  # a failed event may be replayed from the DLQ later
                         entries.append(inbox.InboxEntry.of(reading, outcome))
                         continue
-                elif isinstance(reading, Envelope) and seen[(reading.source, reading.id)] == reading.digest:
+                elif isinstance(reading, Envelope) and _repeat(reading, seen, source):
                     self.metrics.events.labels(record.topic, "duplicate").inc()
                     continue
                 else:
@@ -239,6 +239,23 @@ def _dead_letter_entry(record: RecordLike) -> inbox.InboxEntry:
     source, offset = _position(record)
     digest = hashlib.sha256(record.value or b"").digest()
     return inbox.InboxEntry(source, offset, "dead_letter", digest, "dead_lettered")
+
+
+def _repeat(event: Envelope, seen: dict[inbox.EventKey, bytes], source: Source) -> bool:
+    """A partner reusing an id for other content is a conflict. Our own services derive event ids from the cause,
+    so the same id with other content is a re-emission (a replay after a code change, say): the first applied
+    stays, and the repeat has no second effect."""
+    if seen[(event.source, event.id)] == event.digest:
+        return True
+    if not source.from_partners:
+        log.info(
+            "re-emitted event differs from the one applied; keeping the first",
+            event_id=event.id,
+            ce_type=event.type,
+            topic=source.topic,
+        )
+        return True
+    return False
 
 
 def _bad_reading(reading: Envelope | BadRecord) -> BadRecord:

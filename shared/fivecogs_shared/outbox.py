@@ -35,6 +35,7 @@ log = structlog.get_logger()
 
 CHAOS_EXIT_AFTER_PUBLISH = "FIVECOGS_CHAOS_RELAY_EXIT_AFTER_PUBLISH"
 CHAOS_EXIT_CODE = 137
+DRAIN_TIMEOUT_SECONDS = 15.0
 
 
 def notify_channel(schema: str) -> str:
@@ -83,8 +84,13 @@ class OutboxRelay:
             try:
                 await self._lead()
             except (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                # Broker or database gone: rows stay in the outbox until both answer again.
+                # Broker or database gone, or a drain that hung: rows stay in the outbox until both answer again.
                 log.warning("outbox relay interrupted; retrying", error=repr(error))
+                self.is_leader = False
+                await self._sleep(min(5.0, self.poll_seconds * 2))
+            except Exception:
+                # A relay that dies silently stops the whole chain downstream: never let it.
+                log.exception("outbox relay failed; restarting it")
                 self.is_leader = False
                 await self._sleep(min(5.0, self.poll_seconds * 2))
 
@@ -107,10 +113,12 @@ class OutboxRelay:
             await listener.add_listener(notify_channel(self.schema), self._on_notify)
             await producer.start()
             self.is_leader = True
+            log.info("outbox relay leads", schema=self.schema)
             while True:
                 if listener.is_closed():  # the advisory lock went with it: lead again before draining more
                     raise asyncpg.InterfaceError("the relay's LISTEN connection was lost")
-                await self.drain(producer)
+                async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):  # a hung send or pool: start over, cleanly
+                    await self.drain(producer)
                 if self._stopping.is_set():
                     return
                 await self._sleep(self.poll_seconds)
