@@ -149,6 +149,8 @@ async def test_batch_produced_v2_is_accepted_beside_v1(run_service, stack_env, p
     }
     async with Tap(stack_env.bootstrap, events_topic("inputs")) as tap, run_service(DEFINITION):
         await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)
+        # Another key, another partition: the batch must not overtake its enterprise's registration.
+        await tap.wait_for(lambda r: r.key == ent.encode() and header(r, "ce_type").endswith("registered.v1"))
         await partner.send(INGEST, "th.fivecogs.batch.produced.v2", produced_v2, batch)
         [produced] = await tap.wait_for(
             lambda r: of_type("th.fivecogs.inputs.batch.produced.v1")(r) and r.key == batch.encode()
