@@ -28,6 +28,9 @@ run: setup ## start Kafka, Postgres and the five services, play the demo and pri
 test: setup lint ## lint, then the whole suite against real Kafka and Postgres (started and stopped here)
 	$(BIN)/pytest
 
+faults: setup ## the fault suite: 20,000 events under kills and restarts on its own stack; 0 mismatches or exit 1
+	$(BIN)/fivecogs faults
+
 lint: setup ## ruff and mypy (strict on shared/)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

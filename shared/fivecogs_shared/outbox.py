@@ -117,9 +117,12 @@ class OutboxRelay:
             while True:
                 if listener.is_closed():  # the advisory lock went with it: lead again before draining more
                     raise asyncpg.InterfaceError("the relay's LISTEN connection was lost")
+                # Read before draining: a drain that began before `stop` may have missed the rows the last batch
+                # committed just before it, so after `stop` one more drain runs (the flush SIGTERM promises).
+                stopping = self._stopping.is_set()
                 async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):  # a hung send or pool: start over, cleanly
                     await self.drain(producer)
-                if self._stopping.is_set():
+                if stopping:
                     return
                 await self._sleep(self.poll_seconds)
         finally:

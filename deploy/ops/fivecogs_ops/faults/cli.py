@@ -20,7 +20,7 @@ from fivecogs_ops.faults.show import faults_table, summary_table
 from fivecogs_ops.simulate.catchup import Lag
 from fivecogs_ops.stack import StackError
 
-EXIT_PASSED, EXIT_FAILED, EXIT_UNAVAILABLE = 0, 1, 2
+EXIT_PASSED, EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
 console = Console(stderr=True)
 
 
@@ -103,10 +103,15 @@ def run(mode: Mode, seed: int, as_json: bool) -> int:
     except StackError as error:
         console.print(f"[bold red]error:[/] {error}")
         return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return EXIT_INTERRUPTED
     finally:
         if isinstance(progress, RichSuiteProgress) and progress.status is not None:
             progress.status.stop()
         console.print("[dim]stopping the suite's services, Kafka and Postgres…[/]")
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not leave processes behind
+            signal.signal(signum, signal.SIG_IGN)
         env.close(progress=lambda _: None)
     if as_json:
         print(json.dumps(result.to_json(), indent=2))

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from fivecogs_ops.faults import plan
 from fivecogs_ops.faults.environment import SPARE, FaultEnvironment
-from fivecogs_ops.faults.probe import group_members, is_ready
+from fivecogs_ops.faults.probe import group_members, is_ready, outbox_rows, until_in_flight
 from fivecogs_ops.faults.recovery import FaultRecord, RecoveryWatch
 from fivecogs_ops.simulate.catchup import consumed_topics
 from fivecogs_shared import kafka_admin
@@ -26,6 +26,7 @@ BROKER_DOWN_SECONDS = 3.0  # how long Kafka stays stopped
 POSTGRES_DOWN_SECONDS = 2.0
 RELAY_CRASH_TIMEOUT = 90.0  # for the chaos process to publish a batch and die
 SPARE_LIFE_SECONDS = 4.0  # how long the second instance works before it is killed
+IN_FLIGHT_WAIT = 5.0  # how long a kill waits for a batch in flight before it strikes anyway
 
 
 class Injector:
@@ -72,13 +73,23 @@ class Injector:
 
     # -- the faults ------------------------------------------------------------------------------------------
     async def _kill(self, record: FaultRecord) -> None:
-        async with self._locks[record.target]:
+        await self._locks[record.target].acquire()
+        self._background(self._kill_in_flight(record))  # publishing goes on: the service must stay busy
+
+    async def _kill_in_flight(self, record: FaultRecord) -> None:
+        """SIGKILL, preferably while a batch is half-applied: its transaction must roll back and its offsets
+        stay uncommitted, so that the restarted service applies it exactly once."""
+        try:
+            mid_batch = await until_in_flight(self.env.database_url, record.target, IN_FLIGHT_WAIT)
             code = await asyncio.to_thread(self.env.processes().stop, record.target, kill=True)
             since = self._strike(record)
             record.injected = code == -9
-            record.detail = "SIGKILL" if record.injected else f"the process had already exited ({code})"
+            moment = "mid-transaction" if mid_batch else "between batches"
+            record.detail = f"SIGKILL {moment}" if record.injected else f"the process had already exited ({code})"
             self.env.processes().start(record.target)
-        self._watch(record, [record.target], since)
+        finally:
+            self._locks[record.target].release()
+        await RecoveryWatch(self.env.bootstrap, self._ready_url, [record.target], since).run(record)
 
     async def _broker(self, record: FaultRecord) -> None:
         since = self._strike(record)
@@ -123,13 +134,17 @@ class Injector:
         async with self._locks[record.target]:
             since = self._strike(record)
             record.stop_seconds = await self._graceful_stop(record.target)
-            await self._until_group_empty(record.target)
+            left = await outbox_rows(self.env.database_url, record.target)  # SIGTERM flushes the relay
+            await self._until_group_empty(record.target)  # ... and leaves the group (else: a 10 s wait)
             group, bootstrap = f"fivecogs-{record.target}", self.env.bootstrap
             partitions = [tp for t in consumed_topics(record.target) for tp in await topic_partitions(bootstrap, t)]
             committed = await kafka_admin.committed_offsets(bootstrap, group)
             await kafka_admin.reset_group_offsets(bootstrap, group, dict.fromkeys(partitions, 0))
             record.injected = True
-            record.detail = f"{sum(committed.values())} records to read again"
+            record.detail = (
+                f"SIGTERM: exit {record.stop_seconds:.1f}s, {left} outbox rows left, group left "
+                f"{time.monotonic() - since:.1f}s after; {sum(committed.values())} records to read again"
+            )
             self.env.processes().start(record.target)
         self._watch(record, [record.target], since)
 
@@ -155,7 +170,8 @@ class Injector:
             record.injected = record.error is None
         finally:
             self._locks[record.target].release()
-        await RecoveryWatch(self.env.bootstrap, self._ready_url, [record.target], since).run(record)
+        watch = RecoveryWatch(self.env.bootstrap, self._ready_url, [record.target], since, sole_member=True)
+        await watch.run(record)
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _strike(self, record: FaultRecord) -> float:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -19,6 +21,13 @@ from fivecogs_shared import kafka_admin
 
 # aiokafka logs every refused connection as an error; while the broker is down on purpose that is noise.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+# A transaction of the service that has written and not committed yet: a batch being applied (the relay's
+# one-statement DELETE writes too, and is left out).
+IN_FLIGHT = (
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND backend_xid IS NOT NULL "
+    "AND state IN ('active', 'idle in transaction') AND query NOT LIKE 'DELETE FROM outbox%'"
+)
 
 
 @dataclass(frozen=True)
@@ -65,3 +74,26 @@ async def group_members(bootstrap: str, cog: str) -> int | None:
         return len((await kafka_admin.describe_group(bootstrap, f"fivecogs-{cog}")).members)
     except (KafkaError, OSError, TimeoutError):
         return None
+
+
+async def until_in_flight(database_url: str, cog: str, timeout: float) -> bool:
+    """Wait for a moment when the service is half-way through applying a batch (the moment a crash must roll
+    back and hand the batch back uncommitted); False when none came within the timeout."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await conn.fetchval(IN_FLIGHT, f"fivecogs-{cog}"):
+                return True
+            await asyncio.sleep(0.002)
+        return False
+    finally:
+        await conn.close()
+
+
+async def outbox_rows(database_url: str, cog: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return int(await conn.fetchval(f"SELECT count(*) FROM {cog}.outbox"))
+    finally:
+        await conn.close()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fivecogs_ops.faults.plan import Fault
-from fivecogs_ops.faults.probe import GroupPosition, group_position, is_ready
+from fivecogs_ops.faults.probe import GroupPosition, group_members, group_position, is_ready
 
 RECOVERY_TIMEOUT = 240.0
 POLL = 0.25
@@ -60,6 +60,9 @@ class RecoveryWatch:
     cogs: Sequence[str]
     since: float  # time.monotonic() when the fault struck
     timeout: float = RECOVERY_TIMEOUT
+    # After a member died (the rebalance's second instance): the survivor is ready throughout, but the dead
+    # member's partitions wait for Kafka to expel it. Ready then means "the group is down to one member".
+    sole_member: bool = False
     _baseline: dict[str, GroupPosition] = field(default_factory=dict)
 
     async def run(self, record: FaultRecord) -> None:
@@ -75,10 +78,15 @@ class RecoveryWatch:
             pending = [cog for cog in pending if not await is_ready(self.ready_url(cog))]
             if pending:
                 await asyncio.sleep(POLL)
+        while self.sole_member and not await self._alone():  # noqa: ASYNC110 - polling Kafka, no event
+            await asyncio.sleep(POLL)
         record.ready_seconds = time.monotonic() - self.since
         while not await self._consuming():  # noqa: ASYNC110 - Kafka has no event to wait for: look again
             await asyncio.sleep(POLL)
         record.recovered_seconds = time.monotonic() - self.since
+
+    async def _alone(self) -> bool:
+        return all([await group_members(self.bootstrap, cog) == 1 for cog in self.cogs])
 
     async def _consuming(self) -> bool:
         for cog in self.cogs:

@@ -27,6 +27,7 @@ from fivecogs_ops.faults.workload import Workload, build_workload
 from fivecogs_ops.simulate.catchup import LagWatcher
 from fivecogs_ops.simulate.model import ChainModel
 from fivecogs_ops.simulate.play import Publisher, fetch_report, prepare_topics
+from fivecogs_ops.stack import StackError
 from fivecogs_shared.contracts import COGS
 
 SHUTDOWN_LIMIT = 10.0  # seconds from SIGTERM to exit (issue 4)
@@ -106,6 +107,8 @@ async def run_suite(env: FaultEnvironment, mode: Mode, seed: int, progress: Suit
         expected = before.plus(model.report())
         result.verdict = await judge(workload.scenario, outcomes, expected, actual, result.recorded, env.database_url)
         result.final_stops = await _graceful_stops(env)
+    except StackError:
+        raise  # the suite could not run at all: not a verdict on the chain
     except Exception as error:
         result.error = f"{type(error).__name__}: {error}"
     result.seconds = time.monotonic() - started
@@ -135,7 +138,7 @@ async def _play(env: FaultEnvironment, mode: Mode, result: SuiteResult, progress
                 progress.wave(wave.name, len(wave.records))
                 publish = await player.play(wave, mode.rate)
                 await injector.settle()
-                async with LagWatcher(env.bootstrap) as watcher:
+                async with LagWatcher(env.bootstrap, database_url=env.database_url) as watcher:
                     caught_up = await watcher.wait(timeout=mode.catch_up_timeout, quiet=2.0, progress=progress.lag)
                 progress.settled(wave.name, publish, caught_up)
                 result.waves.append(WaveTiming(wave.name, len(wave.records), publish, caught_up))

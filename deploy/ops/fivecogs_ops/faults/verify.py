@@ -1,15 +1,17 @@
 """The verdict: what the chain did under faults against what the model says it must have done.
 
 Every item counts as a mismatch: a report figure, an answer or a dead letter missing or unexpected, a
-difference in the number of events that took effect, a relayed record out of order or skipped, a row left in
-an outbox. Dead letters are counted once per original record (a relay that crashed after publishing sends a
-dead letter again, which is the "duplicates at most" the outbox promises).
+difference in the number of events that took effect, an event a service handles that is not in its inbox (a
+record skipped), a relayed record out of order or skipped, a row left in an outbox. Dead letters are counted
+once per original record (a relay that crashed after publishing sends a dead letter again, which is the
+"duplicates at most" the outbox promises).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,7 @@ from fivecogs_ops.simulate.model import Outcome
 from fivecogs_ops.simulate.records import ACCEPTED
 from fivecogs_ops.simulate.scenario import Scenario
 from fivecogs_shared.contracts import COGS, dlq_topic, events_topic
+from fivecogs_shared.service import ServiceDefinition
 
 ORIGIN_HEADERS = ("fivecogs_original_topic", "fivecogs_original_partition", "fivecogs_original_offset")
 
@@ -37,6 +40,7 @@ class Verdict:
     resent: int  # records a relay sent again after a crash
     order_violations: list[str] = field(default_factory=list)
     outbox_left: int = 0
+    not_taken_in: list[str] = field(default_factory=list)  # events a service should hold in its inbox
 
     @property
     def mismatches(self) -> int:
@@ -49,6 +53,7 @@ class Verdict:
             + abs(self.effective_expected - self.effective_actual)
             + len(self.order_violations)
             + self.outbox_left
+            + len(self.not_taken_in)
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -62,6 +67,7 @@ class Verdict:
             "relay_resent": self.resent,
             "order_violations": self.order_violations,
             "outbox_left": self.outbox_left,
+            "not_taken_in": self.not_taken_in,
         }
 
 
@@ -87,6 +93,7 @@ async def judge(
         resent=resent,
         order_violations=violations,
         outbox_left=await outbox_rows(database_url),
+        not_taken_in=await not_taken_in(records, database_url),
     )
 
 
@@ -135,13 +142,44 @@ def _runs(identities: Sequence[str]) -> tuple[int, list[str]]:
     number: dict[str, int] = {}
     previous, again, jumps = -1, 0, []
     for offset, identity in enumerate(identities):
+        again += identity in number
         current = number.setdefault(identity, len(number))
-        if current < len(number) - 1 or current <= previous:
-            again += current <= previous or current < len(number) - 1
         if current > previous + 1:
             jumps.append(f"offset {offset}: record #{current} follows #{previous}")
         previous = current
     return again, jumps
+
+
+async def not_taken_in(records: Sequence[Seen], database_url: str) -> list[str]:
+    """Internal events that a service has a handler for but that are not in its inbox: a record it skipped.
+
+    Partners send every event twice, so a lost partner record can hide behind its copy; internal events are
+    published once (a relay's re-send has the same id), so their inboxes show any loss."""
+    missing: list[str] = []
+    conn = await asyncpg.connect(database_url)
+    try:
+        for cog in COGS:
+            definition: ServiceDefinition = importlib.import_module(f"fivecogs_{cog}.app").DEFINITION
+            rows = await conn.fetch(f"SELECT source, event_id FROM {cog}.inbox")
+            held = {(row["source"], row["event_id"]) for row in rows}
+            missing += [f"{cog}: {m}" for m in _handled_not_held(records, definition, held)]
+    finally:
+        await conn.close()
+    return missing
+
+
+def _handled_not_held(
+    records: Sequence[Seen], definition: ServiceDefinition, held: set[tuple[str, str]]
+) -> Iterator[str]:
+    sources = {topic: source for topic, source in definition.sources().items() if not source.from_partners}
+    for record in records:
+        source = sources.get(record.topic)
+        event_type = source.registry.get(record.header("ce_type")) if source else None
+        if event_type is None or (event_type.handled_as or event_type.ce_type) not in definition.handlers:
+            continue  # not read by this service, or read and ignored (no handler: nothing to remember)
+        if (record.header("ce_source"), record.header("ce_id")) not in held:
+            where = f"{record.topic}/{record.partition}@{record.offset}"
+            yield f"{record.header('ce_type')} {record.header('ce_id')} ({where})"
 
 
 async def effective_events(database_url: str, tag: str) -> int:
