@@ -36,6 +36,7 @@ log = structlog.get_logger()
 CHAOS_EXIT_AFTER_PUBLISH = "FIVECOGS_CHAOS_RELAY_EXIT_AFTER_PUBLISH"
 CHAOS_EXIT_CODE = 137
 DRAIN_TIMEOUT_SECONDS = 15.0
+PRODUCE_TIMEOUT_SECONDS = 10.0
 
 
 def notify_channel(schema: str) -> str:
@@ -107,6 +108,9 @@ class OutboxRelay:
             acks="all",
             linger_ms=5,
             max_request_size=2 * 1024 * 1024,
+            # A produce request that gets no answer (seen now and then right after a broker start) fails after
+            # this instead of aiokafka's 40 s; the rows are sent again by the next drain.
+            request_timeout_ms=int(PRODUCE_TIMEOUT_SECONDS * 1000),
         )
         try:
             await self._acquire_lead(listener)
@@ -127,8 +131,9 @@ class OutboxRelay:
                 await self._sleep(self.poll_seconds)
         finally:
             self.is_leader = False
+            # stop() waits for batches still in flight: bounded, so that a hung send cannot hold the relay.
             with contextlib.suppress(Exception):
-                await producer.stop()
+                await asyncio.wait_for(producer.stop(), PRODUCE_TIMEOUT_SECONDS)
             with contextlib.suppress(Exception):
                 await listener.close()
 
