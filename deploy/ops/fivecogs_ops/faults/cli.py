@@ -109,7 +109,8 @@ def run(mode: Mode, seed: int, as_json: bool) -> int:
     finally:
         if isinstance(progress, RichSuiteProgress) and progress.status is not None:
             progress.status.stop()
-        console.print("[dim]stopping the suite's services, Kafka and Postgres…[/]")
+        if env.owned:
+            console.print("[dim]stopping the suite's services, Kafka and Postgres…[/]")
         for signum in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not leave processes behind
             signal.signal(signum, signal.SIG_IGN)
         env.close(progress=lambda _: None)

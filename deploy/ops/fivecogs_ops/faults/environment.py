@@ -7,13 +7,16 @@ pass or fail. The broker jars are shared with the main stack (`.stack/kafka/libs
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from fivecogs_ops.services import ServiceProcesses
-from fivecogs_ops.stack import LocalStack, StackState, repo_root
+from fivecogs_ops.stack import LocalStack, StackError, StackState, repo_root
 from fivecogs_shared.contracts import COGS
 
 # Far from the main stack's 9092/9093/5433 and the services' 8081-8085; the first free port from here is taken.
@@ -33,6 +36,7 @@ class FaultEnvironment:
         )
         self.services: ServiceProcesses | None = None
         self.state: StackState | None = None
+        self._lock: TextIO | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -49,6 +53,7 @@ class FaultEnvironment:
 
     def up(self, progress: Progress) -> None:
         """A fresh stack: whatever an interrupted earlier run left is stopped and wiped first."""
+        self._take_lock()
         self.stack.down(progress=lambda _: None)
         if self.dir.exists():
             shutil.rmtree(self.dir)
@@ -57,17 +62,43 @@ class FaultEnvironment:
         env = {**self.env, **{f"FIVECOGS_{cog.upper()}_RELAY_POLL_SECONDS": "0.2" for cog in COGS}}
         self.services = ServiceProcesses(env=env, log_dir=self.stack.logs, ports=ports)
 
+    @property
+    def owned(self) -> bool:
+        """Whether this run holds the suite's stack (and so has something to stop)."""
+        return self._lock is not None
+
     def processes(self) -> ServiceProcesses:
         assert self.services is not None, "the stack is not up"
         return self.services
 
     def close(self, progress: Progress) -> None:
         """Stop the services, then the broker and Postgres; the logs stay under `.stack/faults/logs`."""
+        if self._lock is None:
+            return  # never started, or another run holds the stack: nothing here is ours to stop
         if self.services is not None:
             self.services.stop_all(grace=12)
         self.stack.down(progress=progress)
         for data in (self.stack.kafka_dir / "data", self.stack.pg_data.parent):
             shutil.rmtree(data, ignore_errors=True)  # gigabytes of test data: the logs are what is worth keeping
+        self._lock.close()  # releases it
+        self._lock = None
+
+    def _take_lock(self) -> None:
+        """One suite at a time: a second one would stop and wipe the first one's stack."""
+        path = self.dir.parent / "faults.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StackError(f"a fault suite is already running ({holder}); wait for it to finish") from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._lock = handle
 
 
 def _free_ports(start: int, names: list[str]) -> dict[str, int]:

@@ -14,7 +14,14 @@ from collections.abc import Awaitable, Callable
 
 from fivecogs_ops.faults import plan
 from fivecogs_ops.faults.environment import SPARE, FaultEnvironment
-from fivecogs_ops.faults.probe import group_members, is_ready, outbox_rows, until_in_flight
+from fivecogs_ops.faults.probe import (
+    CHAIN_TOPICS,
+    group_members,
+    is_ready,
+    outbox_rows,
+    until_in_flight,
+    until_leaders,
+)
 from fivecogs_ops.faults.recovery import FaultRecord, RecoveryWatch
 from fivecogs_ops.simulate.catchup import consumed_topics
 from fivecogs_shared import kafka_admin
@@ -72,30 +79,30 @@ class Injector:
                 processes.start(cog)
 
     # -- the faults ------------------------------------------------------------------------------------------
+    # Faults on one service play out in the background (publishing goes on, so the service stays busy), holding
+    # that service's lock; each returns when it struck, then its recovery is timed.
     async def _kill(self, record: FaultRecord) -> None:
-        await self._locks[record.target].acquire()
-        self._background(self._kill_in_flight(record))  # publishing goes on: the service must stay busy
+        self._on_service(record, self._kill_in_flight)
 
-    async def _kill_in_flight(self, record: FaultRecord) -> None:
+    async def _kill_in_flight(self, record: FaultRecord) -> float:
         """SIGKILL, preferably while a batch is half-applied: its transaction must roll back and its offsets
         stay uncommitted, so that the restarted service applies it exactly once."""
-        try:
-            mid_batch = await until_in_flight(self.env.database_url, record.target, IN_FLIGHT_WAIT)
-            code = await asyncio.to_thread(self.env.processes().stop, record.target, kill=True)
-            since = self._strike(record)
-            record.injected = code == -9
-            moment = "mid-transaction" if mid_batch else "between batches"
-            record.detail = f"SIGKILL {moment}" if record.injected else f"the process had already exited ({code})"
-            self.env.processes().start(record.target)
-        finally:
-            self._locks[record.target].release()
-        await RecoveryWatch(self.env.bootstrap, self._ready_url, [record.target], since).run(record)
+        mid_batch = await until_in_flight(self.env.database_url, record.target, IN_FLIGHT_WAIT)
+        code = await asyncio.to_thread(self.env.processes().stop, record.target, kill=True)
+        since = self._strike(record)
+        record.injected = code == -9
+        moment = "mid-transaction" if mid_batch else "between batches"
+        record.detail = f"SIGKILL {moment}" if record.injected else f"the process had already exited ({code})"
+        self.env.processes().start(record.target)
+        return since
 
     async def _broker(self, record: FaultRecord) -> None:
+        """Inline: the publisher (a partner) waits while Kafka is away."""
         since = self._strike(record)
         await asyncio.to_thread(self.env.stack.stop_kafka)
         await asyncio.sleep(BROKER_DOWN_SECONDS)
         await asyncio.to_thread(self.env.stack.start_kafka, lambda _: None)
+        await until_leaders(self.env.bootstrap, CHAIN_TOPICS)  # the partner resumes once Kafka takes records
         record.injected = True
         record.detail = f"Kafka stopped for {time.monotonic() - since:.1f}s"
         self._watch(record, COGS, since)
@@ -110,68 +117,61 @@ class Injector:
         self._watch(record, COGS, since)
 
     async def _relay(self, record: FaultRecord) -> None:
-        """Restart the service with the relay's chaos hook; it dies right after Kafka acked its first batch."""
-        await self._locks[record.target].acquire()
+        self._on_service(record, self._relay_crash)
+
+    async def _relay_crash(self, record: FaultRecord) -> float:
+        """Restart the service with the relay's chaos hook: it dies right after Kafka acked its first batch."""
         record.stop_seconds = await self._graceful_stop(record.target)
         self.env.processes().start(record.target, extra_env={CHAOS_EXIT_AFTER_PUBLISH: "1"})
-        self._background(self._relay_crash(record))
-
-    async def _relay_crash(self, record: FaultRecord) -> None:
-        try:
-            code = await self._exit_code(record.target, RELAY_CRASH_TIMEOUT)
-            since = self._strike(record)
-            record.injected = code == CHAOS_EXIT_CODE
-            record.detail = "exited between Kafka's ack and the DELETE" if record.injected else f"exit code {code}"
-            if code is None:
-                record.error = f"the relay published nothing in {RELAY_CRASH_TIMEOUT:.0f}s"
-                await asyncio.to_thread(self.env.processes().stop, record.target)
-            self.env.processes().start(record.target)
-        finally:
-            self._locks[record.target].release()
-        await RecoveryWatch(self.env.bootstrap, self._ready_url, [record.target], since).run(record)
+        code = await self._exit_code(record.target, RELAY_CRASH_TIMEOUT)
+        since = self._strike(record)
+        record.injected = code == CHAOS_EXIT_CODE
+        record.detail = "exited between Kafka's ack and the DELETE" if record.injected else f"exit code {code}"
+        if code is None:
+            record.error = f"the relay published nothing in {RELAY_CRASH_TIMEOUT:.0f}s"
+            await asyncio.to_thread(self.env.processes().stop, record.target)
+        self.env.processes().start(record.target)
+        return since
 
     async def _rewind(self, record: FaultRecord) -> None:
-        async with self._locks[record.target]:
-            since = self._strike(record)
-            record.stop_seconds = await self._graceful_stop(record.target)
-            left = await outbox_rows(self.env.database_url, record.target)  # SIGTERM flushes the relay
-            await self._until_group_empty(record.target)  # ... and leaves the group (else: a 10 s wait)
-            group, bootstrap = f"fivecogs-{record.target}", self.env.bootstrap
-            partitions = [tp for t in consumed_topics(record.target) for tp in await topic_partitions(bootstrap, t)]
-            committed = await kafka_admin.committed_offsets(bootstrap, group)
-            await kafka_admin.reset_group_offsets(bootstrap, group, dict.fromkeys(partitions, 0))
-            record.injected = True
-            record.detail = (
-                f"SIGTERM: exit {record.stop_seconds:.1f}s, {left} outbox rows left, group left "
-                f"{time.monotonic() - since:.1f}s after; {sum(committed.values())} records to read again"
-            )
-            self.env.processes().start(record.target)
-        self._watch(record, [record.target], since)
+        self._on_service(record, self._rewound)
+
+    async def _rewound(self, record: FaultRecord) -> float:
+        """SIGTERM (which must flush the outbox and leave the group), offsets to 0, start: all read again."""
+        since = self._strike(record)
+        record.stop_seconds = await self._graceful_stop(record.target)
+        left = await outbox_rows(self.env.database_url, record.target)
+        await self._until_group_empty(record.target)  # else Kafka would wait for the session to expire
+        group, bootstrap = f"fivecogs-{record.target}", self.env.bootstrap
+        partitions = [tp for t in consumed_topics(record.target) for tp in await topic_partitions(bootstrap, t)]
+        committed = await kafka_admin.committed_offsets(bootstrap, group)
+        await kafka_admin.reset_group_offsets(bootstrap, group, dict.fromkeys(partitions, 0))
+        record.injected = True
+        record.detail = (
+            f"SIGTERM: exit {record.stop_seconds:.1f}s, {left} outbox rows left, group left "
+            f"{time.monotonic() - since:.1f}s after; {sum(committed.values())} records to read again"
+        )
+        self.env.processes().start(record.target)
+        return since
 
     async def _rebalance(self, record: FaultRecord) -> None:
-        """A second instance joins the group, works a little, and is killed: two rebalances under load."""
-        await self._locks[record.target].acquire()
-        self.env.processes().start(record.target, name=SPARE)
-        self._background(self._spare_life(record))
+        self._on_service(record, self._spare_life, sole_member=True)
 
-    async def _spare_life(self, record: FaultRecord) -> None:
+    async def _spare_life(self, record: FaultRecord) -> float:
+        """A second instance joins the group, works a little, and is killed: two rebalances under load."""
         processes = self.env.processes()
-        try:
-            joined = time.monotonic()
-            while not await is_ready(processes.url(SPARE, "/readyz")):  # ready: it owns partitions
-                if processes.processes[SPARE].poll() is not None or time.monotonic() - joined > 90:
-                    record.error = "the second instance never got partitions"
-                    break
-                await asyncio.sleep(0.25)
-            record.detail = f"second instance owned partitions after {time.monotonic() - joined:.1f}s, then SIGKILL"
-            await asyncio.sleep(SPARE_LIFE_SECONDS)
-            await asyncio.to_thread(processes.stop, SPARE, kill=True)
-            since = self._strike(record)
-            record.injected = record.error is None
-        finally:
-            self._locks[record.target].release()
-        watch = RecoveryWatch(self.env.bootstrap, self._ready_url, [record.target], since, sole_member=True)
-        await watch.run(record)
+        processes.start(record.target, name=SPARE)
+        joined = time.monotonic()
+        while not await is_ready(processes.url(SPARE, "/readyz")):  # ready: it owns partitions
+            if processes.processes[SPARE].poll() is not None or time.monotonic() - joined > 90:
+                record.error = "the second instance never got partitions"
+                break
+            await asyncio.sleep(0.25)
+        record.detail = f"second instance owned partitions after {time.monotonic() - joined:.1f}s, then SIGKILL"
+        await asyncio.sleep(SPARE_LIFE_SECONDS)
+        await asyncio.to_thread(processes.stop, SPARE, kill=True)
+        record.injected = record.error is None
+        return self._strike(record)
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _strike(self, record: FaultRecord) -> float:
@@ -180,12 +180,40 @@ class Injector:
         return now
 
     def _watch(self, record: FaultRecord, cogs: tuple[str, ...] | list[str], since: float) -> None:
-        self._background(RecoveryWatch(self.env.bootstrap, self._ready_url, list(cogs), since).run(record))
+        self._background(record, RecoveryWatch(self.env.bootstrap, self._ready_url, list(cogs), since).run(record))
 
-    def _background(self, work: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(work)
+    def _on_service(
+        self, record: FaultRecord, act: Callable[[FaultRecord], Awaitable[float]], *, sole_member: bool = False
+    ) -> None:
+        """Play `act` in the background holding the service's lock; whatever happens, the service runs again
+        afterwards; then time its recovery from the moment `act` says it struck."""
+
+        async def play() -> None:
+            async with self._locks[record.target]:
+                try:
+                    since = await act(record)
+                finally:
+                    self._ensure_running(record.target)
+            watch = RecoveryWatch(self.env.bootstrap, self._ready_url, [record.target], since, sole_member=sole_member)
+            await watch.run(record)
+
+        self._background(record, play())
+
+    def _background(self, record: FaultRecord, work: Awaitable[None]) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception as error:  # the fault failed, not the suite: say so in its row
+                record.error = record.error or f"{type(error).__name__}: {error}"
+
+        task = asyncio.ensure_future(guarded())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _ensure_running(self, cog: str) -> None:
+        process = self.env.processes().processes.get(cog)
+        if process is None or process.poll() is not None:
+            self.env.processes().start(cog)
 
     def _ready_url(self, cog: str) -> str:
         return self.env.processes().url(cog, "/readyz")

@@ -12,14 +12,20 @@ import time
 from collections import Counter, deque
 from collections.abc import Sequence
 
+from aiokafka.errors import LeaderNotAvailableError, NotLeaderForPartitionError, UnknownTopicOrPartitionError
+
 from fivecogs_ops.faults.injectors import Injector
 from fivecogs_ops.faults.plan import Fault
 from fivecogs_ops.faults.progress import SuiteProgress
 from fivecogs_ops.faults.workload import Published, Wave
 from fivecogs_ops.simulate.intake import COG_OF_TOPIC
 from fivecogs_ops.simulate.play import Publisher
+from fivecogs_ops.simulate.records import Sent
 
 CHUNK = 10  # records per send: small enough to hold the rate, large enough to batch
+RESEND_ATTEMPTS, RESEND_PAUSE = 40, 0.5
+# Errors with which the broker refuses a batch without writing it: sending again cannot duplicate anything.
+NOT_WRITTEN = (LeaderNotAvailableError, NotLeaderForPartitionError, UnknownTopicOrPartitionError)
 LOOKAHEAD = 300  # records to look ahead when a fault wants the busiest service
 
 
@@ -52,12 +58,40 @@ class Player:
             if await self._strike_due():
                 paced_from, paced = time.monotonic(), 0
             chunk = wave.records[i : i + CHUNK]
-            await self.publisher.publish([published.sent for published in chunk])
+            await self._publish([published.sent for published in chunk])
             self._sent(chunk)
             self.progress.sent(len(chunk))
             paced += len(chunk)
             await asyncio.sleep(max(0.0, paced_from + paced / rate - time.monotonic()))
         return time.monotonic() - started
+
+    async def _publish(self, records: Sequence[Sent]) -> None:
+        """Send and wait for every ack, as a careful partner does: a record the broker refused without writing
+        it (no leader yet, right after a topic was created or the broker restarted) is sent again. A record
+        whose fate is unknown (a timeout) is not: a second copy would be a duplicate the model does not expect."""
+        pending = list(records)
+        for attempt in range(RESEND_ATTEMPTS):
+            futures = [await self._send(sent) for sent in pending]
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            refused = [(sent, r) for sent, r in zip(pending, results, strict=True) if isinstance(r, BaseException)]
+            _raise_unless_refused([error for _, error in refused])
+            if not refused:
+                return
+            if attempt + 1 == RESEND_ATTEMPTS:
+                raise refused[0][1]
+            pending = [sent for sent, _ in refused]
+            await asyncio.sleep(RESEND_PAUSE)
+
+    async def _send(self, sent: Sent) -> asyncio.Future[object]:
+        """The delivery future, or a future already failed when the producer refused to queue the record."""
+        try:
+            future: asyncio.Future[object] = await self.publisher.producer.send(
+                sent.topic, sent.value, key=sent.key, headers=list(sent.headers)
+            )
+        except NOT_WRITTEN as error:
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(error)
+        return future
 
     async def _strike_due(self) -> bool:
         struck = False
@@ -73,3 +107,9 @@ class Player:
             if published.first is not None:
                 self.copy_gaps.append(now - self.sent_at[published.first])
         self.position += len(chunk)
+
+
+def _raise_unless_refused(errors: list[BaseException]) -> None:
+    for error in errors:
+        if not isinstance(error, NOT_WRITTEN):
+            raise error  # delivered or not, nobody knows: the run cannot be compared with the model any more

@@ -7,7 +7,6 @@ None instead of raising when Kafka does not answer: the caller simply looks agai
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from dataclasses import dataclass
 
@@ -16,11 +15,11 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from fivecogs_ops.simulate.catchup import consumed_topics
+from fivecogs_ops.simulate.catchup import consumed_topics, watched_topics
 from fivecogs_shared import kafka_admin
 
-# aiokafka logs every refused connection as an error; while the broker is down on purpose that is noise.
-logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+# Every topic of the chain: ingest, events, feedback and dead letters.
+CHAIN_TOPICS = watched_topics()
 
 # A transaction of the service that has written and not committed yet: a batch being applied (the relay's
 # one-statement DELETE writes too, and is left out).
@@ -78,14 +77,19 @@ async def group_members(bootstrap: str, cog: str) -> int | None:
 
 async def until_in_flight(database_url: str, cog: str, timeout: float) -> bool:
     """Wait for a moment when the service is half-way through applying a batch (the moment a crash must roll
-    back and hand the batch back uncommitted); False when none came within the timeout."""
-    conn = await asyncpg.connect(database_url)
+    back and hand the batch back uncommitted); False when none came within the timeout, or Postgres is away."""
+    try:
+        conn = await asyncpg.connect(database_url, timeout=2.0)
+    except (OSError, asyncpg.PostgresError):
+        return False
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if await conn.fetchval(IN_FLIGHT, f"fivecogs-{cog}"):
                 return True
             await asyncio.sleep(0.002)
+        return False
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
         return False
     finally:
         await conn.close()
@@ -97,3 +101,19 @@ async def outbox_rows(database_url: str, cog: str) -> int:
         return int(await conn.fetchval(f"SELECT count(*) FROM {cog}.outbox"))
     finally:
         await conn.close()
+
+
+async def until_leaders(bootstrap: str, topics: list[str], timeout: float = 60.0) -> None:
+    """Until every partition of the topics has a leader: right after they were created or the broker started,
+    a record sent to a partition without one is refused."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            async with kafka_admin.admin_client(bootstrap, 5.0) as admin:
+                described = await asyncio.wait_for(admin.describe_topics(topics), 5.0)
+            if all(not t["error_code"] and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
+                return
+        except (KafkaError, OSError, TimeoutError):
+            pass
+        await asyncio.sleep(0.25)
+    raise TimeoutError(f"partitions without a leader {timeout:.0f}s on")

@@ -62,7 +62,14 @@ class Recorder:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self.consumer.stop()
+        try:
+            await self.consumer.stop()
+        except asyncio.CancelledError:
+            # aiokafka's fetcher can leak the cancellation of its own task out of stop(); only a cancellation of
+            # ours may go on, or it would hide the error that brought us here.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
 
     async def read_to_end(self, timeout: float = 60.0) -> None:
         """Until every record written so far has been read."""

@@ -8,9 +8,12 @@ their positions, wait for the faults to play out and for the chain to catch up, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import signal
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +22,7 @@ from fivecogs_ops.faults.environment import FaultEnvironment
 from fivecogs_ops.faults.injectors import Injector
 from fivecogs_ops.faults.plan import Fault, Mode, plan_faults
 from fivecogs_ops.faults.player import Player
+from fivecogs_ops.faults.probe import CHAIN_TOPICS, until_leaders
 from fivecogs_ops.faults.progress import SuiteProgress
 from fivecogs_ops.faults.recorder import Recorder, Seen
 from fivecogs_ops.faults.recovery import FaultRecord
@@ -58,10 +62,6 @@ class SuiteResult:
     seconds: float = 0.0
     error: str | None = None
 
-    @property
-    def mismatches(self) -> int | None:
-        return None if self.verdict is None else self.verdict.mismatches
-
     def problems(self) -> list[str]:
         """Everything that makes the run fail, in words; empty when it passed."""
         found = [self.error] if self.error else []
@@ -91,6 +91,23 @@ class SuiteResult:
 
 
 async def run_suite(env: FaultEnvironment, mode: Mode, seed: int, progress: SuiteProgress) -> SuiteResult:
+    with _quiet_aiokafka():
+        return await _run_suite(env, mode, seed, progress)
+
+
+@contextlib.contextmanager
+def _quiet_aiokafka() -> Iterator[None]:
+    """aiokafka logs every refused connection as an error; while the broker is down on purpose, that is noise."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+async def _run_suite(env: FaultEnvironment, mode: Mode, seed: int, progress: SuiteProgress) -> SuiteResult:
     started = time.monotonic()
     progress.stage(f"building a scenario of {mode.events:,} events (seed {seed})")
     workload = await asyncio.to_thread(build_workload, mode.events, seed, mode.copy_delay_events)
@@ -124,6 +141,7 @@ async def _start(env: FaultEnvironment, progress: SuiteProgress) -> None:
     await asyncio.to_thread(processes.wait_ready, COGS, 120)
     progress.stage(f"five services ready; management at {processes.url('management')}")
     await prepare_topics(env.bootstrap)
+    await until_leaders(env.bootstrap, CHAIN_TOPICS)
 
 
 async def _play(env: FaultEnvironment, mode: Mode, result: SuiteResult, progress: SuiteProgress, t0: float) -> None:
@@ -162,11 +180,10 @@ def _metrics_urls(env: FaultEnvironment) -> dict[str, tuple[int, str]]:
 
 async def _graceful_stops(env: FaultEnvironment) -> dict[str, float]:
     """SIGTERM to every service at once; seconds until each exited."""
-    processes = env.processes().processes
+    processes = {name: p for name, p in env.processes().processes.items() if p.poll() is None}
     started = time.monotonic()
     for process in processes.values():
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
     stopped: dict[str, float] = {}
     while len(stopped) < len(processes) and time.monotonic() - started < 30:
         for name, process in processes.items():
