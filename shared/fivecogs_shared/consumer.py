@@ -52,6 +52,13 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
 )
+# asyncpg's own "invalid input for query argument" (an int beyond int32, say) is an InterfaceError too, but
+# retrying cannot help it: it is about the record, like the server's DataError.
+_CLIENT_DATA_ERROR: type[BaseException] = asyncpg.exceptions._base.DataError
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, TRANSIENT_ERRORS) and not isinstance(error, _CLIENT_DATA_ERROR)
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,9 @@ class BatchProcessor:
                 self.metrics.batch_seconds.observe(time.perf_counter() - started)
                 self.processed += len(records)
                 return
-            except TRANSIENT_ERRORS as error:
+            except Exception as error:
+                if not is_transient(error):
+                    raise
                 self.metrics.transient_retries.inc()
                 if time.monotonic() + delay > deadline:
                     raise
@@ -164,9 +173,9 @@ class BatchProcessor:
             self._tell_rejected(uow, event.source, event.id, event.type, violation.reason, violation.detail)
             self.metrics.events.labels(record.topic, "rejected").inc()
             return violation.reason
-        except TRANSIENT_ERRORS:
-            raise
         except Exception as error:  # a bug or an unforeseen input: park the record, keep the partition moving
+            if is_transient(error):
+                raise
             uow.rollback_to(mark)
             bound.exception("handler failed; record dead-lettered")
             self._dead_letter(uow, record, BadRecord("processing_error", repr(error)[:500]), source)

@@ -86,6 +86,37 @@ async def test_batch_cost_is_the_deliveries_before_production(run_service, stack
     assert rejected.key == b"partner-test"
 
 
+async def test_the_largest_amounts_the_contract_allows_are_kept_to_the_satang(
+    run_service, stack_env, partner: Partner
+) -> None:
+    ent, batch = f"ent-{uuid.uuid4().hex[:6]}", f"batch-{uuid.uuid4().hex[:6]}"
+    produced_event = {
+        "batch_id": batch,
+        "enterprise_id": ent,
+        "product_id": f"prod-{ent}",
+        "product_name": "Batik scarf",
+        "quantity": 1,
+        "unit": "piece",
+        "produced_on": "2026-06-29",
+    }
+    async with (
+        Tap(stack_env.bootstrap, events_topic("inputs"), FEEDBACK_TOPIC) as tap,
+        run_service(DEFINITION),
+    ):
+        sent = [
+            await partner.send(INGEST, REGISTERED, _enterprise(ent), ent),
+            await partner.send(INGEST, DELIVERED, _delivery(1, batch, ent, "400000000000000.00", True), batch),
+            await partner.send(INGEST, DELIVERED, _delivery(2, batch, ent, "0.01", False), batch),
+            await partner.send(INGEST, PRODUCED, produced_event, batch),
+        ]
+        [produced] = await tap.wait_for(
+            lambda r: of_type("th.fivecogs.inputs.batch.produced.v1")(r) and r.key == batch.encode()
+        )
+
+    assert data(produced)["cost_thb"] == "400000000000000.01"  # above numeric(14, 2)'s 10^12
+    assert not [r for r in tap.records if r.topic == FEEDBACK_TOPIC and data(r).get("event_id") in sent]
+
+
 async def test_repeat_has_no_second_effect_and_conflict_is_rejected(run_service, stack_env, partner: Partner) -> None:
     ent = f"ent-{uuid.uuid4().hex[:6]}"
     async with (
@@ -102,6 +133,27 @@ async def test_repeat_has_no_second_effect_and_conflict_is_rejected(run_service,
     assert len(registered) == 1
     assert data(registered[0])["members"] == 12
     assert header(dead, "fivecogs_error_kind") == "conflict"
+
+
+async def test_a_value_the_database_cannot_hold_is_dead_lettered_not_retried(
+    run_service, stack_env, partner: Partner
+) -> None:
+    """Three billion members is valid JSON and a valid count, but not an int4: asyncpg refuses it on the client
+    side with an InterfaceError, which must not count as "try again later" (that would hold the partition)."""
+    ent = f"ent-{uuid.uuid4().hex[:6]}"
+    async with (
+        Tap(stack_env.bootstrap, events_topic("inputs"), FEEDBACK_TOPIC, f"{INGEST}.dlq") as tap,
+        run_service(DEFINITION),
+    ):
+        too_big = await partner.send(INGEST, REGISTERED, _enterprise(ent, members=3_000_000_000), ent)
+        await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)  # same key, same partition, right after
+        [dead] = await tap.wait_for(lambda r: r.topic.endswith(".dlq") and header(r, "ce_id") == too_big)
+        [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == too_big)
+        [registered] = await tap.wait_for(lambda r: r.topic == events_topic("inputs") and r.key == ent.encode())
+
+    assert header(dead, "fivecogs_error_kind") == "processing_error"
+    assert "3000000000" in data(told)["detail"]
+    assert data(registered)["members"] == 12
 
 
 @pytest.mark.parametrize(

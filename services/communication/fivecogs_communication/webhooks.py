@@ -23,6 +23,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fivecogs_communication import store
+from fivecogs_shared.consumer import is_transient
 from fivecogs_shared.service import Runtime
 
 log = structlog.get_logger()
@@ -84,14 +85,26 @@ def worker(settings: WebhookSettings | None = None) -> Callable[[Runtime], Corou
     return deliver_webhooks
 
 
+OUTAGE_PAUSE_CAP = 10.0  # seconds between rounds while the database stays away
+
+
 async def run(pool: asyncpg.Pool, settings: WebhookSettings) -> None:
+    pause = settings.poll_seconds
     async with httpx.AsyncClient(timeout=settings.timeout_seconds, follow_redirects=False) as client:
         while True:
             try:
                 claimed = await deliver_due(pool, client, settings)
-            except Exception:  # the database away, or a bug: keep the worker alive, say so, try again
-                log.exception("webhook round failed; retrying")
-                claimed = 0
+            except Exception as error:  # the database away, or a bug: keep the worker alive, say so, try again
+                if not is_transient(error):
+                    log.exception("webhook round failed; retrying")
+                elif pause == settings.poll_seconds:  # one line per outage, not a traceback per round
+                    log.warning("webhook round failed; retrying with backoff", error=repr(error))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, OUTAGE_PAUSE_CAP)
+                continue
+            if pause != settings.poll_seconds:
+                log.info("webhook rounds resumed")
+                pause = settings.poll_seconds
             if claimed < settings.batch:  # a full round suggests more are due: go again at once
                 await asyncio.sleep(settings.poll_seconds)
 

@@ -10,7 +10,7 @@ import pytest
 from fivecogs_ops.faults import poison
 from fivecogs_ops.faults.plan import FULL, KILL, KINDS, RELAY, SHORT, WHOLE_CHAIN, Mode, plan_faults
 from fivecogs_ops.faults.verify import _runs
-from fivecogs_ops.faults.workload import Workload, build_workload
+from fivecogs_ops.faults.workload import HOLD_EVERY, Workload, build_workload
 from fivecogs_ops.simulate.intake import read
 from fivecogs_ops.simulate.model import ChainModel
 from fivecogs_shared.contracts import COGS
@@ -37,6 +37,15 @@ def test_every_event_is_published_twice_the_copy_later(workload: Workload) -> No
         assert copy.first is not None
         assert copy.first < position
         assert stream[copy.first].sent == copy.sent
+
+
+def test_some_copies_come_as_late_as_the_stream_allows(workload: Workload) -> None:
+    stream = [published for wave in workload.waves for published in wave.records]
+    tail = stream[-workload.events // HOLD_EVERY :]
+    assert all(p.first is not None for p in tail)
+    # the held copies are those of events from the very start: the widest gaps the run can have
+    assert min(p.first for p in tail if p.first is not None) == 0
+    assert sum(1 for p in tail if p.first is not None and p.first < len(stream) // 4) >= len(tail) // 5
 
 
 def test_over_a_tenth_of_the_events_are_poison_of_every_kind(workload: Workload) -> None:

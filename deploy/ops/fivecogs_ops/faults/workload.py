@@ -6,7 +6,9 @@
   the events are bad and every kind is well represented;
 - copies: every event is published a second time, about `2 × copy_delay` records later (at the suite's
   publishing rate, minutes in the full run and seconds with --short); those still due after the last step form
-  a last wave.
+  a last wave. One event in `HOLD_EVERY` has its copy held back to the very end of that wave, so some copies
+  arrive as long after their original as the run allows (five minutes and more in the full run): a partner
+  retrying long after the fact.
 
 The model is given the exact publishing order, so it predicts the outcome of both copies of every record.
 """
@@ -24,6 +26,7 @@ from fivecogs_ops.simulate.records import Sent
 from fivecogs_ops.simulate.scenario import Scenario, build_scenario
 
 POISON_EVERY = 8  # one bad twin per eight records: 1/9 of all events, above issue 4's 10 %
+HOLD_EVERY = 25  # one event in 25 has its copy sent at the very end
 RECORDS_PER_ENTERPRISE, FIXED_RECORDS = 22.5, 45  # what build_scenario yields, roughly (to size it)
 
 
@@ -98,8 +101,9 @@ def _poisoned(records: list[Sent], tag: str, rng: random.Random, made: Counter[s
 
 def _with_copies(steps: list[tuple[str, list[Sent]]], delay: int) -> Iterator[Wave]:
     """Each step as a wave, the copy of an event going out just before the event `delay` events later (so the
-    copies do not bunch up); the copies still due after the last step form a last wave."""
+    copies do not bunch up); the copies still due after the last step form a last wave, the held ones last."""
     due: deque[tuple[int, int, Sent]] = deque()  # (event number, position of its first copy, record)
+    held: list[tuple[int, int, Sent]] = []
     position = number = 0
     for name, records in steps:
         wave: list[Published] = []
@@ -109,7 +113,8 @@ def _with_copies(steps: list[tuple[str, list[Sent]]], delay: int) -> Iterator[Wa
                 wave.append(Published(copy, first))
                 position += 1
             wave.append(Published(sent))
-            due.append((number, position, sent))
+            (held if number % HOLD_EVERY == 0 else due).append((number, position, sent))
             position, number = position + 1, number + 1
         yield Wave(name, tuple(wave))
-    yield Wave("9 the last copies", tuple(Published(sent, first) for _, first, sent in due))
+    last = [*due, *held]
+    yield Wave("9 the last copies", tuple(Published(sent, first) for _, first, sent in last))
