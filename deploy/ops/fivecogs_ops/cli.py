@@ -7,9 +7,9 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from fivecogs_ops.console import make_console
 from fivecogs_ops.faults import register as register_fault_suite
 from fivecogs_ops.lag.cli import register as register_lag_commands
 from fivecogs_ops.recovery_cli import register as register_recovery_commands
@@ -26,7 +26,7 @@ register_lag_commands(app)  # `fivecogs lag` and `fivecogs ops`
 register_recovery_commands(app)  # `fivecogs replay`, `fivecogs dlq`, `fivecogs contracts`
 register_fault_suite(app)  # `fivecogs faults`
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
@@ -74,7 +74,7 @@ def stack_status(as_json: JsonFlag = False) -> None:
         for row in rows:
             colour = "green" if row["running"] == "yes" else "red"
             table.add_row(row["component"], f"[{colour}]{row['running']}[/]", row["pid"], row["address"], row["log"])
-        Console().print(table)
+        make_console().print(table)
     if any(row["running"] != "yes" for row in rows):
         raise typer.Exit(3)
 
@@ -203,7 +203,7 @@ def report(
         print(json.dumps(bodies[by] if by else {f"{v}s": body for v, body in bodies.items()}, indent=2))
         return
     for view, body in bodies.items():
-        out = Console()
+        out = make_console()
         for table in report_tables(body, view, f"report by {view}", out.width):
             out.print(table)
 

@@ -8,12 +8,12 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from fivecogs_ops.console import make_console
 from fivecogs_ops.stack import LocalStack, external_env
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 Cog = Annotated[str, typer.Argument(help="inputs | knowledge | marketing | communication | management")]
 
@@ -101,7 +101,7 @@ def _show(summary: object, as_json: bool) -> None:
     table = Table("error kind", "records", title=f"{summary.topic}: {summary.read} read, {summary.replayed} replayed")
     for kind, count in summary.by_kind.most_common():
         table.add_row(kind, str(count))
-    Console().print(table)
+    make_console().print(table)
 
 
 contracts_app = typer.Typer(help="The published event contracts (JSON Schemas).", no_args_is_help=True)

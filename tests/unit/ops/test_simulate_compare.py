@@ -8,9 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord
 
 from fivecogs_ops.simulate.catchup import UPSTREAM, consumed_topics, watched_topics
+from fivecogs_ops.simulate.collector import Seen
 from fivecogs_ops.simulate.compare import (
     Difference,
     answers_seen,
@@ -84,11 +84,9 @@ def test_answers_and_dead_letters_are_counted_one_by_one() -> None:
     assert excused.theirs == ("rejected e-2 from p: unknown_type",)
 
 
-def _record(topic: str, value: object, key: bytes | None = b"k", **headers: Any) -> ConsumerRecord:
+def _record(topic: str, value: object, key: bytes | None = b"k", **headers: Any) -> Seen:
     raw = value if isinstance(value, bytes) else json.dumps(value).encode()
-    return ConsumerRecord(
-        topic, 0, 0, 0, 0, key, raw, None, len(key or b""), len(raw), [(k, v.encode()) for k, v in headers.items()]
-    )
+    return Seen(topic, 0, 0, key, raw, tuple((k, v.encode()) for k, v in headers.items()))
 
 
 def test_only_this_runs_answers_are_read() -> None:

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.status import Status
 
+from fivecogs_ops.console import make_console
 from fivecogs_ops.faults.environment import FaultEnvironment
 from fivecogs_ops.faults.plan import FULL, SHORT, Mode
 from fivecogs_ops.faults.progress import SuiteProgress
@@ -21,7 +22,7 @@ from fivecogs_ops.simulate.catchup import Lag
 from fivecogs_ops.stack import StackError
 
 EXIT_PASSED, EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 130
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 
 class RichSuiteProgress(SuiteProgress):
@@ -117,7 +118,7 @@ def run(mode: Mode, seed: int, as_json: bool) -> int:
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        out = Console()
+        out = make_console()
         out.print(summary_table(result))
         out.print(faults_table(result))
         for problem in result.problems():

@@ -24,17 +24,21 @@ from fivecogs_ops.faults.plan import Fault, Mode, plan_faults
 from fivecogs_ops.faults.player import Player
 from fivecogs_ops.faults.probe import CHAIN_TOPICS, until_leaders
 from fivecogs_ops.faults.progress import SuiteProgress
-from fivecogs_ops.faults.recorder import Recorder, Seen
 from fivecogs_ops.faults.recovery import FaultRecord
 from fivecogs_ops.faults.verify import Verdict, judge
 from fivecogs_ops.faults.workload import Workload, build_workload
 from fivecogs_ops.simulate.catchup import LagWatcher
+from fivecogs_ops.simulate.collector import Collector, Seen
 from fivecogs_ops.simulate.model import ChainModel
-from fivecogs_ops.simulate.play import Publisher, fetch_report, prepare_topics
+from fivecogs_ops.simulate.play import ANSWER_TOPICS, Publisher, fetch_report, prepare_topics
 from fivecogs_ops.stack import StackError
-from fivecogs_shared.contracts import COGS
+from fivecogs_shared.contracts import COGS, events_topic
 
 SHUTDOWN_LIMIT = 10.0  # seconds from SIGTERM to exit (issue 4)
+
+# Everything the chain writes: its events, feedback and dead letters, read from the first record (the suite's
+# stack is fresh, so that is exactly this run).
+RECORDED_TOPICS = (*ANSWER_TOPICS, *(events_topic(cog) for cog in COGS))
 
 
 @dataclass
@@ -146,7 +150,10 @@ async def _start(env: FaultEnvironment, progress: SuiteProgress) -> None:
 
 async def _play(env: FaultEnvironment, mode: Mode, result: SuiteResult, progress: SuiteProgress, t0: float) -> None:
     stream = [published for wave in result.workload.waves for published in wave.records]
-    async with Recorder(env.bootstrap) as recorder, Publisher(env.bootstrap) as publisher:
+    async with (
+        Collector(env.bootstrap, RECORDED_TOPICS, from_beginning=True) as recorder,
+        Publisher(env.bootstrap) as publisher,
+    ):
         injector = Injector(env, t0, busiest=lambda: player.busiest())
         player = Player(publisher, injector, result.planned, stream, progress)
         counter = DuplicateCounter(lambda: _metrics_urls(env))

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from fivecogs_ops.faults.recorder import Seen
+from fivecogs_ops.simulate.collector import Seen
 from fivecogs_ops.simulate.compare import Difference, Tally, answers_seen, dead_letters_seen, report_differences, tally
 from fivecogs_ops.simulate.figures import Report
 from fivecogs_ops.simulate.model import Outcome

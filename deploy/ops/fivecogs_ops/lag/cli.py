@@ -16,11 +16,12 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from fivecogs_ops.console import make_console
 from fivecogs_ops.lag.report import GroupReport, Report, look
 from fivecogs_ops.lag.sampling import DEFAULT_PREFIX
 from fivecogs_ops.lag.store import SampleStore
@@ -62,18 +63,18 @@ def lag(
         else:
             report = asyncio.run(look(_bootstrap(), samples, groups=group, prefix=prefix, window=window))
     except Exception as error:  # Kafka unreachable, timeouts: say so, exit 3
-        Console(stderr=True).print(f"[bold red]error:[/] cannot sample consumer lag: {error!r}")
+        make_console(stderr=True).print(f"[bold red]error:[/] cannot sample consumer lag: {error!r}")
         raise typer.Exit(CANNOT_SAMPLE) from error
     if report is None:
         raise typer.Exit(0)
     if unknown := [g.group for g in report.groups if g.state == "Dead" and not g.partitions]:
-        Console(stderr=True).print(f"[bold red]error:[/] no such consumer group: {', '.join(unknown)}")
+        make_console(stderr=True).print(f"[bold red]error:[/] no such consumer group: {', '.join(unknown)}")
         raise typer.Exit(CANNOT_SAMPLE)
     if not watch:
         if as_json:
             print(json.dumps(report.to_json(), indent=2))
         else:
-            console = Console()
+            console = make_console()
             console.print(render(report, console.width))
     raise typer.Exit(report.status.exit_code)
 
@@ -87,7 +88,7 @@ async def _watch(
 ) -> Report | None:
     """Until Ctrl-C; returns the last report, whose status sets the exit code."""
     report = None
-    console = Console()
+    console = make_console()
     with contextlib.ExitStack() as stack:
         live = None if show else stack.enter_context(Live(Text("sampling…"), console=console, auto_refresh=False))
         try:
@@ -117,7 +118,7 @@ def ops(
     from fivecogs_ops.lag.page import PageConfig, create_app
 
     config = PageConfig(_bootstrap(), _database_url(), SampleStore(store), prefix, window, interval)
-    Console(stderr=True).print(f"ops page on [bold]http://{host}:{port}/[/] (JSON: /api/lag); Ctrl-C stops")
+    make_console(stderr=True).print(f"ops page on [bold]http://{host}:{port}/[/] (JSON: /api/lag); Ctrl-C stops")
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
 
 

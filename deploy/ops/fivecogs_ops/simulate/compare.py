@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import ConsumerRecord
-
+from fivecogs_ops.simulate.collector import Seen
 from fivecogs_ops.simulate.figures import FIELD_NAMES, Report, Row
 from fivecogs_ops.simulate.model import Answer, DeadLetter
 from fivecogs_shared.contracts import FEEDBACK_TOPIC
@@ -117,14 +116,14 @@ def _describe(item: Answer | DeadLetter) -> str:
     return f"{item.topic} {item.ident}: {item.kind}"
 
 
-def answers_seen(records: Iterable[ConsumerRecord], tag: str, sources: frozenset[str]) -> list[Answer]:
+def answers_seen(records: Iterable[Seen], tag: str, sources: frozenset[str]) -> list[Answer]:
     """This run's answers on the feedback topic: those about its event ids or order ids, and those about records
     that had no ce_id at all, sent by one of its partners."""
     found = []
     for record in records:
         if record.topic != FEEDBACK_TOPIC:
             continue
-        kind = ANSWER_KINDS.get(_header(record, "ce_type"))
+        kind = ANSWER_KINDS.get(record.header("ce_type"))
         data = json.loads(record.value)
         partner = (record.key or b"").decode()
         if kind == "rejected" and _ours(data["event_id"], tag, partner, sources):
@@ -139,7 +138,7 @@ def _ours(event_id: str, tag: str, partner: str, sources: frozenset[str]) -> boo
     return event_id.startswith(tag) or (event_id == "" and partner in sources)
 
 
-def dead_letters_seen(records: Iterable[ConsumerRecord], tag: str) -> list[DeadLetter]:
+def dead_letters_seen(records: Iterable[Seen], tag: str) -> list[DeadLetter]:
     """This run's dead letters written by the chain's own services (test instances of a service, in groups of
     their own, may read the same ingest topics and dead-letter the same records again)."""
     found = []
@@ -147,46 +146,39 @@ def dead_letters_seen(records: Iterable[ConsumerRecord], tag: str) -> list[DeadL
         if not record.topic.endswith(".dlq"):
             continue
         cog = record.topic.split(".")[1]
-        if _header(record, "fivecogs_consumer_group") != f"fivecogs-{cog}":
+        if record.header("fivecogs_consumer_group") != f"fivecogs-{cog}":
             continue
-        event_id = _header(record, "ce_id")
+        event_id = record.header("ce_id")
         key = (record.key or b"").decode(errors="replace")
         ident = event_id or f"key:{key}"
         if event_id.startswith(tag) or (not event_id and key.startswith(tag)):
-            found.append(DeadLetter(record.topic, ident, _header(record, "fivecogs_error_kind")))
+            found.append(DeadLetter(record.topic, ident, record.header("fivecogs_error_kind")))
     return found
 
 
-def foreign_records(records: Iterable[ConsumerRecord], tag: str) -> int:
+def foreign_records(records: Iterable[Seen], tag: str) -> int:
     """Records that other partners (or tests posing as a cog) put on the chain's ingest and events topics while
     the scenario played: the report then moves by more than the model can know."""
     foreign = 0
     for record in records:
         if record.topic.endswith(".ingest"):
             key = (record.key or b"").decode(errors="replace")
-            ours = _header(record, "ce_id").startswith(tag) or key.startswith(tag)
+            ours = record.header("ce_id").startswith(tag) or key.startswith(tag)
         elif record.topic.endswith(".events"):
-            ours = _header(record, CORRELATION_HEADER).startswith(tag)
+            ours = record.header(CORRELATION_HEADER).startswith(tag)
         else:
             continue
         foreign += not ours
     return foreign
 
 
-def foreign_consumers(records: Iterable[ConsumerRecord], tag: str) -> dict[str, set[str]]:
+def foreign_consumers(records: Iterable[Seen], tag: str) -> dict[str, set[str]]:
     """Consumer groups other than the chain's that dead-lettered this run's records, with the topics they read:
     their answers on the feedback topic about records of those topics cannot be told from the chain's."""
     groups: dict[str, set[str]] = defaultdict(set)
     for record in records:
-        if record.topic.endswith(".dlq") and _header(record, "ce_id").startswith(tag):
-            group = _header(record, "fivecogs_consumer_group")
+        if record.topic.endswith(".dlq") and record.header("ce_id").startswith(tag):
+            group = record.header("fivecogs_consumer_group")
             if group != f"fivecogs-{record.topic.split('.')[1]}":
-                groups[group].add(_header(record, "fivecogs_original_topic"))
+                groups[group].add(record.header("fivecogs_original_topic"))
     return dict(groups)
-
-
-def _header(record: ConsumerRecord, name: str) -> str:
-    for header_name, value in record.headers or ():
-        if header_name == name:
-            return bytes(value).decode(errors="replace")
-    return ""

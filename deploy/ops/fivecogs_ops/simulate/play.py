@@ -59,42 +59,6 @@ class Publisher:
         return time.perf_counter() - started
 
 
-class Collector:
-    """Every record written on the chain's topics from now on: answers, dead letters, and the rest."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.consumer = AIOKafkaConsumer(
-            *ANSWER_TOPICS,
-            *CHAIN_TOPICS,
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-        )
-        self.records: list[ConsumerRecord] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Collector:
-        await self.consumer.start()
-        for partition in self.consumer.assignment():  # pin the end now: nothing published later is missed
-            await self.consumer.position(partition)
-        self._task = asyncio.create_task(self._collect())
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self.consumer.stop()
-
-    async def _collect(self) -> None:
-        while True:
-            batches = await self.consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                self.records.extend(records)
-
-
 async def read_history(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Sent]:
     """Every record of a topic so far, each partition in offset order."""
     partitions = await topic_partitions(bootstrap, topic)

@@ -6,14 +6,13 @@ compared as a delta: expected = before + model, province by province and region 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fivecogs_ops.simulate.catchup import Lag, LagWatcher
+from fivecogs_ops.simulate.collector import Collector
 from fivecogs_ops.simulate.compare import (
     Difference,
     Tally,
@@ -26,7 +25,14 @@ from fivecogs_ops.simulate.compare import (
 )
 from fivecogs_ops.simulate.figures import Report
 from fivecogs_ops.simulate.model import Answer, ChainModel, DeadLetter, Outcome
-from fivecogs_ops.simulate.play import Collector, Publisher, fetch_report, prepare_topics, read_history
+from fivecogs_ops.simulate.play import (
+    ANSWER_TOPICS,
+    CHAIN_TOPICS,
+    Publisher,
+    fetch_report,
+    prepare_topics,
+    read_history,
+)
 from fivecogs_ops.simulate.scenario import Scenario, build_scenario
 from fivecogs_shared.contracts import ingest_topic
 
@@ -146,7 +152,7 @@ async def run_simulation(
     await prepare_topics(bootstrap)
     async with (
         LagWatcher(bootstrap, database_url=database_url) as watcher,
-        Collector(bootstrap) as collector,
+        Collector(bootstrap, (*ANSWER_TOPICS, *CHAIN_TOPICS)) as collector,
         Publisher(bootstrap) as publisher,
     ):
 
@@ -171,7 +177,7 @@ async def run_simulation(
                 progress.caught_up(caught_up)
             result.steps.append(StepTiming(step.name, len(step.records), seconds, caught_up))
         if wait:
-            await _read_to_end(collector, watcher)
+            await collector.read_to_end()
             result.actual = await fetch_report(management_url)
     if wait:
         _verify(result, collector)
@@ -185,17 +191,6 @@ async def _predict(bootstrap: str, scenario: Scenario) -> SimulationResult:
     model.apply_all(await read_history(bootstrap, ingest_topic("communication")))
     outcomes = model.apply_all(scenario.records())
     return SimulationResult(scenario, outcomes, model.report())
-
-
-async def _read_to_end(collector: Collector, watcher: LagWatcher, timeout: float = 30.0) -> None:
-    """The collector has read every answer written so far."""
-    ends = await watcher.ends()
-    deadline = time.monotonic() + timeout
-    for partition in collector.consumer.assignment():
-        while await collector.consumer.position(partition) < ends.get(partition, 0):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the feedback collector is still behind on {partition}")
-            await asyncio.sleep(0.1)
 
 
 def _verify(result: SimulationResult, collector: Collector) -> None:

@@ -12,6 +12,7 @@ from rich.progress import Progress as Bar
 from rich.status import Status
 from rich.table import Table
 
+from fivecogs_ops.console import make_console
 from fivecogs_ops.report import report_tables
 from fivecogs_ops.simulate.catchup import CatchUpTimeout, Lag
 from fivecogs_ops.simulate.compare import Tally
@@ -107,7 +108,7 @@ async def simulate_and_show(
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        show_result(Console(), result)
+        show_result(make_console(), result)
     if not result.verified:
         return EXIT_MATCH
     return EXIT_MATCH if result.matches else EXIT_MISMATCH

@@ -1,28 +1,26 @@
-"""Everything the chain writes on its events, feedback and dead-letter topics, read from the first record.
+"""Reading what the chain writes: every record of some topics, from now on or from the very first one.
 
-The suite's stack is fresh, so "from the beginning" is exactly this run. Values over 64 KiB (the oversized
-poison, copied byte for byte into a DLQ) are not kept: their headers say all the checks need. The reader
-rides out broker restarts: it keeps its positions and simply asks again.
+Records are kept slim (the checks read only topic, position, key, value and headers), and values over 64 KiB
+(the oversized poison, copied byte for byte into a DLQ) are dropped: their headers say all the checks need.
+The reader rides out broker restarts: it keeps its positions and simply asks again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
-
-from fivecogs_ops.simulate.play import ANSWER_TOPICS
-from fivecogs_shared.contracts import COGS, events_topic
 
 KEPT_VALUE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
 class Seen:
-    """A consumer record, slimmed (the compare functions read only these fields)."""
+    """A consumer record, slimmed."""
 
     topic: str
     partition: int
@@ -38,23 +36,25 @@ class Seen:
         return ""
 
 
-class Recorder:
-    topics = (*ANSWER_TOPICS, *(events_topic(cog) for cog in COGS))
-
-    def __init__(self, bootstrap: str) -> None:
+class Collector:
+    def __init__(self, bootstrap: str, topics: Iterable[str], *, from_beginning: bool = False) -> None:
         self.consumer = AIOKafkaConsumer(
-            *self.topics,
+            *topics,
             bootstrap_servers=bootstrap,
             group_id=None,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset="earliest" if from_beginning else "latest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
+        self.from_beginning = from_beginning
         self.records: list[Seen] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Recorder:
+    async def __aenter__(self) -> Collector:
         await self.consumer.start()
+        if not self.from_beginning:
+            for partition in self.consumer.assignment():  # pin the end now: nothing published later is missed
+                await self.consumer.position(partition)
         self._task = asyncio.create_task(self._collect())
         return self
 
@@ -78,7 +78,7 @@ class Recorder:
         for partition, end in ends.items():
             while await self.consumer.position(partition) < end:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"the recorder is still behind on {partition}")
+                    raise TimeoutError(f"the collector is still behind on {partition}")
                 await asyncio.sleep(0.1)
 
     async def _collect(self) -> None:
