@@ -43,6 +43,18 @@ def _delivery(n: int, batch_id: str, enterprise_id: str, cost: str, local: bool)
     }
 
 
+def _produced(batch_id: str, enterprise_id: str, quantity: int = 40) -> dict[str, object]:
+    return {
+        "batch_id": batch_id,
+        "enterprise_id": enterprise_id,
+        "product_id": f"prod-{enterprise_id}",
+        "product_name": "Batik scarf",
+        "quantity": quantity,
+        "unit": "piece",
+        "produced_on": "2026-06-29",
+    }
+
+
 async def test_batch_cost_is_the_deliveries_before_production(run_service, stack_env, partner: Partner) -> None:
     ent, batch = f"ent-{uuid.uuid4().hex[:6]}", f"batch-{uuid.uuid4().hex[:6]}"
     async with (
@@ -55,20 +67,7 @@ async def test_batch_cost_is_the_deliveries_before_production(run_service, stack
         )
         await partner.send(INGEST, DELIVERED, _delivery(1, batch, ent, "1250.50", True), batch)
         await partner.send(INGEST, DELIVERED, _delivery(2, batch, ent, "300.25", False), batch)
-        await partner.send(
-            INGEST,
-            PRODUCED,
-            {
-                "batch_id": batch,
-                "enterprise_id": ent,
-                "product_id": f"prod-{ent}",
-                "product_name": "Batik scarf",
-                "quantity": 40,
-                "unit": "piece",
-                "produced_on": "2026-06-29",
-            },
-            batch,
-        )
+        await partner.send(INGEST, PRODUCED, _produced(batch, ent), batch)
         [produced] = await tap.wait_for(
             lambda r: of_type("th.fivecogs.inputs.batch.produced.v1")(r) and r.key == batch.encode()
         )
@@ -90,15 +89,6 @@ async def test_the_largest_amounts_the_contract_allows_are_kept_to_the_satang(
     run_service, stack_env, partner: Partner
 ) -> None:
     ent, batch = f"ent-{uuid.uuid4().hex[:6]}", f"batch-{uuid.uuid4().hex[:6]}"
-    produced_event = {
-        "batch_id": batch,
-        "enterprise_id": ent,
-        "product_id": f"prod-{ent}",
-        "product_name": "Batik scarf",
-        "quantity": 1,
-        "unit": "piece",
-        "produced_on": "2026-06-29",
-    }
     async with (
         Tap(stack_env.bootstrap, events_topic("inputs"), FEEDBACK_TOPIC) as tap,
         run_service(DEFINITION),
@@ -107,7 +97,7 @@ async def test_the_largest_amounts_the_contract_allows_are_kept_to_the_satang(
             await partner.send(INGEST, REGISTERED, _enterprise(ent), ent),
             await partner.send(INGEST, DELIVERED, _delivery(1, batch, ent, "400000000000000.00", True), batch),
             await partner.send(INGEST, DELIVERED, _delivery(2, batch, ent, "0.01", False), batch),
-            await partner.send(INGEST, PRODUCED, produced_event, batch),
+            await partner.send(INGEST, PRODUCED, _produced(batch, ent, quantity=1), batch),
         ]
         [produced] = await tap.wait_for(
             lambda r: of_type("th.fivecogs.inputs.batch.produced.v1")(r) and r.key == batch.encode()
