@@ -60,7 +60,9 @@ def report_table(
     body: Mapping[str, Any], by: str, title: str | None = None, fields: tuple[str, ...] | None = None
 ) -> Table:
     columns = [c for c in COLUMNS if fields is None or c[0] in fields]
-    table = Table(title=title or f"by {by}", title_justify="left", show_footer=False)
+    title = title or f"by {by}"
+    # as wide as its title at least: a narrow table would fold the title over two lines
+    table = Table(title=title, title_justify="left", show_footer=False, min_width=len(title))
     table.add_column(by, no_wrap=True)
     for _, heading, _money in columns:
         table.add_column(heading, justify="right", no_wrap=True)
