@@ -130,19 +130,23 @@ async def measure(
 ) -> dict[tuple[str, str, str], tuple[int, float]]:
     """(messages, seconds) per (group, topic, partition) for every partition this process owns now."""
     rows: dict[tuple[str, str, str], tuple[int, float]] = {}
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that arrives as the awaited
+    # call completes, and this runs in a loop that must stop when the service does.
     for group, consumer in _consumers(runtime):
         assigned = list(consumer.assignment())
         if not assigned:
             continue
         # A ListOffsets request, not highwater(): highwater goes stale when fetching stops (paused, stuck).
-        ends = await asyncio.wait_for(consumer.end_offsets(assigned), timeout)
+        async with asyncio.timeout(timeout):
+            ends = await consumer.end_offsets(assigned)
         starts: dict[Any, int] = {}
         now = time.time()
         for tp in assigned:
             end = int(ends.get(tp, consumer.highwater(tp) or 0))
-            committed = await asyncio.wait_for(consumer.committed(tp), timeout)
-            if committed is None:  # never committed: everything from the log start is unread
-                starts = starts or dict(await asyncio.wait_for(consumer.beginning_offsets(assigned), timeout))
+            async with asyncio.timeout(timeout):
+                committed = await consumer.committed(tp)
+                if committed is None:  # never committed: everything from the log start is unread
+                    starts = starts or dict(await consumer.beginning_offsets(assigned))
                 committed = starts.get(tp, 0)
             table = tables.setdefault(tp, EndOffsetTable())
             table.add(end, now)

@@ -116,6 +116,7 @@ def build_broker(settings: ServiceSettings, metrics: ServiceMetrics) -> KafkaBro
 # SIGTERM to exit: consuming (the in-flight batch finishes and commits, or is cancelled and handed back
 # uncommitted) gets GRACEFUL_SECONDS, the outbox relay's last flush the rest; orchestrators wait 10 s or more.
 SHUTDOWN_SECONDS = 9.0
+BACKGROUND_STOP_SECONDS = 2.0  # for the lag exporter and the like, out of SHUTDOWN_SECONDS
 GRACEFUL_SECONDS = 5.0
 
 
@@ -187,14 +188,20 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
     runtime = Runtime(definition, settings, pool, broker, relay, processor, metrics, assignment)
     log.info("service started", group=settings.group_id, topics=list(definition.sources()))
     # Every service exports its own consumer lag (fivecogs_consumer_lag, fivecogs_consumer_lag_seconds).
-    tasks = [asyncio.create_task(work(runtime)) for work in (export_lag, *definition.background)]
+    tasks = [
+        asyncio.create_task(work(runtime), name=getattr(work, "__name__", "background"))
+        for work in (export_lag, *definition.background)
+    ]
     try:
         yield runtime
     finally:
         deadline = time.monotonic() + SHUTDOWN_SECONDS
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Bounded: a background task that swallowed its cancellation must not hold the shutdown.
+        _, stuck = await asyncio.wait(tasks, timeout=BACKGROUND_STOP_SECONDS)
+        for task in stuck:
+            log.warning("background task did not stop; left behind", task=task.get_name())
         await broker.stop()  # stops consuming, waits for the in-flight batch, commits, leaves the group
         await relay.stop()
         # Rows the relay has no time left for stay in the outbox: the next start sends them (duplicates at most).

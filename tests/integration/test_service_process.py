@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import signal
 import time
 
 import httpx
 import pytest
 
+from fivecogs_inputs.app import DEFINITION
 from fivecogs_ops.services import ServiceProcesses
 
 pytestmark = pytest.mark.integration
@@ -32,3 +35,38 @@ def test_inputs_process_is_ready_serves_metrics_and_stops_on_sigterm(stack_env, 
         processes.stop_all()
     log = (tmp_path / "inputs.log").read_text()
     assert '"event": "service stopped"' in log  # the shutdown ran its course: consumer stopped, outbox flushed
+
+
+async def test_a_background_task_that_ignores_cancellation_cannot_hold_the_shutdown(run_service, capfd) -> None:
+    """Python 3.11's asyncio.wait_for can swallow a cancellation; a task looping around it then never ends.
+    Seen once as a test stalled at shutdown: the stop must be bounded whatever the background tasks do."""
+    released = asyncio.Event()
+
+    async def stubborn(_runtime: object) -> None:
+        while not released.is_set():
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                continue  # what a swallowed cancellation amounts to
+
+    definition = dataclasses.replace(DEFINITION, background=(*DEFINITION.background, stubborn))
+
+    async def serve_briefly() -> float:
+        async with run_service(definition):
+            await asyncio.sleep(0.3)  # the background tasks are under way
+            started = time.monotonic()
+        return time.monotonic() - started
+
+    serving = asyncio.create_task(serve_briefly())
+    try:
+        done, _ = await asyncio.wait([serving], timeout=30)
+    finally:
+        released.set()  # let the left-behind task end, so it does not outlive the test
+    assert done, "the service never finished stopping"
+    assert serving.result() < 9  # SHUTDOWN_SECONDS
+    captured = capfd.readouterr()
+    lines = (captured.out + captured.err).splitlines()  # the service's log
+    left = [line for line in lines if "background task did not stop; left behind" in line]
+    assert len(left) == 1
+    assert "stubborn" in left[0]
+    assert "service stopped" in lines[-1]
