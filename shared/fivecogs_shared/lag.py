@@ -147,7 +147,7 @@ async def measure(
                 committed = await consumer.committed(tp)
                 if committed is None:  # never committed: everything from the log start is unread
                     starts = starts or dict(await consumer.beginning_offsets(assigned))
-                committed = starts.get(tp, 0)
+                    committed = starts.get(tp, 0)
             table = tables.setdefault(tp, EndOffsetTable())
             table.add(end, now)
             seconds, _ = table.lag_seconds(int(committed), now)
