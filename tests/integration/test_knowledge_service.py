@@ -93,12 +93,15 @@ def _feedback_on(event_id: str):
     return lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == event_id
 
 
-async def _learn(inputs: Partner, enterprise_id: str, tap: Tap, batch_id: str, product_id: str, day: str) -> None:
+async def _learn(inputs: Partner, enterprise_id: str, tap: Tap, batch_id: str, product_id: str, day: str) -> str:
     """Inputs registers the enterprise and produces a first batch. Once the batch is assessed, knowledge knows
-    the product and its enterprise (from the batch itself if the registration, on another partition, lags)."""
+    the product and its enterprise (from the batch itself if the registration, on another partition, lags).
+    Returns the id of the batch.produced event."""
     await inputs.send(INPUTS_EVENTS, REGISTERED, _registered(enterprise_id), enterprise_id)
-    await inputs.send(INPUTS_EVENTS, PRODUCED, _produced(batch_id, enterprise_id, product_id, day), batch_id)
+    produced = _produced(batch_id, enterprise_id, product_id, day)
+    event_id = await inputs.send(INPUTS_EVENTS, PRODUCED, produced, batch_id)
     await tap.wait_for(lambda r: _emitted(BATCH_ASSESSED, product_id)(r) and data(r)["batch_id"] == batch_id)
+    return event_id
 
 
 async def _consumed_everything(bootstrap: str, group_id: str, topic: str, timeout: float = 30) -> None:
@@ -215,10 +218,8 @@ async def test_a_redelivered_batch_is_assessed_once(run_service, stack_env) -> N
         Partner(stack_env.bootstrap, source="fivecogs/inputs") as inputs,
         run_service(DEFINITION) as runtime,
     ):
-        await inputs.send(INPUTS_EVENTS, REGISTERED, _registered(ent), ent)
+        event_id = await _learn(inputs, ent, tap, batch, product, "2025-03-01")
         body = _produced(batch, ent, product, "2025-03-01")
-        event_id = await inputs.send(INPUTS_EVENTS, PRODUCED, body, batch)
-        await tap.wait_for(_emitted(BATCH_ASSESSED, product))
         await inputs.send(INPUTS_EVENTS, PRODUCED, body, batch, event_id=event_id)  # at-least-once delivery
         await _consumed_everything(stack_env.bootstrap, runtime.settings.group_id, INPUTS_EVENTS)
         await asyncio.sleep(2)  # time for a wrongly emitted second assessment to be relayed and read
@@ -239,10 +240,8 @@ async def test_a_re_emitted_event_with_other_content_keeps_the_first_and_is_not_
         Partner(stack_env.bootstrap, source="fivecogs/inputs") as inputs,
         run_service(DEFINITION) as runtime,
     ):
-        await inputs.send(INPUTS_EVENTS, REGISTERED, _registered(ent), ent)
+        event_id = await _learn(inputs, ent, tap, batch, product, "2025-03-01")
         body = _produced(batch, ent, product, "2025-03-01")
-        event_id = await inputs.send(INPUTS_EVENTS, PRODUCED, body, batch)
-        await tap.wait_for(_emitted(BATCH_ASSESSED, product))
         changed = {**body, "cost_thb": "999.00"}
         await inputs.send(INPUTS_EVENTS, PRODUCED, changed, batch, event_id=event_id)
         await _consumed_everything(stack_env.bootstrap, runtime.settings.group_id, INPUTS_EVENTS)
