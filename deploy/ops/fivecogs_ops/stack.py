@@ -371,7 +371,13 @@ def _postgres_pid(data: Path) -> int | None:
 
 
 def _run(command: list[str], *, what: str, cwd: Path | None = None, user: str | None = None) -> None:
-    result = subprocess.run(command, cwd=cwd, user=user, capture_output=True, text=True)
+    # As another user, also with that user's group and none of ours: with root's gid the group bits of a
+    # folder such as a 0700 `mktemp -d` apply, and Postgres could not reach its own binaries below it.
+    group = pwd.getpwnam(user).pw_gid if user is not None else None
+    extra_groups: list[int] | None = [] if user is not None else None
+    result = subprocess.run(
+        command, cwd=cwd, user=user, group=group, extra_groups=extra_groups, capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise StackError(f"{what} failed (exit {result.returncode}):\n{result.stdout}{result.stderr}".rstrip())
 
