@@ -20,6 +20,7 @@ import structlog
 from fivecogs_shared import inbox, outbox
 from fivecogs_shared.contracts import FEEDBACK_TOPIC
 from fivecogs_shared.contracts.feedback import REJECTED_TYPE, PartnerEventRejected
+from fivecogs_shared.contracts.topics import DLQ_MAX_RECORD_BYTES, record_bytes
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import (
     Envelope,
@@ -31,7 +32,9 @@ from fivecogs_shared.envelope import (
     read_event,
 )
 from fivecogs_shared.errors import BadRecord, RuleViolation
+from fivecogs_shared.fetching import UndecodableRecord
 from fivecogs_shared.metrics import ServiceMetrics
+from fivecogs_shared.stalls import PartitionHealth
 from fivecogs_shared.uow import OutgoingRecord, UnitOfWork
 
 log = structlog.get_logger()
@@ -82,22 +85,55 @@ class BatchProcessor:
     backoff_initial: float = 0.2
     backoff_cap: float = 10.0
     retry_budget: float = 60.0
+    stall_seconds: float = 30.0
     processed: int = field(default=0)
 
-    async def process(self, records: Sequence[RecordLike]) -> None:
-        """Apply the batch in one transaction, retrying transient failures with capped exponential backoff.
+    def __post_init__(self) -> None:
+        self.health = PartitionHealth(self.group_id, self.stall_seconds, self.metrics.registry)
 
-        After `retry_budget` seconds of failures the error is raised: the caller rewinds the partitions so the
-        batch is fetched again (the consumer stays in its group meanwhile)."""
+    async def process(self, records: Sequence[RecordLike]) -> None:
+        """Apply the batch, exactly once. Transient failures are retried (`_retrying`) and, past the budget,
+        raised: the caller rewinds the partitions so the batch is fetched again. A batch that fails as a whole
+        for any other reason is halved until the record behind it is alone, and that record is dead-lettered:
+        no record can hold its partition."""
+        try:
+            await self._retrying(records)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            await self._isolate(records, error)
+        self.health.flowing(records)
+
+    async def _isolate(self, records: Sequence[RecordLike], error: Exception) -> None:
+        if len(records) == 1:
+            await self._retrying(records, failed=error)
+            return
+        log.warning("batch failed as a whole; halving it to find the record", records=len(records), error=repr(error))
+        half = len(records) // 2
+        for part in (records[:half], records[half:]):  # in order: each partition's records stay in sequence
+            try:
+                await self._retrying(part)
+            except Exception as inner:
+                if is_transient(inner):
+                    raise
+                await self._isolate(part, inner)
+
+    async def _retrying(self, records: Sequence[RecordLike], failed: Exception | None = None) -> None:
+        """One transaction for the records (or, with `failed`, the dead letter of the one record that caused it),
+        retried with capped exponential backoff while the error is transient, up to `retry_budget` seconds."""
         delay, deadline = self.backoff_initial, time.monotonic() + self.retry_budget
         while True:
             try:
                 started = time.perf_counter()
-                await self._apply(records)
+                if failed is None:
+                    await self._apply(records)
+                else:
+                    await self._dead_letter_alone(records[0], failed)
                 self.metrics.batch_seconds.observe(time.perf_counter() - started)
                 self.processed += len(records)
                 return
             except Exception as error:
+                self.health.failing(records, error)
                 if not is_transient(error):
                     raise
                 self.metrics.transient_retries.inc()
@@ -106,6 +142,19 @@ class BatchProcessor:
                 log.warning("transient error; retrying batch", error=repr(error), retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_cap)
+
+    async def _dead_letter_alone(self, record: RecordLike, error: Exception) -> None:
+        """The record that failed its batch on its own: dead-lettered in a transaction of its own."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await _own_partitions(conn, self.group_id, [record])
+            if _position(record) in await inbox.digests_seen(conn, [_position(record)]):
+                return
+            log.error("record fails its batch; dead-lettered", error=repr(error), **_where(record))
+            uow = UnitOfWork(conn=conn, cog=self.cog)
+            bad, source = _processing_error(record, error), self.sources[record.topic]
+            self._dead_letter(uow, record, bad, source, internal=repr(error))
+            await inbox.record(conn, [_dead_letter_entry(record)])
+            await outbox.write(conn, uow.outgoing)
 
     async def _apply(self, records: Sequence[RecordLike]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -137,6 +186,8 @@ class BatchProcessor:
             await outbox.write(conn, uow.outgoing)
 
     def _read(self, record: RecordLike) -> Envelope | BadRecord:
+        if isinstance(record, UndecodableRecord):
+            return BadRecord("malformed", record.problem)
         try:
             return read_event(record, self.sources[record.topic].registry, self.max_value_bytes)
         except BadRecord as bad:
@@ -178,37 +229,40 @@ class BatchProcessor:
                 raise
             uow.rollback_to(mark)
             bound.exception("handler failed; record dead-lettered")
-            self._dead_letter(uow, record, BadRecord("processing_error", repr(error)[:500]), source)
+            self._dead_letter(uow, record, _processing_error(record, error), source, internal=repr(error))
             return "processing_error"
         bound.debug("event applied")
         self.metrics.events.labels(record.topic, "accepted").inc()
         return "accepted"
 
-    def _dead_letter(self, uow: UnitOfWork, record: RecordLike, bad: BadRecord, source: Source) -> None:
-        """Copy the record byte for byte to `<topic>.dlq`, with headers saying why."""
-        headers = [
-            *list(record.headers or ()),
-            ("fivecogs_error_kind", bad.kind.encode()),
-            ("fivecogs_error_detail", bad.detail.encode()[:2000]),
+    def _dead_letter(
+        self, uow: UnitOfWork, record: RecordLike, bad: BadRecord, source: Source, internal: str | None = None
+    ) -> None:
+        """Copy the record byte for byte to `<topic>.dlq`, with headers saying why (`internal`: what operators
+        see beyond the partner's reason); a record too large to copy whole is parked as a slice and a hash."""
+        value, headers = record.value or b"", list(record.headers or ())
+        detail = (internal or bad.detail)[:2000]
+        why = self._why(record, bad.kind, detail)
+        if record_bytes(record.key, value, headers + why) > DLQ_MAX_RECORD_BYTES:
+            value, headers, detail = _slice(record, detail)
+            why = self._why(record, bad.kind, detail)
+        uow.publish_raw(OutgoingRecord(f"{record.topic}.dlq", record.key, value, headers + why))
+        self.metrics.dlq_records.labels(bad.kind).inc()
+        self.metrics.events.labels(record.topic, "dead_lettered").inc()
+        log.warning("record dead-lettered", kind=bad.kind, detail=detail[:300], **_where(record))
+        if source.from_partners:
+            partner, event_id, event_type = identify(record)
+            self._tell_rejected(uow, partner, event_id, event_type, bad.kind, bad.detail)
+
+    def _why(self, record: RecordLike, kind: str, detail: str) -> list[tuple[str, bytes]]:
+        return [
+            ("fivecogs_error_kind", kind.encode()),
+            ("fivecogs_error_detail", detail.encode("utf-8", "replace")),
             ("fivecogs_original_topic", record.topic.encode()),
             ("fivecogs_original_partition", str(record.partition).encode()),
             ("fivecogs_original_offset", str(record.offset).encode()),
             ("fivecogs_consumer_group", self.group_id.encode()),
         ]
-        uow.publish_raw(OutgoingRecord(f"{record.topic}.dlq", record.key, record.value or b"", headers))
-        self.metrics.dlq_records.labels(bad.kind).inc()
-        self.metrics.events.labels(record.topic, "dead_lettered").inc()
-        log.warning(
-            "record dead-lettered",
-            kind=bad.kind,
-            detail=bad.detail,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-        )
-        if source.from_partners:
-            partner, event_id, event_type = identify(record)
-            self._tell_rejected(uow, partner, event_id, event_type, bad.kind, bad.detail)
 
     def _tell_rejected(
         self, uow: UnitOfWork, partner: str, event_id: str, event_type: str, reason: str, detail: str
@@ -237,6 +291,31 @@ async def _own_partitions(conn: Connection, group_id: str, records: Sequence[Rec
 
 def _lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _where(record: RecordLike) -> dict[str, object]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+
+
+def _processing_error(record: RecordLike, error: Exception) -> BadRecord:
+    """What the partner is told: the kind of problem, never our internals (those go to the DLQ headers)."""
+    where = f"{record.topic}/{record.partition}@{record.offset}"
+    if isinstance(error, asyncpg.DataError | _CLIENT_DATA_ERROR):
+        return BadRecord("processing_error", f"a value is outside what fivecogs can store; record {where}")
+    return BadRecord("processing_error", f"fivecogs could not process the event; operators can find it as {where}")
+
+
+DLQ_SLICE_BYTES = 64 * 1024  # of a value too large to be copied whole
+
+
+def _slice(record: RecordLike, detail: str) -> tuple[bytes, list[tuple[str, bytes]], str]:
+    """A record the DLQ cannot hold whole: the start of its value, its ce_* headers, the value's size and hash."""
+    value = record.value or b""
+    digest = hashlib.sha256(value).hexdigest()
+    headers = [(n, v) for n, v in record.headers or () if n.startswith("ce_")][:16]
+    headers += [("fivecogs_value_sha256", digest.encode()), ("fivecogs_value_bytes", str(len(value)).encode())]
+    note = f"copy truncated to {DLQ_SLICE_BYTES} of {len(value)} value bytes (sha256 {digest}); {detail}"
+    return value[:DLQ_SLICE_BYTES], headers, note[:2000]
 
 
 def _position(record: RecordLike) -> inbox.EventKey:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from fivecogs_shared import limits
 from fivecogs_shared.errors import BadRecord
 
 SPEC_VERSION = "1.0"
@@ -85,72 +85,78 @@ def header_map(headers: Headers) -> dict[str, bytes]:
 
 
 def identify(record: RecordLike) -> tuple[str, str, str]:
-    """(source, id, type) as far as the headers tell, for feedback on records we could not read whole."""
+    """(source, id, type) as far as the headers tell, for feedback on records we could not read whole: each
+    cut to the header limit, so a hostile header cannot make the answer (or its key) huge."""
     headers = header_map(record.headers or ())
-    return tuple(_text(headers.get(name)) for name in ("ce_source", "ce_id", "ce_type"))  # type: ignore[return-value]
+    cut = limits.MAX_HEADER_VALUE_BYTES
+    source, event_id, ce_type = (_text(headers.get(name))[:cut] for name in ("ce_source", "ce_id", "ce_type"))
+    return source, event_id, ce_type
 
 
 def read_event(record: RecordLike, registry: Mapping[str, EventType], max_value_bytes: int) -> Envelope:
-    headers = header_map(record.headers or ())
-    _check_headers(headers)
-    ce_type = _text(headers["ce_type"])
+    """The event in the record, or `BadRecord`: whatever the bytes and headers, nothing else is raised."""
+    try:
+        return _read(record, registry, max_value_bytes)
+    except BadRecord:
+        raise
+    except Exception as error:  # a limit we did not foresee: still this record's dead letter, never the batch's
+        raise BadRecord("malformed", f"the record cannot be read ({type(error).__name__})") from error
+
+
+def _read(record: RecordLike, registry: Mapping[str, EventType], max_value_bytes: int) -> Envelope:
+    headers = limits.checked_headers(record.headers or ())
+    attributes, moment = _attributes(headers)
+    ce_type = attributes["ce_type"]
     event_type = registry.get(ce_type)
     if event_type is None:
         raise BadRecord("unknown_type", f"ce_type {ce_type!r} is not accepted on {record.topic}")
     value = record.value or b""
     if len(value) > max_value_bytes:
         raise BadRecord("oversized", f"value is {len(value)} bytes; at most {max_value_bytes} are accepted")
-    try:
-        json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadRecord("malformed", f"value is not JSON: {error}") from error
-    try:
-        data = event_type.model.model_validate_json(value)
-    except ValidationError as error:
-        raise BadRecord("schema", _describe(error)) from error
+    limits.check_value(value)
+    data = _parse(event_type.model, value)  # the one parse of the value
     key = (record.key or b"").decode("utf-8", errors="replace")
     expected_key = str(getattr(data, event_type.key_field))
     if key != expected_key:
-        raise BadRecord("schema", f"Kafka key must be the {event_type.key_field} {expected_key!r}, got {key!r}")
-    event_id = _text(headers["ce_id"])
+        raise BadRecord(
+            "schema", f"Kafka key must be the {event_type.key_field} {expected_key[:100]!r}, got {key[:100]!r}"
+        )
     if event_type.upcast is not None:
         data = event_type.upcast(data)  # the one place where older versions become the current one
     return Envelope(
-        id=event_id,
-        source=_text(headers["ce_source"]),
+        id=attributes["ce_id"],
+        source=attributes["ce_source"],
         type=ce_type,
-        time=_parse_time(_text(headers["ce_time"])),
+        time=moment,
         key=key,
         data=data,
         digest=hashlib.sha256(ce_type.encode() + b"\0" + value).digest(),
-        correlation_id=_text(headers.get(CORRELATION_HEADER)) or event_id,
+        correlation_id=attributes[CORRELATION_HEADER] or attributes["ce_id"],
         handled_as=event_type.handled_as or ce_type,
     )
 
 
-def _check_headers(headers: Mapping[str, bytes]) -> None:
-    missing = [name for name in REQUIRED_HEADERS if not headers.get(name)]
+def _attributes(headers: dict[str, bytes]) -> tuple[dict[str, str], datetime]:
+    """The CloudEvents attributes, each checked (present, printable UTF-8, within its limit), and the time."""
+    found = {name: limits.attribute(headers, name) for name in (*REQUIRED_HEADERS, CORRELATION_HEADER)}
+    missing = [name for name in REQUIRED_HEADERS if not found[name]]
     if missing:
         raise BadRecord("malformed", f"missing CloudEvents headers: {', '.join(missing)}")
-    if _text(headers["ce_specversion"]) != SPEC_VERSION:
+    if found["ce_specversion"] != SPEC_VERSION:
         raise BadRecord("malformed", f"ce_specversion must be {SPEC_VERSION!r}")
-    content_type = _text(headers.get("content-type") or headers.get("ce_datacontenttype"))
+    content_type = _text(headers.get("content-type") or headers.get("ce_datacontenttype"))  # a header's limits
     if content_type and content_type.split(";")[0].strip() != CONTENT_TYPE:
-        raise BadRecord("malformed", f"content-type must be {CONTENT_TYPE}, got {content_type!r}")
+        raise BadRecord("malformed", f"content-type must be {CONTENT_TYPE}, got {content_type[:100]!r}")
+    return found, limits.event_time(found["ce_time"], datetime.now(UTC))
+
+
+def _parse(model: type[BaseModel], value: bytes) -> BaseModel:
     try:
-        _parse_time(_text(headers["ce_time"]))
-    except ValueError as error:
-        raise BadRecord("malformed", f"ce_time is not an RFC 3339 timestamp: {error}") from error
-    for name in ("ce_id", "ce_source"):
-        if len(headers[name]) > 200:
-            raise BadRecord("malformed", f"{name} is longer than 200 bytes")
-
-
-def _parse_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError("a time zone offset is required")
-    return moment
+        return model.model_validate_json(value)
+    except ValidationError as error:
+        if any(item["type"] == "json_invalid" for item in error.errors()):
+            raise BadRecord("malformed", f"value is not JSON: {_describe(error)}") from None
+        raise BadRecord("schema", _describe(error)) from None
 
 
 def _text(raw: bytes | None) -> str:

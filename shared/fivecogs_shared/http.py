@@ -21,20 +21,24 @@ def health_routes(runtime: Runtime) -> list[BaseRoute]:
         return JSONResponse({"status": "ok", "service": runtime.settings.cog})
 
     async def readyz(_: Request) -> Response:
+        stalled = runtime.processor.health.stalled()
         checks = {
             "broker": await runtime.broker.ping(timeout=2.0),
             "database": await _database_answers(runtime),
             "partitions_assigned": bool(runtime.assignment.assigned),
+            "partitions_flowing": not stalled,
         }
         ready = all(checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
-        )
+        body = {"status": "ready" if ready else "not ready", "checks": checks, "stalled": stalled}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(_: Request) -> Response:
+        runtime.processor.health.stalled()  # brings fivecogs_partition_stalled up to date
         try:
             async with runtime.pool.acquire(timeout=2.0) as conn:
                 rows, age = await outbox.backlog(conn)
+                parked = await outbox.parked(conn)
+            runtime.metrics.outbox_parked_rows.set(parked)
             runtime.metrics.outbox_backlog.set(rows)
             runtime.metrics.outbox_oldest_seconds.set(age)
         except (OSError, TimeoutError):

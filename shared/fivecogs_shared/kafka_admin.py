@@ -1,8 +1,9 @@
 """Everything fivecogs asks of Kafka's admin side, in one module.
 
 aiokafka marks its admin client experimental and has no ListOffsets call, so both are kept behind these few
-functions: topic creation, reachability, committed offsets of a group, and log-end offsets (read through a
-group-less consumer, with a timeout because it can hang on a partition that has no leader).
+functions: topic creation and the topic configs fivecogs manages, reachability, committed offsets of a group, and
+log-end offsets (read through a group-less consumer, with a timeout because it can hang on a partition that has no
+leader).
 """
 
 from __future__ import annotations
@@ -13,27 +14,43 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.protocol.admin import (
     DescribeGroupsRequest_v1,
     DescribeGroupsRequest_v2,
     DescribeGroupsRequest_v3,
     DescribeGroupsResponse_v3,
 )
-from aiokafka.protocol.api import Request
+from aiokafka.protocol.api import Request, RequestStruct, Response
+from aiokafka.protocol.types import Array, Boolean, Int8, Int16, Int32, Schema, String
 
-# Keep the log forever: replays rebuild read models from offset 0.
+from fivecogs_shared.contracts.topics import max_message_bytes
+
+log = structlog.get_logger()
+
+# Keep the log forever: replays rebuild read models from offset 0. Given at creation only.
 RETAIN_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+MAX_MESSAGE_BYTES = "max.message.bytes"
 
 
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     partitions: int = 3
-    config: tuple[tuple[str, str], ...] = tuple(RETAIN_FOREVER.items())
+    config: tuple[tuple[str, str], ...] = tuple(RETAIN_FOREVER.items())  # at creation only
+    max_message_bytes: int | None = None  # None: by the topic's kind (contracts.topics.max_message_bytes)
+
+    def managed(self) -> dict[str, str]:
+        """The configs `ensure_topics` keeps right on existing topics too; nothing else of theirs is touched."""
+        return {MAX_MESSAGE_BYTES: str(self.max_message_bytes or max_message_bytes(self.name))}
+
+    def new_topic(self) -> Any:
+        return NewTopic(self.name, self.partitions, 1, topic_configs={**dict(self.config), **self.managed()})
 
 
 @contextlib.asynccontextmanager
@@ -57,20 +74,126 @@ async def broker_reachable(bootstrap: str, timeout: float = 3.0) -> bool:
 
 
 async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout: float = 30.0) -> None:
-    """Create the topics that do not exist yet; existing ones are left as they are."""
+    """Create the topics that do not exist yet, and give existing ones the configs fivecogs manages
+    (`TopicSpec.managed`); their other settings, retention among them, stay as they are. Quiet when all is right."""
     wanted = {spec.name: spec for spec in specs}
     async with admin_client(bootstrap, timeout) as admin:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(spec.name, spec.partitions, 1, topic_configs=dict(spec.config))
-            for name, spec in wanted.items()
-            if name not in existing
+        existing = set(await asyncio.wait_for(admin.list_topics(), timeout))
+        await _create(admin, [spec for name, spec in wanted.items() if name not in existing], timeout)
+        # Only topics that existed before: one another service created a moment ago has these configs already, and
+        # describing it at once can fail (UnknownTopicOrPartition) until the broker's metadata has it. The next
+        # start aligns it anyway.
+        await _align(admin, [spec for name, spec in wanted.items() if name in existing], timeout)
+
+
+async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec], timeout: float) -> set[str]:
+    """Create the topics; returns those another client created between our list and create."""
+    if not specs:
+        return set()
+    response = await asyncio.wait_for(admin.create_topics([spec.new_topic() for spec in specs]), timeout)
+    raced: set[str] = set()
+    for entry in response.to_object()["topic_errors"]:
+        if for_code(entry["error_code"]) is TopicAlreadyExistsError:
+            raced.add(entry["topic"])
+        elif entry["error_code"]:
+            raise for_code(entry["error_code"])(f"creating {entry['topic']}: {entry.get('error_message')}")
+    return raced
+
+
+async def _align(admin: AIOKafkaAdminClient, specs: list[TopicSpec], timeout: float) -> None:
+    """Set the managed configs of existing topics where they differ, and only those keys."""
+    if not specs:
+        return
+    keys = sorted({key for spec in specs for key in spec.managed()})
+    current = await topic_configs(admin, [spec.name for spec in specs], keys, timeout)
+    changes = {
+        spec.name: {key: value for key, value in spec.managed().items() if current[spec.name].get(key) != value}
+        for spec in specs
+    }
+    changes = {name: configs for name, configs in changes.items() if configs}
+    if not changes:
+        return
+    request = _IncrementalAlterConfigs(
+        [
+            (ConfigResourceType.TOPIC, name, [(k, _SET, v) for k, v in configs.items()])
+            for name, configs in changes.items()
         ]
-        if not missing:
-            return
-        # Another service may create one between our list and create.
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await asyncio.wait_for(admin.create_topics(missing), timeout)
+    )
+    response = await asyncio.wait_for(admin._send_request(request), timeout)
+    for resource in response.to_object()["responses"]:
+        _raise_for(resource, "altering")
+    for name, configs in changes.items():
+        log.info("topic config set", topic=name, was={k: current[name].get(k) for k in configs}, now=configs)
+
+
+async def topic_configs(
+    admin: AIOKafkaAdminClient, topics: list[str], keys: list[str], timeout: float = 10.0
+) -> dict[str, dict[str, str]]:
+    """The current value of the given config keys, per topic."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, topic, dict.fromkeys(keys)) for topic in topics]
+    found: dict[str, dict[str, str]] = {}
+    for response in await asyncio.wait_for(admin.describe_configs(resources), timeout):
+        for resource in response.to_object()["resources"]:
+            _raise_for(resource, "describing")
+            entries = resource["config_entries"]
+            found[resource["resource_name"]] = {entry["config_names"]: entry["config_value"] for entry in entries}
+    return found
+
+
+def _raise_for(resource: dict[str, Any], doing: str) -> None:
+    if resource["error_code"]:
+        error = for_code(resource["error_code"])
+        raise error(f"{doing} the config of {resource['resource_name']}: {resource['error_message']}")
+
+
+# aiokafka 0.14 has no IncrementalAlterConfigs, and its `alter_configs` is the legacy AlterConfigs, which replaces
+# a topic's whole dynamic config: setting max.message.bytes through it would reset retention.ms=-1 to the broker's
+# default and delete history. Version 0 of the incremental request (Kafka 2.3+) sets only the keys it names.
+_SET = 0  # IncrementalAlterConfigs' config_operation: SET (1 DELETE, 2 APPEND, 3 SUBTRACT)
+
+
+class _IncrementalAlterConfigsResponseV0(Response):  # type: ignore[misc]
+    API_KEY = 44
+    API_VERSION = 0
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        (
+            "responses",
+            Array(
+                ("error_code", Int16),
+                ("error_message", String("utf-8")),
+                ("resource_type", Int8),
+                ("resource_name", String("utf-8")),
+            ),
+        ),
+    )
+
+
+class _IncrementalAlterConfigsRequestV0(RequestStruct):  # type: ignore[misc]
+    API_KEY = 44
+    API_VERSION = 0
+    RESPONSE_TYPE = _IncrementalAlterConfigsResponseV0
+    SCHEMA = Schema(
+        (
+            "resources",
+            Array(
+                ("resource_type", Int8),
+                ("resource_name", String("utf-8")),
+                ("configs", Array(("name", String("utf-8")), ("config_operation", Int8), ("value", String("utf-8")))),
+            ),
+        ),
+        ("validate_only", Boolean),
+    )
+
+
+class _IncrementalAlterConfigs(Request[_IncrementalAlterConfigsRequestV0]):  # type: ignore[misc]
+    API_KEY = 44
+
+    def __init__(self, resources: list[tuple[int, str, list[tuple[str, int, str]]]]) -> None:
+        self.resources = resources
+
+    def build(self, request_struct_class: Any) -> Any:
+        return request_struct_class(self.resources, False)
 
 
 async def committed_offsets(bootstrap: str, group_id: str, timeout: float = 10.0) -> dict[TopicPartition, int]:

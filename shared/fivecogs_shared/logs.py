@@ -1,9 +1,16 @@
-"""structlog set-up: JSON lines for machines, pretty console output when a person watches a terminal."""
+"""structlog set-up: JSON lines for machines, pretty console output when a person watches a terminal.
+
+Tracebacks are always plain text, never rich ones with every frame's locals: rendering a batch of records as a
+local took seconds to a minute, on the event loop, during which the service consumed, heartbeated and relayed
+nothing (seen as a consumer idle for 30 s with records waiting). `running()` therefore configures logging
+itself when whoever embeds the service has not.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO, cast
 
 import structlog
 
@@ -23,7 +30,7 @@ def configure_logging(service: str, fmt: str = "auto", level: str = "INFO") -> s
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _Stderr())),
         cache_logger_on_first_use=True,
     )
     # Libraries log through stdlib logging; keep their warnings, in the same stream.
@@ -31,3 +38,20 @@ def configure_logging(service: str, fmt: str = "auto", level: str = "INFO") -> s
     structlog.contextvars.bind_contextvars(service=service)
     logger: structlog.stdlib.BoundLogger = structlog.get_logger()
     return logger
+
+
+def ensure_logging(service: str) -> None:
+    """Configure logging unless the process already has: an embedded service (tests, a custom runner) must not
+    run on structlog's development defaults, which render tracebacks with all locals."""
+    if not structlog.is_configured():
+        configure_logging(service)
+
+
+class _Stderr:
+    """sys.stderr as it is at each write: test runners and daemons replace it after logging is configured."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()

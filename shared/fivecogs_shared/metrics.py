@@ -35,6 +35,16 @@ class ServiceMetrics:
             "fivecogs_transient_retries_total", "Batches retried after a transient error", registry=r
         )
         self.outbox_backlog = Gauge("fivecogs_outbox_backlog", "Outbox rows not yet relayed", registry=r)
+        self.outbox_parked_total = Counter(
+            "fivecogs_outbox_parked_total",
+            "Outbox rows Kafka refused for good, parked, by topic",
+            ["topic"],
+            registry=r,
+        )
+        # Not `fivecogs_outbox_parked`: that name is the counter's family, and a registry refuses it twice.
+        self.outbox_parked_rows = Gauge(
+            "fivecogs_outbox_parked_rows", "Outbox rows parked in outbox_parked now", registry=r
+        )
         self.outbox_oldest_seconds = Gauge(
             "fivecogs_outbox_oldest_unsent_seconds",
             "Age of the oldest outbox row not yet relayed",

@@ -37,9 +37,10 @@ from fivecogs_shared.contracts import (
     events_topic,
     ingest_topic,
 )
+from fivecogs_shared.fetching import guarded
 from fivecogs_shared.http import health_routes
 from fivecogs_shared.lag import export_lag
-from fivecogs_shared.logs import configure_logging
+from fivecogs_shared.logs import configure_logging, ensure_logging
 from fivecogs_shared.metrics import ServiceMetrics
 from fivecogs_shared.settings import ServiceSettings, load_settings
 
@@ -70,17 +71,20 @@ class ServiceDefinition:
         for topic in self.sources():
             names |= {topic, f"{topic}.dlq"}
         names.add(dlq_topic(self.cog))
+        # Each gets its kind's max.message.bytes (contracts.topics): *.dlq topics take more than what they copy.
         return [kafka_admin.TopicSpec(name) for name in sorted(names)]
 
 
 class AssignmentTracker(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Which partitions this process owns now (readiness needs at least one)."""
+    """Which partitions this process owns now (readiness needs at least one); `on_revoked` hears what went."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_revoked: Callable[[list[tuple[str, int]]], None] = lambda partitions: None) -> None:
         self.assigned: set[TopicPartition] = set()
+        self.on_revoked = on_revoked
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         self.assigned -= set(revoked)
+        self.on_revoked([(tp.topic, tp.partition) for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self.assigned |= set(assigned)
@@ -123,6 +127,7 @@ GRACEFUL_SECONDS = 5.0
 @contextlib.asynccontextmanager
 async def running(definition: ServiceDefinition, settings: ServiceSettings) -> AsyncIterator[Runtime]:
     """Start everything the service needs; on exit stop consuming, flush the outbox and close."""
+    ensure_logging(f"fivecogs-{definition.cog}")
     await kafka_admin.ensure_topics(settings.kafka_bootstrap_servers, definition.topics())
     pool = await db.create_pool(settings.database_url, settings.schema_name)
     applied = await db.migrate(pool, settings.schema_name, definition.migrations)
@@ -138,8 +143,9 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         metrics=metrics,
         group_id=settings.group_id,
         max_value_bytes=settings.max_value_bytes,
+        stall_seconds=settings.stall_seconds,
     )
-    assignment = AssignmentTracker()
+    assignment = AssignmentTracker(processor.health.forget)
     failures = 0  # batches in a row that failed after their retries
 
     async def on_batch(message: KafkaMessage) -> None:
@@ -165,7 +171,7 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
             # inbox recognises every event, so this is safe to let go.
             log.warning("offset commit failed; the batch will be redelivered", error=repr(error))
 
-    broker.subscriber(
+    subscriber = broker.subscriber(
         *definition.sources(),
         decoder=_undecoded,
         group_id=settings.group_id,
@@ -174,7 +180,9 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         listener=assignment,
-    )(on_batch)
+    )
+    subscriber.get_msg = guarded(subscriber.get_msg)  # type: ignore[method-assign,assignment]
+    subscriber(on_batch)
     relay = outbox.OutboxRelay(
         dsn=settings.database_url,
         pool=pool,

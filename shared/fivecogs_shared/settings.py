@@ -39,6 +39,8 @@ class ServiceSettings(BaseSettings):
     relay_batch: int = 1000
     relay_poll_seconds: float = 1.0
     max_value_bytes: int = 256 * 1024
+    # A partition whose batch has kept failing this long is reported stalled (/readyz, fivecogs_partition_stalled).
+    stall_seconds: float = 30.0
     # Defaults are `fivecogs-<cog>` and `<cog>`; tests and blue/green deployments set their own.
     consumer_group: str | None = None
     db_schema: str | None = None

@@ -93,8 +93,10 @@ async def test_the_largest_amounts_the_contract_allows_are_kept_to_the_satang(
         Tap(stack_env.bootstrap, events_topic("inputs"), FEEDBACK_TOPIC) as tap,
         run_service(DEFINITION),
     ):
-        sent = [
-            await partner.send(INGEST, REGISTERED, _enterprise(ent), ent),
+        sent = [await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)]
+        # Another key, another partition: the deliveries must not overtake their enterprise's registration.
+        await tap.wait_for(lambda r: r.key == ent.encode() and header(r, "ce_type").endswith("registered.v1"))
+        sent += [
             await partner.send(INGEST, DELIVERED, _delivery(1, batch, ent, "400000000000000.00", True), batch),
             await partner.send(INGEST, DELIVERED, _delivery(2, batch, ent, "0.01", False), batch),
             await partner.send(INGEST, PRODUCED, _produced(batch, ent, quantity=1), batch),
@@ -142,7 +144,8 @@ async def test_a_value_the_database_cannot_hold_is_dead_lettered_not_retried(
         [registered] = await tap.wait_for(lambda r: r.topic == events_topic("inputs") and r.key == ent.encode())
 
     assert header(dead, "fivecogs_error_kind") == "processing_error"
-    assert "3000000000" in data(told)["detail"]
+    assert "3000000000" in header(dead, "fivecogs_error_detail")  # for operators
+    assert data(told)["detail"].startswith("a value is outside what fivecogs can store")  # no internals
     assert data(registered)["members"] == 12
 
 

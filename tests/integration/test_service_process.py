@@ -6,12 +6,17 @@ import asyncio
 import dataclasses
 import signal
 import time
+import uuid
+from typing import Any
 
 import httpx
 import pytest
+import structlog
 
 from fivecogs_inputs.app import DEFINITION
 from fivecogs_ops.services import ServiceProcesses
+from fivecogs_shared.contracts import ingest_topic
+from tests.support import Partner, Tap, header
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +28,12 @@ def test_inputs_process_is_ready_serves_metrics_and_stops_on_sigterm(stack_env, 
         processes.wait_ready(["inputs"], timeout=60)
         assert httpx.get(processes.url("inputs", "/healthz")).json() == {"status": "ok", "service": "inputs"}
         ready = httpx.get(processes.url("inputs", "/readyz")).json()
-        assert ready["checks"] == {"broker": True, "database": True, "partitions_assigned": True}
+        assert ready["checks"] == {
+            "broker": True,
+            "database": True,
+            "partitions_assigned": True,
+            "partitions_flowing": True,
+        }
         metrics = httpx.get(processes.url("inputs", "/metrics")).text
         assert "fivecogs_outbox_backlog" in metrics
         process = processes.processes["inputs"]
@@ -70,3 +80,38 @@ async def test_a_background_task_that_ignores_cancellation_cannot_hold_the_shutd
     assert len(left) == 1
     assert "stubborn" in left[0]
     assert "service stopped" in lines[-1]
+
+
+async def test_an_embedded_service_logs_plain_tracebacks_not_every_local(run_service, stack_env, capfd) -> None:
+    """The 30 s silence of issue 9: a service embedded without logging configured ran on structlog's development
+    defaults, whose tracebacks render the locals of every frame (a batch of 500 records among them). That took
+    seconds to a minute per failing record, on the event loop: nothing was consumed, heartbeated or relayed
+    meanwhile. An embedded service now configures its own logging."""
+    structlog.reset_defaults()  # as in a process that never configured logging
+    marker = f"local-{uuid.uuid4().hex}"
+
+    async def fails(_uow: object, _event: object) -> None:
+        held = [marker] * 3  # a local, as a batch of records is one in the consumer's frames
+        raise RuntimeError(f"a bug ({len(held)})")
+
+    registered = "th.fivecogs.enterprise.registered.v1"
+    definition = dataclasses.replace(DEFINITION, handlers={**DEFINITION.handlers, registered: fails})
+    ent = f"ent-{uuid.uuid4().hex[:6]}"
+    body: dict[str, Any] = {
+        "enterprise_id": ent,
+        "name": "Ban Khiriwong Dyed Cloth Group",
+        "province": "Nakhon Si Thammarat",
+        "sector": "processing",
+        "members": 12,
+        "target_poor_households": 4,
+    }
+    dlq = f"{ingest_topic('inputs')}.dlq"
+    async with Partner(stack_env.bootstrap) as partner, Tap(stack_env.bootstrap, dlq) as tap, run_service(definition):
+        await partner.send(ingest_topic("inputs"), registered, body, ent)
+        [dead] = await tap.wait_for(lambda r: r.key == ent.encode(), timeout=60)
+    printed = capfd.readouterr()
+    output = printed.out + printed.err
+
+    assert header(dead, "fivecogs_error_kind") == "processing_error"
+    assert "RuntimeError: a bug (3)" in output  # the traceback is there, for operators
+    assert marker not in output  # but not the locals of its frames

@@ -4,20 +4,28 @@ A record is parked in `<topic>.dlq` byte for byte, with `fivecogs_*` headers say
 fixed (a bug deployed away, a partner's data corrected upstream), `replay` re-publishes the original key,
 value and headers to the original topic. Its progress is a consumer group of its own, so a second run only
 sends what arrived since the first.
+
+Beside the topic, `parked_outbox` reads a service's `outbox_parked`: the rows its outbox relay could not publish at
+all, because Kafka refused them for good (too large for the topic, an invalid topic).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from fivecogs_shared import outbox
 from fivecogs_shared.contracts import dlq_topic
 
 ERROR_HEADER_PREFIX = "fivecogs_"
+PARKED_SHOWN = 200  # rows listed per service; the count is always the whole
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 @dataclass
@@ -25,11 +33,17 @@ class DlqSummary:
     topic: str
     read: int = 0
     replayed: int = 0
+    not_whole: int = 0  # copies that kept only a slice of a value too large for the DLQ: never replayed
     by_kind: Counter[str] = field(default_factory=Counter)
 
 
 def _kind(record: ConsumerRecord) -> str:
     return dict(record.headers).get("fivecogs_error_kind", b"").decode() or "unknown"
+
+
+def not_whole(record: ConsumerRecord) -> bool:
+    """A copy of a record too large for its DLQ: a slice of the value, with the whole one's size and hash."""
+    return any(name == "fivecogs_value_sha256" for name, _ in record.headers)
 
 
 def original(record: ConsumerRecord) -> tuple[str, list[tuple[str, bytes]]]:
@@ -76,6 +90,9 @@ async def drain(
                     summary.read += 1
                     summary.by_kind[_kind(record)] += 1
                     if replay and (kinds is None or _kind(record) in kinds):
+                        if not_whole(record):
+                            summary.not_whole += 1
+                            continue
                         target, headers = original(record)
                         await producer.send_and_wait(target, record.value, key=record.key, headers=headers)
                         summary.replayed += 1
@@ -105,3 +122,26 @@ async def _wait_for_assignment(consumer: AIOKafkaConsumer, timeout: float = 30.0
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError("no partitions assigned to the DLQ reader")
         await asyncio.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class ParkedOutbox:
+    service: str
+    count: int | None  # None: no outbox_parked table (the service has not started since it came)
+    rows: list[outbox.ParkedRow]
+
+
+async def parked_outbox(dsn: str, service: str, schema: str | None = None, timeout: float = 5.0) -> ParkedOutbox:
+    """The rows the service's outbox relay parked: how many, and the oldest `PARKED_SHOWN` (reads only)."""
+    schema = schema or service
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"unsafe schema name {schema!r}")
+    conn = await asyncio.wait_for(asyncpg.connect(dsn), timeout)
+    try:
+        if not await conn.fetchval("SELECT to_regclass($1)", f"{schema}.outbox_parked"):
+            return ParkedOutbox(service, None, [])
+        async with conn.transaction(readonly=True):
+            await conn.execute(f"SET LOCAL search_path = {schema}")  # the shared queries name the table bare
+            return ParkedOutbox(service, await outbox.parked(conn), await outbox.parked_rows(conn, PARKED_SHOWN))
+    finally:
+        await conn.close()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from fivecogs_ops.console import make_console
 from fivecogs_ops.stack import LocalStack, external_env
+
+if TYPE_CHECKING:
+    from fivecogs_ops.dlq import ParkedOutbox
 
 console = make_console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -57,11 +60,28 @@ dlq_app = typer.Typer(help="Dead-letter topics: what is parked there, and sendin
 
 @dlq_app.command("list")
 def dlq_list(cog: Cog, as_json: JsonFlag = False) -> None:
-    """Count the records parked in fivecogs.<cog>.ingest.dlq, by error kind (reads only)."""
+    """Count the records parked in fivecogs.<cog>.ingest.dlq, by error kind, and list the service's outbox rows
+    Kafka refused for good (outbox_parked). Reads only. Exit 3 when the database cannot be asked."""
     from fivecogs_ops.dlq import drain
 
-    summary = asyncio.run(drain(_env()["KAFKA_BOOTSTRAP_SERVERS"], cog, replay=False))
-    _show(summary, as_json)
+    env = _env()
+    summary = asyncio.run(drain(env["KAFKA_BOOTSTRAP_SERVERS"], cog, replay=False))
+    parked = _parked_outbox(env["DATABASE_URL"], cog)
+    _show(summary, as_json, parked)
+    if parked is None:
+        raise typer.Exit(3)
+
+
+def _parked_outbox(dsn: str, cog: str) -> ParkedOutbox | None:
+    import asyncpg
+
+    from fivecogs_ops.dlq import parked_outbox
+
+    try:
+        return asyncio.run(parked_outbox(dsn, cog))
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        console.print(f"[bold red]error:[/] parked outbox rows of {cog} could not be read: {error}")
+        return None
 
 
 @dlq_app.command("replay")
@@ -81,27 +101,59 @@ def dlq_replay(
     _show(summary, as_json)
 
 
-def _show(summary: object, as_json: bool) -> None:
+def _show(summary: object, as_json: bool, parked: ParkedOutbox | None = None) -> None:
     from fivecogs_ops.dlq import DlqSummary
 
     assert isinstance(summary, DlqSummary)
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "topic": summary.topic,
-                    "read": summary.read,
-                    "replayed": summary.replayed,
-                    "by_kind": dict(summary.by_kind),
-                },
-                indent=2,
-            )
-        )
+        body: dict[str, object] = {
+            "topic": summary.topic,
+            "read": summary.read,
+            "replayed": summary.replayed,
+            "not_whole": summary.not_whole,
+            "by_kind": dict(summary.by_kind),
+        }
+        if parked is not None:
+            body["parked_outbox"] = _parked_json(parked)
+        print(json.dumps(body, indent=2))
         return
-    table = Table("error kind", "records", title=f"{summary.topic}: {summary.read} read, {summary.replayed} replayed")
+    title = f"{summary.topic}: {summary.read} read, {summary.replayed} replayed"
+    if summary.not_whole:
+        title += f", {summary.not_whole} not replayed (only a slice of a too-large value was kept)"
+    table = Table("error kind", "records", title=title)
     for kind, count in summary.by_kind.most_common():
         table.add_row(kind, str(count))
     make_console().print(table)
+    if parked is not None:
+        _print_parked(parked)
+
+
+def _parked_json(parked: ParkedOutbox) -> dict[str, object]:
+    rows = [{"service": parked.service, **dataclasses.asdict(row)} for row in parked.rows]
+    for row, parked_row in zip(rows, parked.rows, strict=True):
+        row["key"] = _key(parked_row.key)
+        row["parked_at"] = parked_row.parked_at.isoformat()
+    return {"service": parked.service, "count": parked.count, "shown": len(rows), "rows": rows}
+
+
+def _print_parked(parked: ParkedOutbox) -> None:
+    out = make_console()
+    if not parked.rows:
+        table_missing = " (no outbox_parked table yet: it comes with the service's next start)"
+        out.print(f"parked outbox rows of {parked.service}: 0{table_missing if parked.count is None else ''}")
+        return
+    assert parked.count is not None
+    shown = f", the oldest {len(parked.rows)} shown" if len(parked.rows) < parked.count else ""
+    table = Table("service", "topic", "key", "bytes", "error", "parked_at")
+    table.title = f"parked outbox rows of {parked.service}: {parked.count}{shown}"
+    for row in parked.rows:
+        when = row.parked_at.isoformat(timespec="seconds")
+        table.add_row(parked.service, row.topic, _key(row.key) or "", f"{row.bytes:,}", row.error, when)
+    out.print(table)
+
+
+def _key(key: bytes | None) -> str | None:
+    return None if key is None else key.decode("utf-8", "replace")
 
 
 contracts_app = typer.Typer(help="The published event contracts (JSON Schemas).", no_args_is_help=True)

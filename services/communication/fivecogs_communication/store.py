@@ -94,6 +94,7 @@ async def queue_webhooks(conn: Connection, deliveries: Sequence[tuple[Notice, by
 @dataclass(frozen=True)
 class DueDelivery:
     notice_id: str
+    subscriber_id: str
     url: str
     body: bytes
     attempts: int  # made before this one
@@ -111,31 +112,59 @@ class Attempt:
     retry_in_seconds: float
 
 
+# The oldest due delivery of each subscriber that has no lease running (no attempt in flight anywhere), oldest
+# first. A subscriber whose lease another worker holds is skipped; one whose oldest delivery another worker is
+# claiming right now is skipped too (SKIP LOCKED on that same row), so concurrent claims cannot pair up either.
+_CLAIM = """
+WITH busy AS (
+    SELECT DISTINCT subscriber_id FROM webhook_deliveries WHERE leased_until > now()
+), first_due AS (
+    SELECT DISTINCT ON (subscriber_id) notice_id, next_attempt_at FROM webhook_deliveries
+    WHERE status = 'pending' AND next_attempt_at <= now() AND subscriber_id NOT IN (SELECT subscriber_id FROM busy)
+    ORDER BY subscriber_id, next_attempt_at
+), claimed AS (
+    SELECT d.notice_id FROM webhook_deliveries d JOIN first_due f USING (notice_id)
+    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+    ORDER BY f.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE webhook_deliveries d
+SET next_attempt_at = now() + make_interval(secs => $2), leased_until = now() + make_interval(secs => $2)
+FROM claimed WHERE d.notice_id = claimed.notice_id
+RETURNING d.notice_id, d.subscriber_id, d.url, d.body, d.attempts
+"""
+
+
 async def claim_due(conn: Connection, limit: int, lease_seconds: float) -> list[DueDelivery]:
-    """Take due deliveries for this worker: pushing `next_attempt_at` past the lease hides them from other
-    workers while the POSTs run outside any transaction, and brings them back if this worker dies."""
-    rows = await conn.fetch(
-        "UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => $2) "
-        "FROM (SELECT notice_id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now() "
-        "      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due "
-        "WHERE d.notice_id = due.notice_id RETURNING d.notice_id, d.url, d.body, d.attempts",
-        limit,
-        lease_seconds,
-    )
-    return [DueDelivery(r["notice_id"], r["url"], bytes(r["body"]), r["attempts"]) for r in rows]
+    """Take due deliveries for this worker, at most one per subscriber and none of a subscriber with an attempt
+    in flight: the lease (`next_attempt_at` and `leased_until` pushed past it) hides them from other workers
+    while the POSTs run outside any transaction, and brings them back if this worker dies."""
+    rows = await conn.fetch(_CLAIM, limit, lease_seconds)
+    return [DueDelivery(r["notice_id"], r["subscriber_id"], r["url"], bytes(r["body"]), r["attempts"]) for r in rows]
 
 
-async def record_attempts(conn: Connection, attempts: Sequence[Attempt]) -> None:
-    await conn.executemany(
-        "INSERT INTO webhook_attempts (notice_id, attempt, attempted_at, duration_ms, status_code, error) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (notice_id, attempt) DO NOTHING",
-        [(a.notice_id, a.number, a.attempted_at, a.duration_ms, a.status_code, a.error) for a in attempts],
-    )
-    # `attempts = number - 1`: a worker whose lease ran out does not overwrite the one that took over.
-    await conn.executemany(
-        "UPDATE webhook_deliveries SET attempts = $2, status = $3, last_status_code = $4, last_error = $5, "
-        "next_attempt_at = now() + make_interval(secs => $6), "
-        "finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END "
-        "WHERE notice_id = $1 AND attempts = $2 - 1",
-        [(a.notice_id, a.number, a.outcome, a.status_code, a.error, a.retry_in_seconds) for a in attempts],
-    )
+async def record_attempt(conn: Connection, a: Attempt) -> None:
+    """Record one attempt and end its lease, in one transaction."""
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO webhook_attempts (notice_id, attempt, attempted_at, duration_ms, status_code, error) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (notice_id, attempt) DO NOTHING",
+            a.notice_id,
+            a.number,
+            a.attempted_at,
+            a.duration_ms,
+            a.status_code,
+            a.error,
+        )
+        # `attempts = number - 1`: a worker whose lease ran out does not overwrite the one that took over.
+        await conn.execute(
+            "UPDATE webhook_deliveries SET attempts = $2, status = $3, last_status_code = $4, last_error = $5, "
+            "next_attempt_at = now() + make_interval(secs => $6), leased_until = NULL, "
+            "finished_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END "
+            "WHERE notice_id = $1 AND attempts = $2 - 1",
+            a.notice_id,
+            a.number,
+            a.outcome,
+            a.status_code,
+            a.error,
+            a.retry_in_seconds,
+        )

@@ -4,17 +4,32 @@ A background task of the service, beside consuming: it polls the `webhook_delive
 claims what is due (several replicas share the queue with `FOR UPDATE SKIP LOCKED`) and POSTs outside any
 transaction, so a slow subscriber never holds a database connection or the consumer. Delivery is at least
 once (a worker dying after the POST sends it again): receivers deduplicate on `X-Fivecogs-Notice-Id`.
+
+No webhook holds the worker:
+- each attempt has one deadline, `timeout_seconds`, for the whole request (connect, send, headers, body), so
+  an endpoint that answers a byte at a time cannot stretch it; redirects are not followed (a 3xx is a failed
+  attempt), proxies from the environment are ignored, and at most `BODY_LIMIT` bytes of the answer are read:
+  the status decides the outcome, the start of the body only goes to the log of a failed attempt;
+- deliveries are independent: up to `batch` attempts run at once, each recorded as soon as it ends, and the
+  worker claims more as slots free; a claim takes at most one delivery per subscriber and none of a subscriber
+  with an attempt in flight (on any replica), so a dead endpoint holds one slot and delays only its own notices;
+- a lease never expires under a working delivery (which would let a second replica send it too): an attempt
+  ends within `timeout_seconds` and its outcome is recorded within `RECORD_SECONDS` (else it is left to the
+  lease, and sent again), and `lease_seconds` must exceed their sum;
+- cancelling the worker (shutdown) cancels the attempts in flight: their leases expire and they are sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
@@ -31,6 +46,9 @@ log = structlog.get_logger()
 DEVELOPMENT_SECRET = "fivecogs-development-webhook-secret-do-not-use-in-production"
 SIGNATURE_HEADER = "X-Fivecogs-Signature"
 NOTICE_ID_HEADER = "X-Fivecogs-Notice-Id"
+RECORD_SECONDS = 5.0  # to record an attempt's outcome (a pool connection, one transaction); part of the lease
+BODY_LIMIT = 64 * 1024  # bytes of a response read at most: enough to reuse the connection after a short answer
+EXCERPT_CHARS = 200  # of a failed attempt's response body, for its log line
 
 
 class WebhookSettings(BaseSettings):
@@ -41,7 +59,7 @@ class WebhookSettings(BaseSettings):
     secret: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     timeout_seconds: float = Field(5.0, gt=0)
     poll_seconds: float = Field(0.5, gt=0, le=1.0)
-    batch: int = Field(20, ge=1)  # deliveries POSTed concurrently per round
+    batch: int = Field(20, ge=1)  # attempts in flight at most (one per subscriber)
     backoff_initial_seconds: float = Field(1.0, gt=0)
     backoff_cap_seconds: float = Field(300.0, gt=0)
     max_attempts: int = Field(8, ge=1)
@@ -49,9 +67,10 @@ class WebhookSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _lease_outlives_post(self) -> WebhookSettings:
-        # A claim must not expire while its POST may still be running, or two workers would send it.
-        if self.lease_seconds <= self.timeout_seconds:
-            raise ValueError("lease_seconds must exceed timeout_seconds")
+        # A claim must not expire while its POST may still be running or being recorded, or two workers would
+        # send it: the attempt's deadline and the time allowed to record it both fit in the lease.
+        if self.lease_seconds <= self.timeout_seconds + RECORD_SECONDS:
+            raise ValueError(f"lease_seconds must exceed timeout_seconds + {RECORD_SECONDS:g} (to record the outcome)")
         return self
 
 
@@ -90,10 +109,10 @@ OUTAGE_PAUSE_CAP = 10.0  # seconds between rounds while the database stays away
 
 async def run(pool: asyncpg.Pool, settings: WebhookSettings) -> None:
     pause = settings.poll_seconds
-    async with httpx.AsyncClient(timeout=settings.timeout_seconds, follow_redirects=False) as client:
+    async with client_for(settings) as client, InFlight(pool, client, settings) as in_flight:
         while True:
             try:
-                claimed = await deliver_due(pool, client, settings)
+                await deliver_due(pool, in_flight, settings)
             except Exception as error:  # the database away, or a bug: keep the worker alive, say so, try again
                 if not is_transient(error):
                     log.exception("webhook round failed; retrying")
@@ -105,40 +124,151 @@ async def run(pool: asyncpg.Pool, settings: WebhookSettings) -> None:
             if pause != settings.poll_seconds:
                 log.info("webhook rounds resumed")
                 pause = settings.poll_seconds
-            if claimed < settings.batch:  # a full round suggests more are due: go again at once
-                await asyncio.sleep(settings.poll_seconds)
+            # All slots busy: claim again as soon as one frees. Otherwise nothing else is due now, but an attempt
+            # ending may make its subscriber's next delivery claimable: poll, or sooner if one ends.
+            await in_flight.wait(None if in_flight.free == 0 else settings.poll_seconds)
 
 
-async def deliver_due(pool: asyncpg.Pool, client: httpx.AsyncClient, settings: WebhookSettings) -> int:
-    """One round: claim what is due, POST it concurrently, record every outcome. Returns how many."""
-    async with pool.acquire() as conn:
-        due = await store.claim_due(conn, settings.batch, settings.lease_seconds)
-    if not due:
+def client_for(settings: WebhookSettings) -> httpx.AsyncClient:
+    # httpx's own timeouts bound each phase; the whole-request deadline is `attempt`'s. No environment proxies
+    # (a subscriber's URL is reached directly), and enough connections that no attempt waits for one.
+    limits = httpx.Limits(max_connections=settings.batch, max_keepalive_connections=settings.batch)
+    return httpx.AsyncClient(timeout=settings.timeout_seconds, follow_redirects=False, trust_env=False, limits=limits)
+
+
+async def deliver_due(pool: asyncpg.Pool, in_flight: InFlight, settings: WebhookSettings) -> int:
+    """Claim what is due, as many as there are free slots, and start their attempts. Returns how many."""
+    if in_flight.free == 0:
         return 0
-    attempts = await asyncio.gather(*(attempt(client, d, settings) for d in due))
-    async with pool.acquire() as conn, conn.transaction():
-        await store.record_attempts(conn, attempts)
-    for a in attempts:
-        report = log.warning if a.outcome == "failed" else log.info if a.outcome == "pending" else log.debug
-        report("webhook attempt", notice_id=a.notice_id, attempt=a.number, status=a.status_code, error=a.error)
+    async with pool.acquire() as conn:
+        due = await store.claim_due(conn, in_flight.free, settings.lease_seconds)
+    for delivery in due:
+        in_flight.start(delivery)
     return len(due)
 
 
-async def attempt(client: httpx.AsyncClient, due: store.DueDelivery, settings: WebhookSettings) -> store.Attempt:
+class InFlight:
+    """The attempts running, at most `settings.batch`, each recorded on its own as soon as it ends."""
+
+    def __init__(self, pool: asyncpg.Pool, client: httpx.AsyncClient, settings: WebhookSettings) -> None:
+        self.pool, self.client, self.settings = pool, client, settings
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> InFlight:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        # Nothing keeps running after the worker: the cancelled deliveries come back when their leases expire.
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    @property
+    def free(self) -> int:
+        return self.settings.batch - len(self.tasks)
+
+    def start(self, due: store.DueDelivery) -> None:
+        task = asyncio.create_task(self.deliver(due), name=f"webhook-{due.notice_id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def wait(self, timeout: float | None) -> None:
+        """Until an attempt ends, or `timeout` seconds."""
+        if not self.tasks:
+            await asyncio.sleep(timeout or 0)
+            return
+        done, _ = await asyncio.wait(self.tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        self.tasks.difference_update(done)
+
+    async def deliver(self, due: store.DueDelivery) -> None:
+        result, response_start = await attempt(self.client, due, self.settings)
+        try:
+            async with asyncio.timeout(RECORD_SECONDS), self.pool.acquire() as conn:
+                await store.record_attempt(conn, result)
+        except Exception as error:  # the POST was made, but its lease will bring it back: it is sent again
+            # The database away is already said once by the claiming loop; anything else is a bug: a traceback.
+            report_failure = log.info if is_transient(error) else log.exception
+            report_failure("webhook attempt not recorded; it will be sent again", notice_id=due.notice_id)
+            return
+        report = log.warning if result.outcome == "failed" else log.info if result.outcome == "pending" else log.debug
+        report(
+            "webhook attempt",
+            notice_id=result.notice_id,
+            attempt=result.number,
+            status=result.status_code,
+            error=result.error,
+            duration_ms=result.duration_ms,
+            **({"response": response_start} if response_start else {}),
+        )
+
+
+@dataclass
+class Answer:
+    """What came back so far: filled while the response streams in, so a deadline keeps what arrived."""
+
+    status_code: int | None = None
+    body: bytearray = field(default_factory=bytearray)
+
+
+async def attempt(
+    client: httpx.AsyncClient, due: store.DueDelivery, settings: WebhookSettings
+) -> tuple[store.Attempt, str]:
+    """POST one delivery within the whole-request deadline. Returns the attempt, and for a failed one the start
+    of the response body (else '')."""
     number = due.attempts + 1
+    attempted_at, started = datetime.now(UTC), time.perf_counter()
+    answer = Answer()
+    error: str | None = None
+    try:
+        async with asyncio.timeout(settings.timeout_seconds):
+            await post(client, due, settings, answer)
+    except TimeoutError:
+        error = f"Timeout: no complete answer within {settings.timeout_seconds:g}s"
+    except (httpx.HTTPError, httpx.InvalidURL) as failure:
+        error = f"{type(failure).__name__}: {failure}"
+    except Exception as failure:  # recorded like any failure, so it counts towards giving up, not retried forever
+        log.exception("webhook attempt raised", notice_id=due.notice_id)
+        error = f"{type(failure).__name__}: {failure}"
+    duration_ms = round((time.perf_counter() - started) * 1000)
+    if answer.status_code is not None:  # the status decides; a body cut short by the deadline or an error does not
+        error = None
+    status, retry_in = outcome(number, answer.status_code, settings)
+    recorded = store.Attempt(
+        due.notice_id,
+        number,
+        attempted_at,
+        duration_ms,
+        answer.status_code,
+        error[:500] if error else None,
+        status,
+        retry_in,
+    )
+    return recorded, "" if status == "delivered" else excerpt(answer.body)
+
+
+async def post(client: httpx.AsyncClient, due: store.DueDelivery, settings: WebhookSettings, answer: Answer) -> None:
     headers = {
         "Content-Type": "application/json",
+        "Accept-Encoding": "identity",  # the body is read raw (see read_capped): ask for it uncompressed
         SIGNATURE_HEADER: sign(settings.secret.get_secret_value(), due.body),
         NOTICE_ID_HEADER: due.notice_id,
     }
-    attempted_at, started = datetime.now(UTC), time.perf_counter()
-    status_code: int | None = None
-    error: str | None = None
-    try:
-        response = await client.post(due.url, content=due.body, headers=headers)
-        status_code = response.status_code
-    except (httpx.HTTPError, httpx.InvalidURL) as failure:
-        error = f"{type(failure).__name__}: {failure}"[:500]
-    duration_ms = round((time.perf_counter() - started) * 1000)
-    status, retry_in = outcome(number, status_code, settings)
-    return store.Attempt(due.notice_id, number, attempted_at, duration_ms, status_code, error, status, retry_in)
+    async with client.stream("POST", due.url, content=due.body, headers=headers) as response:
+        answer.status_code = response.status_code
+        await read_capped(response, answer.body, BODY_LIMIT)
+
+
+async def read_capped(response: httpx.Response, into: bytearray, limit: int) -> None:
+    """Append at most `limit` bytes of the body to `into` and stop reading there: leaving the stream early
+    closes the connection instead of draining it."""
+    # Raw bytes, never decoded: a compressed answer could inflate far beyond the limit. (It is a generator.)
+    raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+    async with contextlib.aclosing(raw) as chunks:
+        async for chunk in chunks:
+            into += chunk[: limit - len(into)]
+            if len(into) >= limit:
+                return
+
+
+def excerpt(body: bytes | bytearray) -> str:
+    return body[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS]

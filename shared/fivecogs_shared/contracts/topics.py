@@ -1,14 +1,40 @@
 """Topic names: partners write to a cog's ingest topic, cogs talk to each other on their events topics."""
 
+from collections.abc import Iterable
 from typing import Literal, get_args
 
-__all__ = ["COGS", "FEEDBACK_TOPIC", "Cog", "dlq_topic", "events_topic", "ingest_topic"]
+__all__ = [
+    "COGS",
+    "DLQ_MAX_MESSAGE_BYTES",
+    "DLQ_MAX_RECORD_BYTES",
+    "FEEDBACK_TOPIC",
+    "RECORD_OVERHEAD_BYTES",
+    "TOPIC_MAX_MESSAGE_BYTES",
+    "Cog",
+    "dlq_topic",
+    "events_topic",
+    "ingest_topic",
+    "max_message_bytes",
+    "record_bytes",
+]
 
 Cog = Literal["inputs", "knowledge", "marketing", "communication", "management"]
 COGS: tuple[Cog, ...] = get_args(Cog)
 
 # Every answer to a partner (rejections, order outcomes), keyed by the partner's ce_source.
 FEEDBACK_TOPIC = "fivecogs.partner.feedback"
+
+# Topic size limits (Kafka's `max.message.bytes`: the largest record batch a topic takes), set by ensure_topics.
+# Ingest, events and feedback: 1 MiB, well above a service's 256 KiB value limit, so an oversized partner record
+# still reaches the service and is answered with an "oversized" dead letter instead of a produce error.
+TOPIC_MAX_MESSAGE_BYTES = 1024 * 1024
+# Dead-letter topics: a copy is the original record plus reason headers, so they must take more than any
+# source topic does, or the copy of a record at the source's limit could never be published.
+DLQ_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# What a batch adds around one record (61-byte batch header, varints per record and header), with room to spare.
+RECORD_OVERHEAD_BYTES = 16 * 1024
+# The largest dead-letter copy (key, value, header names and values: `record_bytes`) a DLQ topic surely takes.
+DLQ_MAX_RECORD_BYTES = DLQ_MAX_MESSAGE_BYTES - RECORD_OVERHEAD_BYTES
 
 
 def _checked(cog: str) -> str:
@@ -28,3 +54,14 @@ def dlq_topic(cog: str) -> str:
 
 def events_topic(cog: str) -> str:
     return f"fivecogs.{_checked(cog)}.events"
+
+
+def max_message_bytes(topic: str) -> int:
+    """The `max.message.bytes` fivecogs gives a topic: dead-letter topics take more than the topics they copy."""
+    return DLQ_MAX_MESSAGE_BYTES if topic.endswith(".dlq") else TOPIC_MAX_MESSAGE_BYTES
+
+
+def record_bytes(key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes | None]]) -> int:
+    """A record's own bytes, as counted against the limits above: key, value, and every header's name and value."""
+    header_bytes = sum(len(name.encode("utf-8", "surrogatepass")) + len(data or b"") for name, data in headers)
+    return len(key or b"") + len(value or b"") + header_bytes

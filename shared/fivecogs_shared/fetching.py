@@ -1,0 +1,82 @@
+"""Fetching that no record can stop: a record the Kafka client itself cannot decode becomes a dead letter.
+
+aiokafka decodes header names as strict UTF-8 while it iterates a fetched batch. A partner whose client writes
+other bytes there (librdkafka takes any bytes) makes `getmany` raise UnicodeDecodeError, which FastStream's
+consume loop does not catch: the subscriber would die silently, every partition still assigned to it. The guard
+finds the record by fetching its partition one record at a time, hands the good records before it on as
+usual, then that record as an `UndecodableRecord` (dead-lettered as `malformed`), and steps past it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+log = structlog.get_logger()
+
+GetMsg = Callable[[AIOKafkaConsumer], Coroutine[Any, Any, tuple[Any, ...]]]
+PROBE_TIMEOUT_MS = 1000  # long enough for a re-fetch of the partition after the failed iteration
+
+
+@dataclass(frozen=True)
+class UndecodableRecord:
+    """Where an unreadable record sits, and why; it carries none of its bytes (the client could not read them)."""
+
+    topic: str
+    partition: int
+    offset: int
+    problem: str
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: Sequence[tuple[str, bytes]] = ()
+    timestamp: int = -1  # FastStream's batch parser names messages by offset and timestamp
+
+
+def guarded(get_msg: GetMsg) -> GetMsg:
+    """Wrap a FastStream batch subscriber's `get_msg`: same batches, except around an undecodable record."""
+
+    async def get_msg_guarded(consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
+        try:
+            return await get_msg(consumer)
+        except KafkaError:
+            raise
+        except (UnicodeDecodeError, ValueError, TypeError) as error:
+            return await _around_undecodable(consumer, error)
+
+    return get_msg_guarded
+
+
+async def _around_undecodable(consumer: AIOKafkaConsumer, error: Exception) -> tuple[Any, ...]:
+    for tp in sorted(consumer.assignment()):
+        found = await _probe(consumer, tp)
+        if found:
+            return found
+    log.warning("a fetch failed to decode, and no partition fails alone; fetching again", error=repr(error))
+    return ()
+
+
+async def _probe(consumer: AIOKafkaConsumer, tp: TopicPartition, limit: int = 500) -> tuple[Any, ...]:
+    """The partition's next records one by one: the good ones before an undecodable record, or that record."""
+    good: list[ConsumerRecord] = []
+    while len(good) < limit:
+        try:
+            fetched = await consumer.getmany(tp, timeout_ms=PROBE_TIMEOUT_MS, max_records=1)
+        except KafkaError:
+            raise
+        except (UnicodeDecodeError, ValueError, TypeError) as error:
+            if good:
+                return tuple(good)  # the next fetch fails at the bad record itself
+            offset = await consumer.position(tp)
+            consumer.seek(tp, offset + 1)  # committed only with the dead letter's batch
+            problem = f"the Kafka client cannot decode the record ({type(error).__name__}: {error})"[:500]
+            log.warning("undecodable record; dead-lettering it", topic=tp.topic, partition=tp.partition, offset=offset)
+            return (UndecodableRecord(tp.topic, tp.partition, offset, problem),)
+        if not fetched:
+            break
+        good.extend(fetched[tp])
+    return tuple(good)
