@@ -3,8 +3,10 @@
 aiokafka decodes header names as strict UTF-8 while it iterates a fetched batch. A partner whose client writes
 other bytes there (librdkafka takes any bytes) makes `getmany` raise UnicodeDecodeError, which FastStream's
 consume loop does not catch: the subscriber would die silently, every partition still assigned to it. The guard
-finds the record by fetching its partition one record at a time, hands the good records before it on as
-usual, then that record as an `UndecodableRecord` (dead-lettered as `malformed`), and steps past it.
+rewinds every partition to its committed offset (the failed fetch may have taken records of other partitions
+that it never returned), finds the record by fetching its partition one record at a time, hands the good
+records before it on as usual, then that record as an `UndecodableRecord` (dead-lettered as `malformed`), and
+steps past it.
 """
 
 from __future__ import annotations
@@ -52,12 +54,25 @@ def guarded(get_msg: GetMsg) -> GetMsg:
 
 
 async def _around_undecodable(consumer: AIOKafkaConsumer, error: Exception) -> tuple[Any, ...]:
+    await _rewind_to_committed(consumer)
     for tp in sorted(consumer.assignment()):
         found = await _probe(consumer, tp)
         if found:
             return found
     log.warning("a fetch failed to decode, and no partition fails alone; fetching again", error=repr(error))
     return ()
+
+
+async def _rewind_to_committed(consumer: AIOKafkaConsumer) -> None:
+    """aiokafka's failed `getmany` may already have taken other partitions' records (their positions moved on)
+    when the bad one raised: those records were never returned. Every partition goes back to its committed offset
+    (batches are committed before the next fetch, so nothing is lost; the inbox absorbs what is read again)."""
+    for tp in consumer.assignment():
+        committed = await consumer.committed(tp)
+        if committed is None:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, committed)
 
 
 async def _probe(consumer: AIOKafkaConsumer, tp: TopicPartition, limit: int = 500) -> tuple[Any, ...]:

@@ -15,7 +15,9 @@ from typing import TextIO, cast
 import structlog
 
 
-def configure_logging(service: str, fmt: str = "auto", level: str = "INFO") -> structlog.stdlib.BoundLogger:
+def configure_logging(
+    service: str, fmt: str = "auto", level: str = "INFO", *, cache: bool = True
+) -> structlog.stdlib.BoundLogger:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
@@ -31,7 +33,7 @@ def configure_logging(service: str, fmt: str = "auto", level: str = "INFO") -> s
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _Stderr())),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     # Libraries log through stdlib logging; keep their warnings, in the same stream.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
@@ -40,11 +42,12 @@ def configure_logging(service: str, fmt: str = "auto", level: str = "INFO") -> s
     return logger
 
 
-def ensure_logging(service: str) -> None:
+def ensure_logging(service: str, fmt: str = "auto", level: str = "INFO") -> None:
     """Configure logging unless the process already has: an embedded service (tests, a custom runner) must not
-    run on structlog's development defaults, which render tracebacks with all locals."""
+    run on structlog's development defaults, which render tracebacks with all locals. Loggers are not cached, so
+    that tools which capture logs (structlog.testing.capture_logs) still can."""
     if not structlog.is_configured():
-        configure_logging(service)
+        configure_logging(service, fmt, level, cache=False)
 
 
 class _Stderr:

@@ -127,7 +127,7 @@ GRACEFUL_SECONDS = 5.0
 @contextlib.asynccontextmanager
 async def running(definition: ServiceDefinition, settings: ServiceSettings) -> AsyncIterator[Runtime]:
     """Start everything the service needs; on exit stop consuming, flush the outbox and close."""
-    ensure_logging(f"fivecogs-{definition.cog}")
+    ensure_logging(f"fivecogs-{definition.cog}", settings.log_format, settings.log_level)
     await kafka_admin.ensure_topics(settings.kafka_bootstrap_servers, definition.topics())
     pool = await db.create_pool(settings.database_url, settings.schema_name)
     applied = await db.migrate(pool, settings.schema_name, definition.migrations)
@@ -190,6 +190,7 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         bootstrap=settings.kafka_bootstrap_servers,
         batch=settings.relay_batch,
         poll_seconds=settings.relay_poll_seconds,
+        metrics=metrics,
     )
     relay_task = asyncio.create_task(relay.run(), name=f"outbox-relay-{settings.cog}")
     await broker.start()

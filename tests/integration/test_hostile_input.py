@@ -19,17 +19,19 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka.partitioner import murmur2
 
 from fivecogs_communication.app import DEFINITION as COMMUNICATION
 from fivecogs_inputs.app import DEFINITION as INPUTS
 from fivecogs_ops.lag.report import look
 from fivecogs_ops.lag.rules import Status
 from fivecogs_ops.lag.store import SampleStore
+from fivecogs_shared import kafka_admin
 from fivecogs_shared.contracts import FEEDBACK_TOPIC, events_topic, ingest_topic
 from fivecogs_shared.service import Runtime, http_app, running
 from fivecogs_shared.settings import load_settings
 from fivecogs_shared.uow import OutgoingRecord, UnitOfWork
-from tests.integration.test_lag import only, start_at_end
+from tests.integration.test_lag import enterprise, only, start_at_end
 from tests.support import Partner, Tap, ce_headers, data, header, wait_caught_up
 
 pytestmark = pytest.mark.integration
@@ -43,15 +45,7 @@ Headers = list[tuple[str, bytes]]
 
 
 def _enterprise(enterprise_id: str, **changes: Any) -> bytes:
-    body = {
-        "enterprise_id": enterprise_id,
-        "name": "Ban Khiriwong Dyed Cloth Group",
-        "province": "Nakhon Si Thammarat",
-        "sector": "processing",
-        "members": 12,
-        "target_poor_households": 4,
-    }
-    return json.dumps(body | changes).encode()
+    return json.dumps(enterprise(enterprise_id) | changes).encode()
 
 
 def _members(enterprise_id: str, literal: bytes) -> bytes:
@@ -326,12 +320,13 @@ class RawName(str):
     def encode(self, *args, **kwargs):
         return b"x-\\xff\\xfe"
 
-async def main(bootstrap, topic, key):
+async def main(bootstrap, topic, *keys):
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        sent = await producer.send_and_wait(topic, b"{}", key=key.encode(), headers=[(RawName("x"), b"1")])
-        print(sent.partition, sent.offset)
+        for key in keys:
+            sent = await producer.send_and_wait(topic, b"{}", key=key.encode(), headers=[(RawName("x"), b"1")])
+            print(sent.partition, sent.offset)
     finally:
         await producer.stop()
 
@@ -340,35 +335,52 @@ asyncio.run(main(*sys.argv[1:]))
 
 
 async def test_a_record_the_kafka_client_cannot_decode_is_dead_lettered(run_service, stack_env) -> None:
-    """On aiokafka, a header name that is not UTF-8 fails the whole fetch; FastStream's loop would die of it."""
-    key = f"ent-{uuid.uuid4().hex[:6]}-undecodable"
+    """On aiokafka, a header name that is not UTF-8 fails the whole fetch; FastStream's loop would die of it. One
+    such record on each partition: whichever the fetch meets last, the others' records were taken before it."""
     dlq, events = f"{ingest_topic('inputs')}.dlq", events_topic("inputs")
+    partitions = len(await kafka_admin.topic_partitions(stack_env.bootstrap, ingest_topic("inputs")))
+    keys = _keys_on_every_partition(f"ent-{uuid.uuid4().hex[:6]}-undecodable", partitions)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         _RAW_HEADER_NAME_PRODUCER,
         stack_env.bootstrap,
         ingest_topic("inputs"),
-        key,
+        *keys,
         env={**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"},
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await process.communicate()
     assert process.returncode == 0
-    partition, offset = (int(n) for n in out.split())
+    bad = {(int(p), int(o)) for p, o in (line.split() for line in out.decode().splitlines())}
+    assert {p for p, _ in bad} == set(range(partitions))
+    # Valid records on every partition, published before the service starts so that its first fetches hold
+    # them with the bad ones: none may be lost while the consumer steps around them.
+    others = [*keys, *(f"ent-{uuid.uuid4().hex[:6]}-beside-{n}" for n in range(30))]
     async with Partner(stack_env.bootstrap) as partner, Tap(stack_env.bootstrap, dlq, events) as tap:
-        await partner.send_raw(ingest_topic("inputs"), _enterprise(key), key, ce_headers(REGISTERED))
+        for other in others:
+            await partner.send_raw(ingest_topic("inputs"), _enterprise(other), other, ce_headers(REGISTERED))
         async with run_service(INPUTS) as runtime:
-            [applied] = await tap.wait_for(lambda r: r.topic == events and r.key == key.encode(), timeout=60)
-            [dead] = await tap.wait_for(
-                lambda r: (
-                    r.topic == dlq
-                    and header(r, "fivecogs_original_offset") == str(offset)
-                    and header(r, "fivecogs_original_partition") == str(partition)
-                )
-            )
+            applied = await tap.wait_for(lambda r: r.topic == events and r.key.decode() in others, count=len(others))
+            dead = await tap.wait_for(lambda r: r.topic == dlq and _position(r) in bad, count=len(bad))
             await wait_caught_up(stack_env.bootstrap, runtime.settings.group_id, [ingest_topic("inputs")])
 
-    assert header(dead, "fivecogs_error_kind") == "malformed"
-    assert "cannot decode" in header(dead, "fivecogs_error_detail")
-    assert data(applied)["enterprise_id"] == key
+    assert sorted(data(r)["enterprise_id"] for r in applied) == sorted(others)  # each once, none lost
+    assert {_position(r) for r in dead} == bad
+    assert {header(r, "fivecogs_error_kind") for r in dead} == {"malformed"}
+    assert all("cannot decode" in header(r, "fivecogs_error_detail") for r in dead)
+
+
+def _position(record: Any) -> tuple[int, int]:
+    return int(header(record, "fivecogs_original_partition")), int(header(record, "fivecogs_original_offset"))
+
+
+def _keys_on_every_partition(prefix: str, partitions: int) -> list[str]:
+    """One key per partition, by the default partitioner's murmur2 of the key (what every client uses)."""
+    found: dict[int, str] = {}
+    for n in range(1000):
+        key = f"{prefix}-{n}"
+        found.setdefault((murmur2(key.encode()) & 0x7FFFFFFF) % partitions, key)
+        if len(found) == partitions:
+            return [found[p] for p in range(partitions)]
+    raise AssertionError("no keys for every partition")
