@@ -96,27 +96,24 @@ class BatchProcessor:
         raised: the caller rewinds the partitions so the batch is fetched again. A batch that fails as a whole
         for any other reason is halved until the record behind it is alone, and that record is dead-lettered:
         no record can hold its partition."""
+        await self._settle(records)
+        self.health.flowing(records)
+
+    async def _settle(self, records: Sequence[RecordLike]) -> None:
         try:
             await self._retrying(records)
         except Exception as error:
             if is_transient(error):
                 raise
-            await self._isolate(records, error)
-        self.health.flowing(records)
-
-    async def _isolate(self, records: Sequence[RecordLike], error: Exception) -> None:
-        if len(records) == 1:
-            await self._retrying(records, failed=error)
-            return
-        log.warning("batch failed as a whole; halving it to find the record", records=len(records), error=repr(error))
-        half = len(records) // 2
-        for part in (records[:half], records[half:]):  # in order: each partition's records stay in sequence
-            try:
-                await self._retrying(part)
-            except Exception as inner:
-                if is_transient(inner):
-                    raise
-                await self._isolate(part, inner)
+            if len(records) == 1:
+                await self._retrying(records, failed=error)
+                return
+            log.warning(
+                "batch failed as a whole; halving it to find the record", records=len(records), error=repr(error)
+            )
+            half = len(records) // 2
+            for part in (records[:half], records[half:]):  # in order: each partition's records stay in sequence
+                await self._settle(part)
 
     async def _retrying(self, records: Sequence[RecordLike], failed: Exception | None = None) -> None:
         """One transaction for the records (or, with `failed`, the dead letter of the one record that caused it),

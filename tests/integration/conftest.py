@@ -11,22 +11,26 @@ import pytest
 from fivecogs_shared.service import Runtime, ServiceDefinition, running
 from fivecogs_shared.settings import load_settings
 
-RunService = Callable[[ServiceDefinition], AbstractAsyncContextManager[Runtime]]
+RunService = Callable[..., AbstractAsyncContextManager[Runtime]]
 
 
 @pytest.fixture
 def run_service(stack_env) -> RunService:
     """Start a service with a fresh schema and consumer group, so each test sees only its own state."""
 
-    def start(definition: ServiceDefinition) -> AbstractAsyncContextManager[Runtime]:
+    def start(definition: ServiceDefinition, **overrides: object) -> AbstractAsyncContextManager[Runtime]:
+        """`overrides` are settings, e.g. `consumer_group=` to prepare the group before the service starts."""
         suffix = uuid.uuid4().hex[:8]
+        fresh: dict[str, object] = {
+            "db_schema": f"test_{definition.cog}_{suffix}",
+            "consumer_group": f"test-{definition.cog}-{suffix}",
+            "relay_poll_seconds": 0.2,
+        }
         settings = load_settings(
             definition.cog,
             kafka_bootstrap_servers=stack_env.bootstrap,
             database_url=stack_env.database_url,
-            db_schema=f"test_{definition.cog}_{suffix}",
-            consumer_group=f"test-{definition.cog}-{suffix}",
-            relay_poll_seconds=0.2,
+            **(fresh | overrides),
         )
         return running(definition, settings)
 
