@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Services embedded in tests run as on a developer's machine (e.g. the development webhook key is allowed);
+# the tests of production refusals set their own environment.
+os.environ.setdefault("FIVECOGS_ENVIRONMENT", "development")
 
 
 @dataclass(frozen=True)

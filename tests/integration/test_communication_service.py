@@ -4,8 +4,6 @@ no second notice for a redelivered event, and signed webhooks retried until deli
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import inspect
 import json
 import socket
@@ -18,8 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from fivecogs_communication import webhooks
+from fivecogs_communication import signing, webhooks
 from fivecogs_communication.app import DEFINITION
 from fivecogs_communication.domain import notice_id
 from fivecogs_communication.webhooks import WebhookSettings
@@ -251,9 +250,12 @@ def closed_port() -> int:
     return port
 
 
-def signed_by_secret(request: Received) -> bool:
-    expected = "sha256=" + hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(request.headers.get("X-Fivecogs-Signature", ""), expected)
+def signed_by_secret(request: Received, subscriber_id: str) -> bool:
+    try:  # as the partner verifies: the reference library and the secret of its subscription
+        Webhook(signing.subscription_secret(SECRET, subscriber_id)).verify(request.body, dict(request.headers))
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 async def delivery(runtime: Runtime, notice: str) -> Any:
@@ -379,7 +381,9 @@ async def test_webhook_is_posted_with_a_verifiable_signature(
 
     [request] = hook.of(notice)
     assert request.path == f"/hooks/{u}"
-    assert signed_by_secret(request)
+    assert signed_by_secret(request, f"{u}-hook")
+    assert not signed_by_secret(request, f"{u}-plain")  # each subscription has a secret of its own
+    assert request.headers["webhook-id"] == notice
     assert request.headers["Content-Type"] == "application/json"
     assert request.body == record.value  # the notice event's data, byte for byte
     assert json.loads(request.body)["subject_id"] == f"lst-{u}"
@@ -422,7 +426,7 @@ async def test_failed_posts_are_retried_with_backoff_until_delivered(
     assert second_wait >= 0.6 * 0.9  # doubled
     received = hook.of(notice)
     assert len(received) == 3
-    assert all(signed_by_secret(r) for r in received)
+    assert all(signed_by_secret(r, f"{u}-hook") for r in received)
     assert len({r.body for r in received}) == 1
 
 

@@ -43,6 +43,8 @@ class ServiceProcesses:
         name = name or cog
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = {
+            # Processes started here run on a developer's machine or CI: e.g. the development webhook key is allowed.
+            "FIVECOGS_ENVIRONMENT": "development",
             **os.environ,
             **self.env,
             f"FIVECOGS_{cog.upper()}_HTTP_PORT": str(self.ports[name]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from fivecogs_communication import webhooks
@@ -23,4 +24,6 @@ DEFINITION = ServiceDefinition(
 
 
 def main() -> None:
-    run_service(DEFINITION)
+    # Read here, before anything starts: a development signing key outside development stops the service now.
+    settings = webhooks.WebhookSettings()
+    run_service(replace(DEFINITION, background=(webhooks.worker(settings),)))

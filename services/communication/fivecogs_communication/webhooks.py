@@ -3,7 +3,8 @@
 A background task of the service, beside consuming: it polls the `webhook_deliveries` queue the handlers fill,
 claims what is due (several replicas share the queue with `FOR UPDATE SKIP LOCKED`) and POSTs outside any
 transaction, so a slow subscriber never holds a database connection or the consumer. Delivery is at least
-once (a worker dying after the POST sends it again): receivers deduplicate on `X-Fivecogs-Notice-Id`.
+once (a worker dying after the POST sends it again): receivers deduplicate on `webhook-id` (the notice id,
+also sent as `X-Fivecogs-Notice-Id`). Notices are signed by the Standard Webhooks specification (signing.py).
 
 No webhook holds the worker:
 - each attempt has one deadline, `timeout_seconds`, for the whole request (connect, send, headers, body), so
@@ -23,28 +24,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import time
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import asyncpg
 import httpx
 import structlog
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fivecogs_communication import store
+from fivecogs_communication import signing, store
 from fivecogs_shared.consumer import is_transient
 from fivecogs_shared.service import Runtime
 
 log = structlog.get_logger()
 
 DEVELOPMENT_SECRET = "fivecogs-development-webhook-secret-do-not-use-in-production"
-SIGNATURE_HEADER = "X-Fivecogs-Signature"
 NOTICE_ID_HEADER = "X-Fivecogs-Notice-Id"
 RECORD_SECONDS = 5.0  # to record an attempt's outcome (a pool connection, one transaction); part of the lease
 BODY_LIMIT = 64 * 1024  # bytes of a response read at most: enough to reuse the connection after a short answer
@@ -56,7 +54,14 @@ class WebhookSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FIVECOGS_COMMUNICATION_WEBHOOK_", extra="ignore")
 
+    # The signing key each subscription's secret is derived from (signing.py); during a rotation the old key
+    # stays in `previous_secret` and notices carry a signature under each.
     secret: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    previous_secret: SecretStr | None = None
+    # Outside development the public development key is refused: anyone could forge notices with it.
+    environment: Literal["development", "production"] = Field(
+        "production", validation_alias=AliasChoices("FIVECOGS_ENVIRONMENT", "environment")
+    )
     timeout_seconds: float = Field(5.0, gt=0)
     poll_seconds: float = Field(0.5, gt=0, le=1.0)
     batch: int = Field(20, ge=1)  # attempts in flight at most (one per subscriber)
@@ -66,16 +71,28 @@ class WebhookSettings(BaseSettings):
     lease_seconds: float = Field(60.0, gt=0)
 
     @model_validator(mode="after")
+    def _real_key_outside_development(self) -> WebhookSettings:
+        keys = [self.secret, *([self.previous_secret] if self.previous_secret else [])]
+        if self.environment != "development" and any(k.get_secret_value() == DEVELOPMENT_SECRET for k in keys):
+            raise ValueError(
+                "webhooks would be signed with the public development key: set FIVECOGS_COMMUNICATION_WEBHOOK_SECRET "
+                "(or FIVECOGS_ENVIRONMENT=development on a developer's machine)"
+            )
+        if any(len(k.get_secret_value()) < 16 for k in keys):
+            raise ValueError("a webhook signing key must have at least 16 characters")
+        return self
+
+    def signing_keys(self) -> list[str]:
+        """Current key first, then the one being rotated out."""
+        return [k.get_secret_value() for k in (self.secret, self.previous_secret) if k is not None]
+
+    @model_validator(mode="after")
     def _lease_outlives_post(self) -> WebhookSettings:
         # A claim must not expire while its POST may still be running or being recorded, or two workers would
         # send it: the attempt's deadline and the time allowed to record it both fit in the lease.
         if self.lease_seconds <= self.timeout_seconds + RECORD_SECONDS:
             raise ValueError(f"lease_seconds must exceed timeout_seconds + {RECORD_SECONDS:g} (to record the outcome)")
         return self
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def backoff_seconds(failed_attempts: int, initial: float, cap: float) -> float:
@@ -98,7 +115,7 @@ def worker(settings: WebhookSettings | None = None) -> Callable[[Runtime], Corou
     async def deliver_webhooks(runtime: Runtime) -> None:
         chosen = settings or WebhookSettings()
         if chosen.secret.get_secret_value() == DEVELOPMENT_SECRET:
-            log.warning("webhooks are signed with the development secret; set FIVECOGS_COMMUNICATION_WEBHOOK_SECRET")
+            log.warning("webhooks are signed with the development key; set FIVECOGS_COMMUNICATION_WEBHOOK_SECRET")
         await run(runtime.pool, chosen)
 
     return deliver_webhooks
@@ -250,8 +267,9 @@ async def post(client: httpx.AsyncClient, due: store.DueDelivery, settings: Webh
     headers = {
         "Content-Type": "application/json",
         "Accept-Encoding": "identity",  # the body is read raw (see read_capped): ask for it uncompressed
-        SIGNATURE_HEADER: sign(settings.secret.get_secret_value(), due.body),
         NOTICE_ID_HEADER: due.notice_id,
+        # webhook-id is the notice id, the same on every attempt: receivers deduplicate on it
+        **signing.headers(settings.signing_keys(), due.subscriber_id, due.notice_id, int(time.time()), due.body),
     }
     async with client.stream("POST", due.url, content=due.body, headers=headers) as response:
         answer.status_code = response.status_code

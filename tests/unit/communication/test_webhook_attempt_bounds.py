@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 import httpx
 import pytest
 from pydantic import ValidationError
+from standardwebhooks.webhooks import Webhook
 
-from fivecogs_communication import store, webhooks
+from fivecogs_communication import signing, store, webhooks
 from fivecogs_communication.webhooks import BODY_LIMIT, RECORD_SECONDS, WebhookSettings
 
-SETTINGS = WebhookSettings(secret="s", timeout_seconds=0.5, lease_seconds=10, max_attempts=3)
+SETTINGS = WebhookSettings(secret="unit-test-signing-key", timeout_seconds=0.5, lease_seconds=10, max_attempts=3)
 DUE = store.DueDelivery("n-1", "sub-1", "http://hook.test/h", b'{"notice_id":"n-1"}', attempts=0)
 
 
@@ -113,7 +114,9 @@ async def test_the_request_is_signed_and_asks_for_an_uncompressed_answer() -> No
 
     result, response_start, _ = await timed(client(ok))
     [request] = seen
-    assert request.headers[webhooks.SIGNATURE_HEADER] == webhooks.sign("s", DUE.body)
+    secret = signing.subscription_secret("unit-test-signing-key", DUE.subscriber_id)
+    Webhook(secret).verify(request.content, dict(request.headers))  # raises unless signed for this subscription
+    assert request.headers["webhook-id"] == "n-1"
     assert request.headers[webhooks.NOTICE_ID_HEADER] == "n-1"
     assert request.headers["Accept-Encoding"] == "identity"
     assert request.content == DUE.body
