@@ -13,7 +13,7 @@ from fivecogs_ops.console import make_console
 from fivecogs_ops.faults import register as register_fault_suite
 from fivecogs_ops.lag.cli import register as register_lag_commands
 from fivecogs_ops.recovery_cli import register as register_recovery_commands
-from fivecogs_ops.stack import LocalStack, StackError, external_env
+from fivecogs_ops.stack import LocalStack, StackError, external_env, masked
 
 app = typer.Typer(
     help="fivecogs: five Kafka services for a community economy's value chain, and the tools to run them.",
@@ -81,16 +81,20 @@ def stack_status(as_json: JsonFlag = False) -> None:
 
 @stack_app.command("env")
 def stack_env(as_json: JsonFlag = False) -> None:
-    """Print KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (eval "$(fivecogs stack env)")."""
+    """Print KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL, passwords masked; `source .stack/env` sets them."""
     _print_env(external_env() or LocalStack().load().env(), as_json)
 
 
 def _print_env(env: dict[str, str], as_json: bool) -> None:
+    # No command prints a password: the full values are in .stack/env (mode 0600) for `source`.
+    shown = {name: masked(value) for name, value in env.items()}
     if as_json:
-        print(json.dumps(env, indent=2))
+        print(json.dumps(shown, indent=2))
     else:
-        for name, value in env.items():
-            print(f"export {name}={value}")
+        for name, value in shown.items():
+            print(f"{name}={value}")
+        if not external_env():
+            print(f"# point a shell at the stack: source {LocalStack().env_file}")
 
 
 @app.command("serve")

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_ops.simulate.show import simulate_and_show
-from fivecogs_ops.stack import LocalStack, external_env
+from fivecogs_ops.stack import LocalStack, external_env, masked
 from fivecogs_shared.contracts import COGS
 
 
@@ -51,7 +51,9 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
         console.rule("[bold]4/4 running")
         for cog in COGS:
             console.print(f"  {cog:<13} {services.url(cog, '/readyz')}   log: {stack.logs / (cog + '.log')}")
-        console.print(f"  kafka         {env['KAFKA_BOOTSTRAP_SERVERS']}\n  postgres      {env['DATABASE_URL']}")
+        console.print(
+            f"  kafka         {env['KAFKA_BOOTSTRAP_SERVERS']}\n  postgres      {masked(env['DATABASE_URL'])}"
+        )
         console.print("\n[bold]Press Ctrl-C to stop everything.[/]")
         stop.wait()
         return 0

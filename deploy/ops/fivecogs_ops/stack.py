@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -53,6 +54,8 @@ class StackState:
     postgres_port: int = POSTGRES_DEFAULT_PORT
     cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex[:22])
     kafka_pid: int | None = None
+    # Read from .stack/postgres/password (mode 0600), never written to stack.json.
+    postgres_password: str = field(default="", repr=False)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -60,10 +63,19 @@ class StackState:
 
     @property
     def database_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.postgres_port}/{DATABASE}"
+        return f"postgresql://postgres:{self.postgres_password}@127.0.0.1:{self.postgres_port}/{DATABASE}"
 
     def env(self) -> dict[str, str]:
         return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers, "DATABASE_URL": self.database_url}
+
+
+def masked(url: str) -> str:
+    """A connection URL with its password replaced by ***, for anything printed or logged."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 def external_env() -> dict[str, str] | None:
@@ -93,13 +105,22 @@ class LocalStack:
         self.kafka_dir = self.dir / "kafka"
         self.kafka_libs = kafka_libs or self.kafka_dir / "libs"
         self.pg_data = self.dir / "postgres" / "data"
+        self.pg_password = self.dir / "postgres" / "password"
+        self.env_file = self.dir / "env"  # `source .stack/env` points a shell at the stack (mode 0600)
         self.state_file = self.dir / "stack.json"
         self.preferred = preferred
 
     # -- state -------------------------------------------------------------------------------------------
     def load(self) -> StackState:
+        state = self._load()
+        state.postgres_password = self.pg_password.read_text().strip() if self.pg_password.is_file() else ""
+        return state
+
+    def _load(self) -> StackState:
         if self.state_file.is_file():
-            return StackState(**json.loads(self.state_file.read_text()))
+            saved = json.loads(self.state_file.read_text())
+            saved.pop("postgres_password", None)
+            return StackState(**saved)
         if self.preferred is not None:
             return StackState(self.preferred.kafka_port, self.preferred.controller_port, self.preferred.postgres_port)
         return StackState(
@@ -110,7 +131,12 @@ class LocalStack:
 
     def save(self, state: StackState) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(json.dumps(asdict(state), indent=2))
+        saved = asdict(state)
+        del saved["postgres_password"]
+        self.state_file.write_text(json.dumps(saved, indent=2))
+        if state.postgres_password:
+            lines = [f"export {name}='{value}'" for name, value in state.env().items()]
+            _write_private(self.env_file, "\n".join(lines) + "\n")
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def up(self, progress: Progress = print) -> StackState:
@@ -179,7 +205,7 @@ class LocalStack:
                 "component": "postgres",
                 "running": "yes" if pg_pid else "no",
                 "pid": str(pg_pid or ""),
-                "address": state.database_url,
+                "address": masked(state.database_url),
                 "log": str(self.logs / "postgres.log"),
             },
         ]
@@ -258,13 +284,16 @@ class LocalStack:
     def _postgres_up(self, state: StackState, progress: Progress) -> None:
         if _postgres_pid(self.pg_data) and _port_open(state.postgres_port):
             progress(f"Postgres already running on 127.0.0.1:{state.postgres_port}")
+            if not self.pg_password.is_file():
+                self._require_passwords(state, _postgres_user(), progress)
             self._create_database(state)
             return
         user = _postgres_user()
         if not (self.pg_data / "PG_VERSION").is_file():
-            progress("initialising Postgres data directory")
+            progress("initialising Postgres data directory (password authentication, scram-sha-256)")
             self.pg_data.mkdir(parents=True, exist_ok=True)
             _hand_over(self.pg_data, user)
+            state.postgres_password = self._new_password(user)
             _run(
                 [
                     str(_pg_bin("initdb")),
@@ -272,7 +301,8 @@ class LocalStack:
                     str(self.pg_data),
                     "-U",
                     "postgres",
-                    "--auth=trust",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={self.pg_password}",
                     "--encoding=UTF8",
                     "--locale=C",
                 ],
@@ -287,22 +317,68 @@ class LocalStack:
         started = time.monotonic()
         options = f"-p {state.postgres_port} -h 127.0.0.1 -k '' -c max_connections=200 -c fsync=on"
         self._pg_ctl("start", "-w", "-t", "60", "-l", str(log), "-o", options)
+        if not self.pg_password.is_file():
+            self._require_passwords(state, user, progress)
         self._create_database(state)
         progress(f"Postgres ready in {time.monotonic() - started:.1f}s")
+
+    def _new_password(self, user: str | None) -> str:
+        password = secrets.token_urlsafe(24)
+        _write_private(self.pg_password, password + "\n")
+        _hand_over(self.pg_password, user)  # initdb reads it as the Postgres user; we still can (owner or root)
+        return password
+
+    def _require_passwords(self, state: StackState, user: str | None, progress: Progress) -> None:
+        """A data directory from before password authentication (trust): give `postgres` a password, then
+        require scram-sha-256 for every connection."""
+        progress("switching Postgres to password authentication (scram-sha-256)")
+        state.postgres_password = self._new_password(user)
+        psql = [
+            str(_pg_bin("psql")),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(state.postgres_port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ]
+        sql = f"SET password_encryption = 'scram-sha-256'; ALTER USER postgres PASSWORD '{state.postgres_password}';"
+        _run([*psql, "-f", "-"], what="setting the Postgres password", stdin=sql)  # on stdin: not in `ps`
+        hba = self.pg_data / "pg_hba.conf"
+        hba.write_text(
+            "# written by fivecogs stack: every connection authenticates with a password\n"
+            "local all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n"
+            "host all all ::1/128 scram-sha-256\n"
+        )
+        self._pg_ctl("reload")
 
     def _pg_ctl(self, *args: str) -> None:
         _run([str(_pg_bin("pg_ctl")), "-D", str(self.pg_data), *args], user=_postgres_user(), what="pg_ctl")
 
     def _create_database(self, state: StackState) -> None:
-        psql = [str(_pg_bin("psql")), "-h", "127.0.0.1", "-p", str(state.postgres_port), "-U", "postgres"]
+        psql = [
+            str(_pg_bin("psql")),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(state.postgres_port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ]
+        password = {"PGPASSWORD": state.postgres_password}  # in the environment: never on a command line
         exists = subprocess.run(
             [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
             capture_output=True,
             text=True,
             check=True,
+            env={**os.environ, **password},
         )
         if exists.stdout.strip() != "1":
-            _run([*psql, "-c", f"CREATE DATABASE {DATABASE}"], what="creating the fivecogs database")
+            _run([*psql, "-c", f"CREATE DATABASE {DATABASE}"], what="creating the fivecogs database", env=password)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -370,13 +446,38 @@ def _postgres_pid(data: Path) -> int | None:
     return pid if _alive(pid) else None
 
 
-def _run(command: list[str], *, what: str, cwd: Path | None = None, user: str | None = None) -> None:
+def _write_private(path: Path, text: str) -> None:
+    """Create (or replace) a file readable by its owner only, never briefly readable by others."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+
+
+def _run(
+    command: list[str],
+    *,
+    what: str,
+    cwd: Path | None = None,
+    user: str | None = None,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+) -> None:
     # As another user, also with that user's group and none of ours: with root's gid the group bits of a
     # folder such as a 0700 `mktemp -d` apply, and Postgres could not reach its own binaries below it.
     group = pwd.getpwnam(user).pw_gid if user is not None else None
     extra_groups: list[int] | None = [] if user is not None else None
     result = subprocess.run(
-        command, cwd=cwd, user=user, group=group, extra_groups=extra_groups, capture_output=True, text=True
+        command,
+        cwd=cwd,
+        user=user,
+        group=group,
+        extra_groups=extra_groups,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env} if env else None,
+        input=stdin,
     )
     if result.returncode != 0:
         raise StackError(f"{what} failed (exit {result.returncode}):\n{result.stdout}{result.stderr}".rstrip())
