@@ -333,17 +333,7 @@ class LocalStack:
         require scram-sha-256 for every connection."""
         progress("switching Postgres to password authentication (scram-sha-256)")
         state.postgres_password = self._new_password(user)
-        psql = [
-            str(_pg_bin("psql")),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(state.postgres_port),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-        ]
+        psql = _psql(state)
         sql = f"SET password_encryption = 'scram-sha-256'; ALTER USER postgres PASSWORD '{state.postgres_password}';"
         _run([*psql, "-f", "-"], what="setting the Postgres password", stdin=sql)  # on stdin: not in `ps`
         hba = self.pg_data / "pg_hba.conf"
@@ -358,17 +348,7 @@ class LocalStack:
         _run([str(_pg_bin("pg_ctl")), "-D", str(self.pg_data), *args], user=_postgres_user(), what="pg_ctl")
 
     def _create_database(self, state: StackState) -> None:
-        psql = [
-            str(_pg_bin("psql")),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(state.postgres_port),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-        ]
+        psql = _psql(state)
         password = {"PGPASSWORD": state.postgres_password}  # in the environment: never on a command line
         exists = subprocess.run(
             [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
@@ -444,6 +424,11 @@ def _postgres_pid(data: Path) -> int | None:
     except (ValueError, IndexError):
         return None
     return pid if _alive(pid) else None
+
+
+def _psql(state: StackState) -> list[str]:
+    """psql as the superuser, to the maintenance database; the password goes in PGPASSWORD or on stdin."""
+    return [str(_pg_bin("psql")), "-h", "127.0.0.1", "-p", str(state.postgres_port), "-U", "postgres", "-d", "postgres"]
 
 
 def _write_private(path: Path, text: str) -> None:
