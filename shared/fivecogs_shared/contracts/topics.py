@@ -1,5 +1,6 @@
 """Topic names: partners write to a cog's ingest topic, cogs talk to each other on their events topics."""
 
+import re
 from collections.abc import Iterable
 from typing import Literal, get_args
 
@@ -8,6 +9,8 @@ __all__ = [
     "DLQ_MAX_MESSAGE_BYTES",
     "DLQ_MAX_RECORD_BYTES",
     "FEEDBACK_TOPIC",
+    "PARTNER_ID",
+    "PARTNER_SOURCE_PREFIX",
     "RECORD_OVERHEAD_BYTES",
     "TOPIC_MAX_MESSAGE_BYTES",
     "Cog",
@@ -16,10 +19,16 @@ __all__ = [
     "ingest_topic",
     "max_message_bytes",
     "record_bytes",
+    "source_partner",
 ]
 
 Cog = Literal["inputs", "knowledge", "marketing", "communication", "management"]
 COGS: tuple[Cog, ...] = get_args(Cog)
+
+# A partner id: no dots, so one partner's topic names (and prefix ACLs) can never cover another's.
+PARTNER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+# Partners' ce_source is `partner/<id>` or `partner/<id>/<anything>` (a desk, a branch of the same partner).
+PARTNER_SOURCE_PREFIX = "partner/"
 
 # Every answer to a partner (rejections, order outcomes), keyed by the partner's ce_source.
 FEEDBACK_TOPIC = "fivecogs.partner.feedback"
@@ -65,3 +74,11 @@ def record_bytes(key: bytes | None, value: bytes | None, headers: Iterable[tuple
     """A record's own bytes, as counted against the limits above: key, value, and every header's name and value."""
     header_bytes = sum(len(name.encode("utf-8", "surrogatepass")) + len(data or b"") for name, data in headers)
     return len(key or b"") + len(value or b"") + header_bytes
+
+
+def source_partner(source: str) -> str | None:
+    """The partner id a ce_source names (`partner/<id>` or `partner/<id>/...`), or None."""
+    if not source.startswith(PARTNER_SOURCE_PREFIX):
+        return None
+    partner = source[len(PARTNER_SOURCE_PREFIX) :].split("/", 1)[0]
+    return partner if PARTNER_ID.fullmatch(partner) else None
