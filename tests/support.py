@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from fivecogs_shared import kafka_admin
+from fivecogs_shared.kafka_access import KafkaAccess
 
 
 def ce_headers(ce_type: str, *, source: str = "partner-test", event_id: str | None = None) -> list[tuple[str, bytes]]:
@@ -28,9 +29,9 @@ def ce_headers(ce_type: str, *, source: str = "partner-test", event_id: str | No
 class Partner:
     """A partner system publishing on an ingest topic."""
 
-    def __init__(self, bootstrap: str, source: str = "partner-test") -> None:
-        self.bootstrap, self.source = bootstrap, source
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    def __init__(self, kafka: KafkaAccess, source: str = "partner-test") -> None:
+        self.kafka, self.source = kafka, source
+        self.producer = AIOKafkaProducer(**kafka.client(), enable_idempotence=True, acks="all")
 
     async def __aenter__(self) -> Partner:
         await self.producer.start()
@@ -55,11 +56,11 @@ class Partner:
 class Tap:
     """Reads a topic from its current end (or the beginning) and keeps every record, for assertions."""
 
-    def __init__(self, bootstrap: str, *topics: str, from_beginning: bool = False) -> None:
-        self.bootstrap, self.topics = bootstrap, topics
+    def __init__(self, kafka: KafkaAccess, *topics: str, from_beginning: bool = False) -> None:
+        self.kafka, self.topics = kafka, topics
         self.consumer = AIOKafkaConsumer(
             *topics,
-            bootstrap_servers=bootstrap,
+            **kafka.client(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",
@@ -68,7 +69,7 @@ class Tap:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Tap:
-        await kafka_admin.ensure_topics(self.bootstrap, [kafka_admin.TopicSpec(t) for t in self.topics])
+        await kafka_admin.ensure_topics(self.kafka, [kafka_admin.TopicSpec(t) for t in self.topics])
         await self.consumer.start()
         # Pin the current end before anything is published, so nothing sent after this is missed.
         for tp in self.consumer.assignment():
@@ -114,13 +115,13 @@ def of_type(ce_type: str) -> Callable[[ConsumerRecord], bool]:
     return lambda record: header(record, "ce_type") == ce_type
 
 
-async def wait_caught_up(bootstrap: str, group_id: str, topics: list[str], timeout: float = 60) -> None:
+async def wait_caught_up(kafka: KafkaAccess, group_id: str, topics: list[str], timeout: float = 60) -> None:
     """Until the group has committed the end of every partition of the topics."""
-    partitions = [tp for topic in topics for tp in await kafka_admin.topic_partitions(bootstrap, topic)]
+    partitions = [tp for topic in topics for tp in await kafka_admin.topic_partitions(kafka, topic)]
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        ends = await kafka_admin.end_offsets(bootstrap, partitions)
-        committed = await kafka_admin.committed_offsets(bootstrap, group_id)
+        ends = await kafka_admin.end_offsets(kafka, partitions)
+        committed = await kafka_admin.committed_offsets(kafka, group_id)
         behind = {tp: end - committed.get(tp, 0) for tp, end in ends.items() if end > committed.get(tp, 0)}
         if not behind:
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,9 +19,15 @@ import asyncpg
 import structlog
 
 from fivecogs_shared import inbox, outbox
-from fivecogs_shared.contracts import FEEDBACK_TOPIC
 from fivecogs_shared.contracts.feedback import REJECTED_TYPE, PartnerEventRejected
-from fivecogs_shared.contracts.topics import DLQ_MAX_RECORD_BYTES, record_bytes
+from fivecogs_shared.contracts.topics import (
+    DLQ_MAX_RECORD_BYTES,
+    feedback_topic,
+    ingest_pattern,
+    partner_of_topic,
+    record_bytes,
+    source_belongs_to,
+)
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import (
     Envelope,
@@ -66,18 +73,48 @@ def is_transient(error: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class Source:
-    """A topic this service consumes: which event types it accepts there and whether partners write to it."""
+    """A topic this service consumes: which event types it accepts there, and the partner whose topic it is
+    (only that partner's principal can write it, so its records are that partner's)."""
 
     topic: str
     registry: Mapping[str, EventType]
-    from_partners: bool
+    partner: str | None = None
+
+    @property
+    def from_partners(self) -> bool:
+        return self.partner is not None
+
+
+@dataclass
+class Sources:
+    """What a service consumes: every partner's ingest topic of its cog, matched by a pattern because partners
+    are provisioned while it runs, and the events topics of the cogs upstream."""
+
+    cog: str
+    partner_types: Mapping[str, EventType]
+    upstream: Mapping[str, Source]
+    _partners: dict[str, Source] = field(default_factory=dict)
+
+    def __getitem__(self, topic: str) -> Source:
+        if topic in self.upstream:
+            return self.upstream[topic]
+        if topic not in self._partners:
+            partner = partner_of_topic(topic)
+            if partner is None or topic.split(".")[1] != self.cog:
+                raise KeyError(topic)
+            self._partners[topic] = Source(topic, self.partner_types, partner)
+        return self._partners[topic]
+
+    def pattern(self) -> str:
+        """One anchored regex for the subscription (aiokafka takes topics or a pattern, not both)."""
+        return "^(?:" + "|".join([ingest_pattern(self.cog), *map(re.escape, self.upstream)]) + ")$"
 
 
 @dataclass
 class BatchProcessor:
     cog: str
     pool: asyncpg.Pool
-    sources: Mapping[str, Source]
+    sources: Sources
     handlers: Mapping[str, Handler]
     metrics: ServiceMetrics
     group_id: str
@@ -150,7 +187,7 @@ class BatchProcessor:
             uow = UnitOfWork(conn=conn, cog=self.cog)
             bad, source = _processing_error(record, error), self.sources[record.topic]
             self._dead_letter(uow, record, bad, source, internal=repr(error))
-            await inbox.record(conn, [_dead_letter_entry(record)])
+            await inbox.record(conn, [_position_entry(record)])
             await outbox.write(conn, uow.outgoing)
 
     async def _apply(self, records: Sequence[RecordLike]) -> None:
@@ -163,8 +200,13 @@ class BatchProcessor:
             entries: list[inbox.InboxEntry] = []
             for record, reading in zip(records, readings, strict=True):
                 if _position(record) in seen:
-                    continue  # dead-lettered already, before a crash kept its offset from being committed
+                    continue  # answered already, before a crash kept its offset from being committed
                 source = self.sources[record.topic]
+                if isinstance(reading, Envelope) and not _authorized(reading, source):
+                    # Before the inbox: a claimed (ce_source, ce_id) must never mark the real owner's event seen.
+                    self._refuse_source(uow, record, reading, source)
+                    entries.append(_position_entry(record, "unauthorized_source"))
+                    continue
                 if isinstance(reading, Envelope) and (reading.source, reading.id) not in seen:
                     seen[(reading.source, reading.id)] = reading.digest
                     outcome = await self._handle(uow, record, reading, source)
@@ -178,7 +220,7 @@ class BatchProcessor:
                     continue
                 else:
                     self._dead_letter(uow, record, _bad_reading(reading), source)
-                entries.append(_dead_letter_entry(record))
+                entries.append(_position_entry(record))
             await inbox.record(conn, entries)
             await outbox.write(conn, uow.outgoing)
 
@@ -205,20 +247,20 @@ class BatchProcessor:
             partition=record.partition,
             offset=record.offset,
         )
-        scoped = uow.caused_by(event)
+        scoped = uow.caused_by(event, source.partner)
         try:
             async with uow.conn.transaction():  # a savepoint: this record's effects only
                 await handler(scoped, event)
                 if scoped.rejection is not None:
                     violation = scoped.rejection
                     bound.info("event rejected", reason=violation.reason, detail=violation.detail)
-                    self._tell_rejected(uow, event.source, event.id, event.type, violation.reason, violation.detail)
+                    self._tell_rejected(uow, source, event.id, event.type, violation.reason, violation.detail)
                     self.metrics.events.labels(record.topic, "rejected").inc()
                     return violation.reason
         except RuleViolation as violation:
             uow.rollback_to(mark)
             bound.info("event rejected", reason=violation.reason, detail=violation.detail)
-            self._tell_rejected(uow, event.source, event.id, event.type, violation.reason, violation.detail)
+            self._tell_rejected(uow, source, event.id, event.type, violation.reason, violation.detail)
             self.metrics.events.labels(record.topic, "rejected").inc()
             return violation.reason
         except Exception as error:  # a bug or an unforeseen input: park the record, keep the partition moving
@@ -248,8 +290,16 @@ class BatchProcessor:
         self.metrics.events.labels(record.topic, "dead_lettered").inc()
         log.warning("record dead-lettered", kind=bad.kind, detail=detail[:300], **_where(record))
         if source.from_partners:
-            partner, event_id, event_type = identify(record)
-            self._tell_rejected(uow, partner, event_id, event_type, bad.kind, bad.detail)
+            _, event_id, event_type = identify(record)
+            self._tell_rejected(uow, source, event_id, event_type, bad.kind, bad.detail)
+
+    def _refuse_source(self, uow: UnitOfWork, record: RecordLike, event: Envelope, source: Source) -> None:
+        """An event on one partner's topic claiming another's ce_source: its producer (the topic's partner) is
+        told; the partner it names never hears of it, and nothing else happens."""
+        detail = f"ce_source {event.source!r} is not yours: on this topic it must be 'partner/{source.partner}'"
+        log.warning("event claims another partner's source", claimed=event.source, **_where(record))
+        self.metrics.events.labels(record.topic, "rejected").inc()
+        self._tell_rejected(uow, source, event.id, event.type, "unauthorized_source", detail)
 
     def _why(self, record: RecordLike, kind: str, detail: str) -> list[tuple[str, bytes]]:
         return [
@@ -262,16 +312,23 @@ class BatchProcessor:
         ]
 
     def _tell_rejected(
-        self, uow: UnitOfWork, partner: str, event_id: str, event_type: str, reason: str, detail: str
+        self, uow: UnitOfWork, source: Source, event_id: str, event_type: str, reason: str, detail: str
     ) -> None:
+        if source.partner is None:  # an upstream cog's event: there is no partner to answer
+            return
         self.metrics.rejections.labels(reason).inc()
         rejected = PartnerEventRejected(event_id=event_id, event_type=event_type, reason=reason, detail=detail)
-        uow.publish_raw(feedback_record(uow, partner or "unknown", rejected, event_id))
+        uow.publish_raw(feedback_record(uow, source.partner, rejected, event_id))
 
 
 def feedback_record(uow: UnitOfWork, partner: str, rejected: PartnerEventRejected, event_id: str) -> OutgoingRecord:
+    """On the partner's own feedback topic, keyed by its id: its answers stay in order."""
     headers = event_headers(ce_type=REJECTED_TYPE, source=uow.source, correlation_id=event_id or "unknown")
-    return OutgoingRecord(FEEDBACK_TOPIC, partner.encode(), dump(rejected), headers)
+    return OutgoingRecord(feedback_topic(partner), partner.encode(), dump(rejected), headers)
+
+
+def _authorized(event: Envelope, source: Source) -> bool:
+    return source.partner is None or source_belongs_to(event.source, source.partner)
 
 
 async def _own_partitions(conn: Connection, group_id: str, records: Sequence[RecordLike]) -> None:
@@ -320,10 +377,11 @@ def _position(record: RecordLike) -> inbox.EventKey:
     return (f"@{record.topic}/{record.partition}", str(record.offset))
 
 
-def _dead_letter_entry(record: RecordLike) -> inbox.InboxEntry:
+def _position_entry(record: RecordLike, outcome: str = "dead_lettered") -> inbox.InboxEntry:
+    """The inbox entry of a record answered by where it sits: dead-lettered, or refused for its source."""
     source, offset = _position(record)
     digest = hashlib.sha256(record.value or b"").digest()
-    return inbox.InboxEntry(source, offset, "dead_letter", digest, "dead_lettered")
+    return inbox.InboxEntry(source, offset, "dead_letter", digest, outcome)
 
 
 def _repeat(event: Envelope, seen: dict[inbox.EventKey, bytes], source: Source) -> bool:

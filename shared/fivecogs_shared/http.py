@@ -25,7 +25,7 @@ def health_routes(runtime: Runtime) -> list[BaseRoute]:
         checks = {
             "broker": await runtime.broker.ping(timeout=2.0),
             "database": await _database_answers(runtime),
-            "partitions_assigned": bool(runtime.assignment.assigned),
+            "partitions_assigned": _owns_its_share(runtime),
             "partitions_flowing": not stalled,
         }
         ready = all(checks.values())
@@ -46,6 +46,15 @@ def health_routes(runtime: Runtime) -> list[BaseRoute]:
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
+
+
+def _owns_its_share(runtime: Runtime) -> bool:
+    """Some partitions are this member's, or there is nothing to own yet: its pattern matches no topic (inputs
+    before any partner is provisioned), which is not a fault."""
+    if runtime.assignment.assigned:
+        return True
+    consumers = [getattr(s, "consumer", None) for s in runtime.broker.subscribers]
+    return runtime.assignment.joined and not any(c.subscription() for c in consumers if c is not None)
 
 
 async def _database_answers(runtime: Runtime) -> bool:

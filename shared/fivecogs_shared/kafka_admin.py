@@ -30,6 +30,7 @@ from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Boolean, Int8, Int16, Int32, Schema, String
 
 from fivecogs_shared.contracts.topics import max_message_bytes
+from fivecogs_shared.kafka_access import KafkaAccess
 
 log = structlog.get_logger()
 
@@ -54,8 +55,8 @@ class TopicSpec:
 
 
 @contextlib.asynccontextmanager
-async def admin_client(bootstrap: str, timeout: float = 10.0) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+async def admin_client(access: KafkaAccess, timeout: float = 10.0) -> AsyncIterator[AIOKafkaAdminClient]:
+    client = AIOKafkaAdminClient(**access.client(), request_timeout_ms=int(timeout * 1000))
     await asyncio.wait_for(client.start(), timeout)
     try:
         yield client
@@ -63,21 +64,21 @@ async def admin_client(bootstrap: str, timeout: float = 10.0) -> AsyncIterator[A
         await client.close()
 
 
-async def broker_reachable(bootstrap: str, timeout: float = 3.0) -> bool:
+async def broker_reachable(access: KafkaAccess, timeout: float = 3.0) -> bool:
     """True when the cluster answers a metadata request within the timeout."""
     try:
-        async with admin_client(bootstrap, timeout) as admin:
+        async with admin_client(access, timeout) as admin:
             await asyncio.wait_for(admin.describe_cluster(), timeout)
     except (KafkaError, OSError, TimeoutError):
         return False
     return True
 
 
-async def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout: float = 30.0) -> None:
+async def ensure_topics(access: KafkaAccess, specs: Iterable[TopicSpec], timeout: float = 30.0) -> None:
     """Create the topics that do not exist yet, and give existing ones the configs fivecogs manages
     (`TopicSpec.managed`); their other settings, retention among them, stay as they are. Quiet when all is right."""
     wanted = {spec.name: spec for spec in specs}
-    async with admin_client(bootstrap, timeout) as admin:
+    async with admin_client(access, timeout) as admin:
         existing = set(await asyncio.wait_for(admin.list_topics(), timeout))
         await _create(admin, [spec for name, spec in wanted.items() if name not in existing], timeout)
         # Only topics that existed before: one another service created a moment ago has these configs already, and
@@ -196,19 +197,19 @@ class _IncrementalAlterConfigs(Request[_IncrementalAlterConfigsRequestV0]):  # t
         return request_struct_class(self.resources, False)
 
 
-async def committed_offsets(bootstrap: str, group_id: str, timeout: float = 10.0) -> dict[TopicPartition, int]:
+async def committed_offsets(access: KafkaAccess, group_id: str, timeout: float = 10.0) -> dict[TopicPartition, int]:
     """The group's committed offset per partition (partitions it never committed are absent)."""
-    async with admin_client(bootstrap, timeout) as admin:
+    async with admin_client(access, timeout) as admin:
         offsets = await asyncio.wait_for(admin.list_consumer_group_offsets(group_id), timeout)
     return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
 async def end_offsets(
-    bootstrap: str, partitions: Iterable[TopicPartition], timeout: float = 10.0
+    access: KafkaAccess, partitions: Iterable[TopicPartition], timeout: float = 10.0
 ) -> dict[TopicPartition, int]:
     """Log-end offset per partition, through a consumer that joins no group."""
     wanted = list(partitions)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**access.client(), enable_auto_commit=False)
     await asyncio.wait_for(consumer.start(), timeout)
     try:
         result: dict[TopicPartition, int] = await asyncio.wait_for(consumer.end_offsets(wanted), timeout)
@@ -217,17 +218,17 @@ async def end_offsets(
     return result
 
 
-async def topic_partitions(bootstrap: str, topic: str, timeout: float = 10.0) -> list[TopicPartition]:
-    async with admin_client(bootstrap, timeout) as admin:
+async def topic_partitions(access: KafkaAccess, topic: str, timeout: float = 10.0) -> list[TopicPartition]:
+    async with admin_client(access, timeout) as admin:
         described = await asyncio.wait_for(admin.describe_topics([topic]), timeout)
     return [TopicPartition(topic, p["partition"]) for t in described for p in t["partitions"]]
 
 
 async def reset_group_offsets(
-    bootstrap: str, group_id: str, offsets: dict[TopicPartition, int], timeout: float = 10.0
+    access: KafkaAccess, group_id: str, offsets: dict[TopicPartition, int], timeout: float = 10.0
 ) -> None:
     """Commit the given offsets for a group that has no active member (Kafka refuses it otherwise)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**access.client(), group_id=group_id, enable_auto_commit=False)
     await asyncio.wait_for(consumer.start(), timeout)
     try:
         consumer.assign(list(offsets))  # manual assignment: commits without joining the group
@@ -312,11 +313,11 @@ async def partitions_of(admin: AIOKafkaAdminClient, topics: list[str], timeout: 
     ]
 
 
-async def describe_group(bootstrap: str, group_id: str, timeout: float = 10.0) -> GroupDescription:
-    async with admin_client(bootstrap, timeout) as admin:
+async def describe_group(access: KafkaAccess, group_id: str, timeout: float = 10.0) -> GroupDescription:
+    async with admin_client(access, timeout) as admin:
         return (await describe_groups(admin, [group_id], timeout))[group_id]
 
 
-async def list_groups(bootstrap: str, prefix: str = "", timeout: float = 10.0) -> list[str]:
-    async with admin_client(bootstrap, timeout) as admin:
+async def list_groups(access: KafkaAccess, prefix: str = "", timeout: float = 10.0) -> list[str]:
+    async with admin_client(access, timeout) as admin:
         return [group for group in await list_groups_with(admin, timeout) if group.startswith(prefix)]

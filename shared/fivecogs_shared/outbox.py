@@ -50,6 +50,7 @@ from aiokafka.errors import (
 
 from fivecogs_shared.contracts.topics import DLQ_MAX_MESSAGE_BYTES, RECORD_OVERHEAD_BYTES, record_bytes
 from fivecogs_shared.db import Connection
+from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.metrics import ServiceMetrics
 from fivecogs_shared.uow import OutgoingRecord
 
@@ -200,13 +201,13 @@ class OutboxRelay:
         dsn: str,
         pool: asyncpg.Pool,
         schema: str,
-        bootstrap: str,
+        kafka: KafkaAccess,
         batch: int,
         poll_seconds: float,
         metrics: ServiceMetrics | None = None,
     ) -> None:
         self.dsn, self.pool, self.schema = dsn, pool, schema
-        self.bootstrap, self.batch, self.poll_seconds = bootstrap, batch, poll_seconds
+        self.kafka, self.batch, self.poll_seconds = kafka, batch, poll_seconds
         self.metrics = metrics
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -252,7 +253,7 @@ class OutboxRelay:
 
     def _producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
+            **self.kafka.client(),
             enable_idempotence=True,
             acks="all",
             linger_ms=5,

@@ -28,15 +28,8 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from fivecogs_shared import db, kafka_admin, outbox
-from fivecogs_shared.consumer import BatchProcessor, Handler, Source
-from fivecogs_shared.contracts import (
-    FEEDBACK_TOPIC,
-    INTERNAL_EVENT_TYPES,
-    PARTNER_EVENT_TYPES,
-    dlq_topic,
-    events_topic,
-    ingest_topic,
-)
+from fivecogs_shared.consumer import BatchProcessor, Handler, Source, Sources
+from fivecogs_shared.contracts import INTERNAL_EVENT_TYPES, PARTNER_EVENT_TYPES, dlq_topic, events_topic
 from fivecogs_shared.fetching import guarded
 from fivecogs_shared.http import health_routes
 from fivecogs_shared.lag import export_lag
@@ -57,20 +50,21 @@ class ServiceDefinition:
     # Long-running work of the service's own, beside consuming (e.g. delivering webhooks); cancelled on stop.
     background: Sequence[Callable[[Runtime], Coroutine[Any, Any, None]]] = ()
 
-    def sources(self) -> dict[str, Source]:
+    def sources(self) -> Sources:
         ingest = {t: e for t, e in PARTNER_EVENT_TYPES.items() if e.cog == self.cog}
-        sources = {ingest_topic(self.cog): Source(ingest_topic(self.cog), ingest, from_partners=True)}
+        upstream = {}
         for cog in self.upstream:
             # Every internal type of the upstream cog is readable; those without a handler here are skipped.
             registry = {t: e for t, e in INTERNAL_EVENT_TYPES.items() if e.cog == cog}
-            sources[events_topic(cog)] = Source(events_topic(cog), registry, from_partners=False)
-        return sources
+            upstream[events_topic(cog)] = Source(events_topic(cog), registry)
+        return Sources(self.cog, ingest, upstream)
 
     def topics(self) -> list[kafka_admin.TopicSpec]:
-        names = {FEEDBACK_TOPIC, events_topic(self.cog)}
-        for topic in self.sources():
-            names |= {topic, f"{topic}.dlq"}
-        names.add(dlq_topic(self.cog))
+        """The topics this service may create: its own events, and the upstream ones with their dead letters.
+        Partners' ingest, dead-letter and feedback topics come with the partner (`fivecogs partners add`)."""
+        names = {events_topic(self.cog)}
+        for topic in self.sources().upstream:
+            names |= {topic, dlq_topic(topic)}
         # Each gets its kind's max.message.bytes (contracts.topics): *.dlq topics take more than what they copy.
         return [kafka_admin.TopicSpec(name) for name in sorted(names)]
 
@@ -80,6 +74,7 @@ class AssignmentTracker(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def __init__(self, on_revoked: Callable[[list[tuple[str, int]]], None] = lambda partitions: None) -> None:
         self.assigned: set[TopicPartition] = set()
+        self.joined = False  # the group has handed this member its share at least once (maybe none)
         self.on_revoked = on_revoked
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
@@ -88,6 +83,7 @@ class AssignmentTracker(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self.assigned |= set(assigned)
+        self.joined = True
 
 
 @dataclass
@@ -106,9 +102,12 @@ class Runtime:
 
 def build_broker(settings: ServiceSettings, metrics: ServiceMetrics) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        settings.kafka.bootstrap,
+        security=settings.kafka.security(),
         client_id=f"fivecogs-{settings.cog}",
         allow_auto_create_topics=False,
+        # A subscription by pattern sees a partner's new topic at the next metadata refresh: keep that short.
+        metadata_max_age_ms=METADATA_MAX_AGE_MS,
         middlewares=[KafkaPrometheusMiddleware(registry=metrics.registry, app_name=f"fivecogs-{settings.cog}")],
         logger=structlog.get_logger("faststream"),
         graceful_timeout=GRACEFUL_SECONDS,
@@ -122,13 +121,14 @@ def build_broker(settings: ServiceSettings, metrics: ServiceMetrics) -> KafkaBro
 SHUTDOWN_SECONDS = 9.0
 BACKGROUND_STOP_SECONDS = 2.0  # for the lag exporter and the like, out of SHUTDOWN_SECONDS
 GRACEFUL_SECONDS = 5.0
+METADATA_MAX_AGE_MS = 5_000
 
 
 @contextlib.asynccontextmanager
 async def running(definition: ServiceDefinition, settings: ServiceSettings) -> AsyncIterator[Runtime]:
     """Start everything the service needs; on exit stop consuming, flush the outbox and close."""
     ensure_logging(f"fivecogs-{definition.cog}", settings.log_format, settings.log_level)
-    await kafka_admin.ensure_topics(settings.kafka_bootstrap_servers, definition.topics())
+    await kafka_admin.ensure_topics(settings.kafka, definition.topics())
     pool = await db.create_pool(settings.database_url, settings.schema_name)
     applied = await db.migrate(pool, settings.schema_name, definition.migrations)
     if applied:
@@ -172,7 +172,7 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
             log.warning("offset commit failed; the batch will be redelivered", error=repr(error))
 
     subscriber = broker.subscriber(
-        *definition.sources(),
+        pattern=processor.sources.pattern(),
         decoder=_undecoded,
         group_id=settings.group_id,
         batch=True,
@@ -187,7 +187,7 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         dsn=settings.database_url,
         pool=pool,
         schema=settings.schema_name,
-        bootstrap=settings.kafka_bootstrap_servers,
+        kafka=settings.kafka,
         batch=settings.relay_batch,
         poll_seconds=settings.relay_poll_seconds,
         metrics=metrics,
@@ -195,7 +195,7 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
     relay_task = asyncio.create_task(relay.run(), name=f"outbox-relay-{settings.cog}")
     await broker.start()
     runtime = Runtime(definition, settings, pool, broker, relay, processor, metrics, assignment)
-    log.info("service started", group=settings.group_id, topics=list(definition.sources()))
+    log.info("service started", group=settings.group_id, pattern=processor.sources.pattern())
     # Every service exports its own consumer lag (fivecogs_consumer_lag, fivecogs_consumer_lag_seconds).
     tasks = [
         asyncio.create_task(work(runtime), name=getattr(work, "__name__", "background"))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fivecogs_shared.kafka_access import KafkaAccess, Protocol
 
 DEFAULT_HTTP_PORTS = {
     "inputs": 8081,
@@ -17,8 +19,8 @@ DEFAULT_HTTP_PORTS = {
 
 
 class ServiceSettings(BaseSettings):
-    """Kafka and Postgres come from the unprefixed KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL that every
-    service shares; the rest is per service, e.g. FIVECOGS_MARKETING_HTTP_PORT."""
+    """Kafka and Postgres come from the unprefixed KAFKA_* and DATABASE_URL variables (each service gets its own
+    Kafka principal there); the rest is per service, e.g. FIVECOGS_MARKETING_HTTP_PORT."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
@@ -26,6 +28,14 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers")
     )
+    kafka_security_protocol: Protocol = Field(
+        "SASL_PLAINTEXT", validation_alias=AliasChoices("KAFKA_SECURITY_PROTOCOL", "kafka_security_protocol")
+    )
+    kafka_sasl_username: str = Field("", validation_alias=AliasChoices("KAFKA_SASL_USERNAME", "kafka_sasl_username"))
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""), validation_alias=AliasChoices("KAFKA_SASL_PASSWORD", "kafka_sasl_password")
+    )
+    kafka_ssl_cafile: str | None = Field(None, validation_alias=AliasChoices("KAFKA_SSL_CAFILE", "kafka_ssl_cafile"))
     database_url: str = Field(
         "postgresql://postgres@127.0.0.1:5433/fivecogs",
         validation_alias=AliasChoices("DATABASE_URL", "database_url"),
@@ -44,6 +54,16 @@ class ServiceSettings(BaseSettings):
     # Defaults are `fivecogs-<cog>` and `<cog>`; tests and blue/green deployments set their own.
     consumer_group: str | None = None
     db_schema: str | None = None
+
+    @property
+    def kafka(self) -> KafkaAccess:
+        return KafkaAccess(
+            self.kafka_bootstrap_servers,
+            self.kafka_security_protocol,
+            self.kafka_sasl_username,
+            self.kafka_sasl_password.get_secret_value(),
+            self.kafka_ssl_cafile,
+        )
 
     @property
     def group_id(self) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from fivecogs_shared.contracts import FEEDBACK_TOPIC, events_topic
+from fivecogs_shared.contracts import events_topic, feedback_topic
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import Envelope, dump, event_headers
 from fivecogs_shared.errors import RuleViolation
@@ -35,6 +35,7 @@ class UnitOfWork:
     cog: str
     outgoing: list[OutgoingRecord] = field(default_factory=list)
     cause: Envelope | None = None
+    partner: str | None = None  # whose ingest topic the cause came from (None: an upstream cog's event)
     rejection: RuleViolation | None = None
     first: int = 0  # where the cause's own records start in `outgoing`
 
@@ -42,9 +43,11 @@ class UnitOfWork:
     def source(self) -> str:
         return f"fivecogs/{self.cog}"
 
-    def caused_by(self, cause: Envelope) -> UnitOfWork:
+    def caused_by(self, cause: Envelope, partner: str | None = None) -> UnitOfWork:
         """The same transaction and outbox, with the event being handled as the cause of what is emitted."""
-        return UnitOfWork(conn=self.conn, cog=self.cog, outgoing=self.outgoing, cause=cause, first=len(self.outgoing))
+        return UnitOfWork(
+            conn=self.conn, cog=self.cog, outgoing=self.outgoing, cause=cause, partner=partner, first=len(self.outgoing)
+        )
 
     def reject(self, violation: RuleViolation) -> None:
         """Refuse the cause but keep what was emitted so far: for a refusal that is itself a fact others
@@ -57,9 +60,9 @@ class UnitOfWork:
         return self._append(events_topic(self.cog), ce_type, data, key)
 
     def tell_partner(self, ce_type: str, data: BaseModel) -> str:
-        """Publish on the partner feedback topic, keyed by the partner who sent the cause."""
-        assert self.cause is not None, "feedback needs the partner event it answers"
-        return self._append(FEEDBACK_TOPIC, ce_type, data, self.cause.source)
+        """Publish on the feedback topic of the partner who sent the cause, keyed by its id."""
+        assert self.partner is not None, "feedback needs the partner event it answers"
+        return self._append(feedback_topic(self.partner), ce_type, data, self.partner)
 
     def publish_raw(self, record: OutgoingRecord) -> None:
         self.outgoing.append(record)

@@ -95,7 +95,7 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
     ARTIFACTS.mkdir(exist_ok=True)
     page_server = None
     try:
-        await start_at_end(stack_env.bootstrap, group)  # the chart then shows only this test's climb and drain
+        await start_at_end(stack_env.kafka, group)  # the chart then shows only this test's climb and drain
         services.start("inputs")
         await asyncio.to_thread(services.wait_ready, ["inputs"], 90)
         page_server = await asyncio.to_thread(start_page, prefix, stack_env.as_env(), tmp_path)
@@ -117,8 +117,8 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
             await page.wait_for_timeout(3000)  # a flat start on the chart
 
             assert services.stop("inputs") == 0
-            committed = await kafka_admin.committed_offsets(stack_env.bootstrap, group)
-            await publish(stack_env.bootstrap, source, EVENTS)
+            committed = await kafka_admin.committed_offsets(stack_env.kafka, group)
+            await publish(stack_env.kafka, source, EVENTS)
             await page.wait_for_function(card_shows("['STALL', 'STOP']", EVENTS), timeout=60_000)
             card = page.locator(f'[data-group="{group}"]')
             assert (await card.locator(".members").inner_text()).endswith("no members")
@@ -129,7 +129,7 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
             assert {TopicPartition(topic, p): c for topic, p, c, _ in rows} == committed
             shown = int((await card.get_attribute("data-lag")) or -1)
             ends = {TopicPartition(topic, p): end for topic, p, _, end in rows}
-            behind = await records_between(stack_env.bootstrap, committed, ends)
+            behind = await records_between(stack_env.kafka, committed, ends)
             assert shown == len(behind)
             assert sum(dict(r.headers).get("ce_source") == source.encode() for r in behind) == EVENTS
             await page.wait_for_timeout(2500)  # a few more samples, so the chart shows the climb

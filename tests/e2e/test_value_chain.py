@@ -62,7 +62,7 @@ async def played(stack_env, services: ServiceProcesses) -> SimulationResult:
     for attempt in range(1, ATTEMPTS + 1):
         result = await asyncio.wait_for(
             run_simulation(
-                stack_env.bootstrap,
+                stack_env.kafka,
                 services.url("management"),
                 ENTERPRISES,
                 SEED,

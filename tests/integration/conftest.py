@@ -28,7 +28,7 @@ def run_service(stack_env) -> RunService:
         }
         settings = load_settings(
             definition.cog,
-            kafka_bootstrap_servers=stack_env.bootstrap,
+            kafka_ ** stack_env.kafka.client(),
             database_url=stack_env.database_url,
             **(fresh | overrides),
         )
@@ -41,5 +41,5 @@ def run_service(stack_env) -> RunService:
 async def partner(stack_env) -> AsyncIterator[object]:
     from tests.support import Partner
 
-    async with Partner(stack_env.bootstrap) as p:
+    async with Partner(stack_env.kafka) as p:
         yield p

@@ -133,9 +133,9 @@ class Upstream:
 @pytest.fixture
 async def upstream(stack_env) -> Any:
     async with (
-        Partner(stack_env.bootstrap, source="fivecogs/knowledge") as knowledge,
-        Partner(stack_env.bootstrap, source="fivecogs/marketing") as marketing,
-        Partner(stack_env.bootstrap, source="fivecogs/management") as management,
+        Partner(stack_env.kafka, source="fivecogs/knowledge") as knowledge,
+        Partner(stack_env.kafka, source="fivecogs/marketing") as marketing,
+        Partner(stack_env.kafka, source="fivecogs/management") as management,
     ):
         yield Upstream(knowledge, marketing, management)
 
@@ -275,7 +275,7 @@ async def test_notices_go_to_exactly_the_matching_subscribers(
     run_service, stack_env, partner: Partner, upstream: Upstream
 ) -> None:
     u = uuid.uuid4().hex[:8]
-    async with Tap(stack_env.bootstrap, events_topic("communication")) as tap, run_service(_service()) as runtime:
+    async with Tap(stack_env.kafka, events_topic("communication")) as tap, run_service(_service()) as runtime:
         await subscribe(
             partner,
             runtime,
@@ -332,9 +332,9 @@ async def test_a_redelivered_event_yields_no_second_notice(
 ) -> None:
     u = uuid.uuid4().hex[:8]
     async with (
-        Tap(stack_env.bootstrap, events_topic("communication")) as tap,
+        Tap(stack_env.kafka, events_topic("communication")) as tap,
         run_service(_service()) as runtime,
-        Partner(stack_env.bootstrap, source="fivecogs/knowledge-replay") as replay,
+        Partner(stack_env.kafka, source="fivecogs/knowledge-replay") as replay,
     ):
         await subscribe(partner, runtime, {"subscriber_id": f"{u}-sub", "topics": ["certification"]})
         first = await upstream.certify(u, NST)
@@ -359,7 +359,7 @@ async def test_webhook_is_posted_with_a_verifiable_signature(
 ) -> None:
     u = uuid.uuid4().hex[:8]
     with webhook_server() as hook:
-        async with Tap(stack_env.bootstrap, events_topic("communication")) as tap, run_service(_service()) as runtime:
+        async with Tap(stack_env.kafka, events_topic("communication")) as tap, run_service(_service()) as runtime:
             await subscribe(
                 partner,
                 runtime,

@@ -120,8 +120,8 @@ async def test_no_hostile_record_stops_its_partition(run_service, stack_env) -> 
     conflict_key = f"ent-{u}-conflict"
     dlq, events = f"{ingest_topic('inputs')}.dlq", events_topic("inputs")
     async with (
-        Partner(stack_env.bootstrap) as partner,
-        Tap(stack_env.bootstrap, dlq, events, FEEDBACK_TOPIC) as tap,
+        Partner(stack_env.kafka) as partner,
+        Tap(stack_env.kafka, dlq, events, FEEDBACK_TOPIC) as tap,
         run_service(INPUTS) as runtime,
     ):
         for name, (make, _) in CORPUS.items():
@@ -147,7 +147,7 @@ async def test_no_hostile_record_stops_its_partition(run_service, stack_env) -> 
         everything = [*keys.values(), conflict_key]
         await tap.wait_for(lambda r: r.topic == events and _key(r) in everything, count=len(everything) + 1, timeout=60)
         await tap.wait_for(lambda r: r.topic == dlq and _key(r) in everything, count=len(everything), timeout=60)
-        await wait_caught_up(stack_env.bootstrap, runtime.settings.group_id, [ingest_topic("inputs")])
+        await wait_caught_up(stack_env.kafka, runtime.settings.group_id, [ingest_topic("inputs")])
         await _outbox_empty(runtime)
         stalled = runtime.processor.health.stalled()
 
@@ -184,7 +184,7 @@ async def test_a_batch_that_fails_as_a_whole_is_halved_until_the_record_is_found
     definition = dataclasses.replace(INPUTS, handlers={**INPUTS.handlers, REGISTERED: breaks_the_batch})
     neighbours = [f"ent-{uuid.uuid4().hex[:6]}-{n}" for n in range(12)]
     dlq, events = f"{ingest_topic('inputs')}.dlq", events_topic("inputs")
-    async with Partner(stack_env.bootstrap) as partner, Tap(stack_env.bootstrap, dlq, events, FEEDBACK_TOPIC) as tap:
+    async with Partner(stack_env.kafka) as partner, Tap(stack_env.kafka, dlq, events, FEEDBACK_TOPIC) as tap:
         order = [*neighbours[:6], culprit, *neighbours[6:]]
         culprit_id = ""
         for key in order:  # published before the service starts, so they arrive in one batch
@@ -197,7 +197,7 @@ async def test_a_batch_that_fails_as_a_whole_is_halved_until_the_record_is_found
             await tap.wait_for(lambda r: r.topic == events and _key(r) in neighbours, count=len(neighbours))
             [dead] = await tap.wait_for(lambda r: r.topic == dlq and r.key == culprit.encode())
             [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r)["event_id"] == culprit_id)
-            await wait_caught_up(stack_env.bootstrap, runtime.settings.group_id, [ingest_topic("inputs")])
+            await wait_caught_up(stack_env.kafka, runtime.settings.group_id, [ingest_topic("inputs")])
 
     assert header(dead, "fivecogs_error_kind") == "processing_error"
     assert "bad" in header(dead, "fivecogs_error_detail") or "0x00" in header(dead, "fivecogs_error_detail")
@@ -224,11 +224,11 @@ async def test_a_partition_that_keeps_failing_is_reported_stalled_and_recovers(
 
     definition = dataclasses.replace(INPUTS, handlers={**INPUTS.handlers, REGISTERED: disk_on_fire})
     group = f"test-inputs-{uuid.uuid4().hex[:8]}"
-    await start_at_end(stack_env.bootstrap, group)  # only this test's record is behind
+    await start_at_end(stack_env.kafka, group)  # only this test's record is behind
     store = SampleStore(tmp_path / "samples.sqlite3")
     async with (
-        Partner(stack_env.bootstrap) as partner,
-        Tap(stack_env.bootstrap, events_topic("inputs")) as tap,
+        Partner(stack_env.kafka) as partner,
+        Tap(stack_env.kafka, events_topic("inputs")) as tap,
         run_service(definition, consumer_group=group, stall_seconds=1.0) as runtime,
     ):
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app(runtime)), base_url="http://service")
@@ -237,9 +237,9 @@ async def test_a_partition_that_keeps_failing_is_reported_stalled_and_recovers(
         )
         report = await _until_status(http, 503)
         metrics = (await http.get("/metrics")).text
-        await look(stack_env.bootstrap, store, groups=[group], window=LAG_WINDOW, settle=0)
+        await look(stack_env.kafka, store, groups=[group], window=LAG_WINDOW, settle=0)
         await asyncio.sleep(LAG_WINDOW / 2)
-        lag = only(await look(stack_env.bootstrap, store, groups=[group], window=LAG_WINDOW), group)
+        lag = only(await look(stack_env.kafka, store, groups=[group], window=LAG_WINDOW), group)
         broken.clear()
         await tap.wait_for(lambda r: r.key == stuck.encode(), timeout=60)
         await _until_status(http, 200)
@@ -281,8 +281,8 @@ async def test_communication_takes_a_near_limit_record_and_keeps_sending_notices
     }
     dlq = f"{ingest_topic('communication')}.dlq"
     async with (
-        Partner(stack_env.bootstrap) as partner,
-        Tap(stack_env.bootstrap, dlq) as tap,
+        Partner(stack_env.kafka) as partner,
+        Tap(stack_env.kafka, dlq) as tap,
         run_service(COMMUNICATION) as runtime,
     ):
         await partner.send_raw(ingest_topic("communication"), json.dumps(body).encode(), ids[0], ce_headers(SUBSCRIBED))
@@ -308,8 +308,8 @@ class RawName(str):
     def encode(self, *args, **kwargs):
         return b"x-\\xff\\xfe"
 
-async def main(bootstrap, topic, *keys):
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+async def main(kafka, topic, *keys):
+    producer = AIOKafkaProducer(**kafka.client())
     await producer.start()
     try:
         for key in keys:
@@ -326,13 +326,13 @@ async def test_a_record_the_kafka_client_cannot_decode_is_dead_lettered(run_serv
     """On aiokafka, a header name that is not UTF-8 fails the whole fetch; FastStream's loop would die of it. One
     such record on each partition: whichever the fetch meets last, the others' records were taken before it."""
     dlq, events = f"{ingest_topic('inputs')}.dlq", events_topic("inputs")
-    partitions = len(await kafka_admin.topic_partitions(stack_env.bootstrap, ingest_topic("inputs")))
+    partitions = len(await kafka_admin.topic_partitions(stack_env.kafka, ingest_topic("inputs")))
     keys = _keys_on_every_partition(f"ent-{uuid.uuid4().hex[:6]}-undecodable", partitions)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         _RAW_HEADER_NAME_PRODUCER,
-        stack_env.bootstrap,
+        stack_env.kafka,
         ingest_topic("inputs"),
         *keys,
         env={**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"},
@@ -345,13 +345,13 @@ async def test_a_record_the_kafka_client_cannot_decode_is_dead_lettered(run_serv
     # Valid records on every partition, published before the service starts so that its first fetches hold
     # them with the bad ones: none may be lost while the consumer steps around them.
     others = [*keys, *(f"ent-{uuid.uuid4().hex[:6]}-beside-{n}" for n in range(30))]
-    async with Partner(stack_env.bootstrap) as partner, Tap(stack_env.bootstrap, dlq, events) as tap:
+    async with Partner(stack_env.kafka) as partner, Tap(stack_env.kafka, dlq, events) as tap:
         for other in others:
             await partner.send_raw(ingest_topic("inputs"), _enterprise(other), other, ce_headers(REGISTERED))
         async with run_service(INPUTS) as runtime:
             applied = await tap.wait_for(lambda r: r.topic == events and _key(r) in others, count=len(others))
             dead = await tap.wait_for(lambda r: r.topic == dlq and _position(r) in bad, count=len(bad))
-            await wait_caught_up(stack_env.bootstrap, runtime.settings.group_id, [ingest_topic("inputs")])
+            await wait_caught_up(stack_env.kafka, runtime.settings.group_id, [ingest_topic("inputs")])
 
     assert sorted(data(r)["enterprise_id"] for r in applied) == sorted(others)  # each once, none lost
     assert {_position(r) for r in dead} == bad

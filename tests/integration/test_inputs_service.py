@@ -58,7 +58,7 @@ def _produced(batch_id: str, enterprise_id: str, quantity: int = 40) -> dict[str
 async def test_batch_cost_is_the_deliveries_before_production(run_service, stack_env, partner: Partner) -> None:
     ent, batch = f"ent-{uuid.uuid4().hex[:6]}", f"batch-{uuid.uuid4().hex[:6]}"
     async with (
-        Tap(stack_env.bootstrap, events_topic("inputs"), FEEDBACK_TOPIC) as tap,
+        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK_TOPIC) as tap,
         run_service(DEFINITION),
     ):
         await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)
@@ -90,7 +90,7 @@ async def test_the_largest_amounts_the_contract_allows_are_kept_to_the_satang(
 ) -> None:
     ent, batch = f"ent-{uuid.uuid4().hex[:6]}", f"batch-{uuid.uuid4().hex[:6]}"
     async with (
-        Tap(stack_env.bootstrap, events_topic("inputs"), FEEDBACK_TOPIC) as tap,
+        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK_TOPIC) as tap,
         run_service(DEFINITION),
     ):
         sent = [await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)]
@@ -112,7 +112,7 @@ async def test_the_largest_amounts_the_contract_allows_are_kept_to_the_satang(
 async def test_repeat_has_no_second_effect_and_conflict_is_rejected(run_service, stack_env, partner: Partner) -> None:
     ent = f"ent-{uuid.uuid4().hex[:6]}"
     async with (
-        Tap(stack_env.bootstrap, events_topic("inputs"), FEEDBACK_TOPIC, f"{INGEST}.dlq") as tap,
+        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK_TOPIC, f"{INGEST}.dlq") as tap,
         run_service(DEFINITION),
     ):
         event_id = await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)
@@ -134,7 +134,7 @@ async def test_a_value_the_database_cannot_hold_is_dead_lettered_not_retried(
     side with an InterfaceError, which must not count as "try again later" (that would hold the partition)."""
     ent = f"ent-{uuid.uuid4().hex[:6]}"
     async with (
-        Tap(stack_env.bootstrap, events_topic("inputs"), FEEDBACK_TOPIC, f"{INGEST}.dlq") as tap,
+        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK_TOPIC, f"{INGEST}.dlq") as tap,
         run_service(DEFINITION),
     ):
         too_big = await partner.send(INGEST, REGISTERED, _enterprise(ent, members=3_000_000_000), ent)
@@ -165,7 +165,7 @@ async def test_bad_records_go_to_the_dlq_byte_for_byte(
 
     event_id = str(uuid.uuid4())
     headers = [(n, headers_change.get(n, v)) for n, v in ce_headers(REGISTERED, event_id=event_id)]
-    async with Tap(stack_env.bootstrap, f"{INGEST}.dlq", FEEDBACK_TOPIC) as tap, run_service(DEFINITION):
+    async with Tap(stack_env.kafka, f"{INGEST}.dlq", FEEDBACK_TOPIC) as tap, run_service(DEFINITION):
         await partner.send_raw(INGEST, value, "x", headers)
         [dead] = await tap.wait_for(lambda r: r.topic.endswith(".dlq") and header(r, "ce_id") == event_id)
         [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == event_id)
@@ -192,7 +192,7 @@ async def test_batch_produced_v2_is_accepted_beside_v1(run_service, stack_env, p
         "lot": "L-2026-07-A",
         "expires_on": "2027-01-01",
     }
-    async with Tap(stack_env.bootstrap, events_topic("inputs")) as tap, run_service(DEFINITION):
+    async with Tap(stack_env.kafka, events_topic("inputs")) as tap, run_service(DEFINITION):
         await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)
         # Another key, another partition: the batch must not overtake its enterprise's registration.
         await tap.wait_for(lambda r: r.key == ent.encode() and header(r, "ce_type").endswith("registered.v1"))

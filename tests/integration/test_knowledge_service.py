@@ -12,6 +12,7 @@ import pytest
 from fivecogs_knowledge.app import DEFINITION
 from fivecogs_shared import kafka_admin
 from fivecogs_shared.contracts import FEEDBACK_TOPIC, events_topic, ingest_topic, internal_type
+from fivecogs_shared.kafka_access import KafkaAccess
 from tests.support import Partner, Tap, data, header
 
 pytestmark = pytest.mark.integration
@@ -104,12 +105,12 @@ async def _learn(inputs: Partner, enterprise_id: str, tap: Tap, batch_id: str, p
     return event_id
 
 
-async def _consumed_everything(bootstrap: str, group_id: str, topic: str, timeout: float = 30) -> None:
+async def _consumed_everything(kafka: KafkaAccess, group_id: str, topic: str, timeout: float = 30) -> None:
     """Wait until the service committed offsets up to the current end of the topic: all of it was applied."""
-    ends = await kafka_admin.end_offsets(bootstrap, await kafka_admin.topic_partitions(bootstrap, topic))
+    ends = await kafka_admin.end_offsets(kafka, await kafka_admin.topic_partitions(kafka, topic))
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        committed = await kafka_admin.committed_offsets(bootstrap, group_id)
+        committed = await kafka_admin.committed_offsets(kafka, group_id)
         if all(committed.get(tp, 0) >= end for tp, end in ends.items()):
             return
         assert asyncio.get_running_loop().time() < deadline, f"{group_id} did not reach the end of {topic}"
@@ -122,8 +123,8 @@ async def test_batches_are_assessed_with_certifications_and_trainings_of_their_d
     ent, product = _id("ent"), _id("prod")
     first, second = _id("batch"), _id("batch")
     async with (
-        Tap(stack_env.bootstrap, EVENTS, FEEDBACK_TOPIC) as tap,
-        Partner(stack_env.bootstrap, source="fivecogs/inputs") as inputs,
+        Tap(stack_env.kafka, EVENTS, FEEDBACK_TOPIC) as tap,
+        Partner(stack_env.kafka, source="fivecogs/inputs") as inputs,
         run_service(DEFINITION),
     ):
         await _learn(inputs, ent, tap, first, product, "2025-03-01")
@@ -166,8 +167,8 @@ async def test_rules_refuse_trainings_and_certifications(run_service, stack_env,
     ent, other, product, others_product = _id("ent"), _id("ent"), _id("prod"), _id("prod")
     certificate, never_made = _id("otop"), _id("prod")
     async with (
-        Tap(stack_env.bootstrap, EVENTS, FEEDBACK_TOPIC) as tap,
-        Partner(stack_env.bootstrap, source="fivecogs/inputs") as inputs,
+        Tap(stack_env.kafka, EVENTS, FEEDBACK_TOPIC) as tap,
+        Partner(stack_env.kafka, source="fivecogs/inputs") as inputs,
         run_service(DEFINITION),
     ):
         await _learn(inputs, ent, tap, _id("batch"), product, "2025-03-01")
@@ -214,14 +215,14 @@ async def test_rules_refuse_trainings_and_certifications(run_service, stack_env,
 async def test_a_redelivered_batch_is_assessed_once(run_service, stack_env) -> None:
     ent, product, batch = _id("ent"), _id("prod"), _id("batch")
     async with (
-        Tap(stack_env.bootstrap, EVENTS) as tap,
-        Partner(stack_env.bootstrap, source="fivecogs/inputs") as inputs,
+        Tap(stack_env.kafka, EVENTS) as tap,
+        Partner(stack_env.kafka, source="fivecogs/inputs") as inputs,
         run_service(DEFINITION) as runtime,
     ):
         event_id = await _learn(inputs, ent, tap, batch, product, "2025-03-01")
         body = _produced(batch, ent, product, "2025-03-01")
         await inputs.send(INPUTS_EVENTS, PRODUCED, body, batch, event_id=event_id)  # at-least-once delivery
-        await _consumed_everything(stack_env.bootstrap, runtime.settings.group_id, INPUTS_EVENTS)
+        await _consumed_everything(stack_env.kafka, runtime.settings.group_id, INPUTS_EVENTS)
         await asyncio.sleep(2)  # time for a wrongly emitted second assessment to be relayed and read
         assessed = [r for r in tap.records if _emitted(BATCH_ASSESSED, product)(r)]
 
@@ -236,15 +237,15 @@ async def test_a_re_emitted_event_with_other_content_keeps_the_first_and_is_not_
     code change): that is a repeat, not a partner's conflict."""
     ent, product, batch = _id("ent"), _id("prod"), _id("batch")
     async with (
-        Tap(stack_env.bootstrap, EVENTS, f"{INPUTS_EVENTS}.dlq") as tap,
-        Partner(stack_env.bootstrap, source="fivecogs/inputs") as inputs,
+        Tap(stack_env.kafka, EVENTS, f"{INPUTS_EVENTS}.dlq") as tap,
+        Partner(stack_env.kafka, source="fivecogs/inputs") as inputs,
         run_service(DEFINITION) as runtime,
     ):
         event_id = await _learn(inputs, ent, tap, batch, product, "2025-03-01")
         body = _produced(batch, ent, product, "2025-03-01")
         changed = {**body, "cost_thb": "999.00"}
         await inputs.send(INPUTS_EVENTS, PRODUCED, changed, batch, event_id=event_id)
-        await _consumed_everything(stack_env.bootstrap, runtime.settings.group_id, INPUTS_EVENTS)
+        await _consumed_everything(stack_env.kafka, runtime.settings.group_id, INPUTS_EVENTS)
         await asyncio.sleep(2)
         assessed = [r for r in tap.records if _emitted(BATCH_ASSESSED, product)(r)]
         dead = [r for r in tap.records if r.topic.endswith(".dlq") and header(r, "ce_id") == event_id]

@@ -28,6 +28,7 @@ from fivecogs_ops.lag.store import SampleStore
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_shared import kafka_admin
 from fivecogs_shared.contracts import ingest_topic
+from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.lag import export_lag
 from fivecogs_shared.service import http_app
 from tests.support import Partner
@@ -51,8 +52,8 @@ def enterprise(enterprise_id: str) -> dict[str, object]:
     }
 
 
-async def publish(bootstrap: str, source: str, count: int) -> None:
-    async with Partner(bootstrap, source=source) as partner:
+async def publish(kafka: KafkaAccess, source: str, count: int) -> None:
+    async with Partner(kafka, source=source) as partner:
         for _ in range(count):
             ent = f"ent-{uuid.uuid4().hex[:8]}"
             await partner.send(INGEST, REGISTERED, enterprise(ent), ent)
@@ -69,10 +70,10 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float = 90, what: 
 
 
 async def records_between(
-    bootstrap: str, start: dict[TopicPartition, int], end: dict[TopicPartition, int]
+    kafka: KafkaAccess, start: dict[TopicPartition, int], end: dict[TopicPartition, int]
 ) -> list[Any]:
     """The records from `start` (a group's committed offsets) up to `end`, read independently of the lag code."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka.client(), enable_auto_commit=False)
     await consumer.start()
     found: list[Any] = []
     try:
@@ -92,13 +93,13 @@ def ends_of(group: Any) -> dict[TopicPartition, int]:
     return {TopicPartition(p.topic, p.partition): p.end for p in group.partitions}
 
 
-async def start_at_end(bootstrap: str, group: str, topic: str = INGEST) -> None:
+async def start_at_end(kafka: KafkaAccess, group: str, topic: str = INGEST) -> None:
     """Commit the topic's current end for a new group, so it does not begin by reading every earlier test's events.
     (On a fresh stack the topic may not exist yet: it is created first.)"""
-    await kafka_admin.ensure_topics(bootstrap, [kafka_admin.TopicSpec(topic)])
-    partitions = await kafka_admin.topic_partitions(bootstrap, topic)
-    ends = await kafka_admin.end_offsets(bootstrap, partitions)
-    await kafka_admin.reset_group_offsets(bootstrap, group, ends)
+    await kafka_admin.ensure_topics(kafka, [kafka_admin.TopicSpec(topic)])
+    partitions = await kafka_admin.topic_partitions(kafka, topic)
+    ends = await kafka_admin.end_offsets(kafka, partitions)
+    await kafka_admin.reset_group_offsets(kafka, group, ends)
 
 
 def only(report: Report, group: str) -> Any:
@@ -130,10 +131,10 @@ async def test_stopped_service_falls_behind_then_drains(stack_env, tmp_path) -> 
     env = {**stack_env.as_env(), "FIVECOGS_INPUTS_CONSUMER_GROUP": group, "FIVECOGS_INPUTS_DB_SCHEMA": schema}
     processes = ServiceProcesses(env=env, log_dir=tmp_path, ports={"inputs": 18291})
     store = SampleStore(tmp_path / "samples.sqlite3")
-    bootstrap = stack_env.bootstrap
+    kafka = stack_env.kafka
 
     async def sample(settle: float = 2.0) -> Report:
-        return await look(bootstrap, store, groups=[group], window=WINDOW, settle=settle)
+        return await look(kafka, store, groups=[group], window=WINDOW, settle=settle)
 
     async def drained() -> Report | None:
         report = await sample(settle=0)
@@ -141,15 +142,15 @@ async def test_stopped_service_falls_behind_then_drains(stack_env, tmp_path) -> 
 
     try:
         async with asyncio.timeout(300):  # a hang fails with a traceback instead of stalling the suite
-            await start_at_end(bootstrap, group)
+            await start_at_end(kafka, group)
             processes.start("inputs")
             await asyncio.to_thread(processes.wait_ready, ["inputs"], 90)
             await until(drained, what="the new group to catch up")
             assert processes.stop("inputs") == 0
-            stopped_at = await kafka_admin.committed_offsets(bootstrap, group)
+            stopped_at = await kafka_admin.committed_offsets(kafka, group)
             before = only(await sample(settle=0), group)  # end == committed here: the table can interpolate later
 
-            await publish(bootstrap, source, EVENTS)
+            await publish(kafka, source, EVENTS)
             await asyncio.sleep(WINDOW + 0.5)  # past the window: the zero lag seen before no longer excuses it
             first = only(await sample(), group)
             await asyncio.sleep(2)
@@ -159,7 +160,7 @@ async def test_stopped_service_falls_behind_then_drains(stack_env, tmp_path) -> 
             assert {(p.topic, p.partition): p.committed for p in first.partitions} == {
                 (tp.topic, tp.partition): offset for tp, offset in stopped_at.items()
             }
-            behind = await records_between(bootstrap, stopped_at, ends_of(first))
+            behind = await records_between(kafka, stopped_at, ends_of(first))
             ours = [r for r in behind if dict(r.headers).get("ce_source") == source.encode()]
             assert len(ours) == EVENTS
             assert first.lag == len(behind)  # == EVENTS when nobody else published meanwhile
@@ -224,7 +225,7 @@ async def test_service_gauges_show_the_same_lag_as_the_cli(run_service, stack_en
         await until(caught_up, what="the service's gauges to show it caught up")
         [consumer] = [s.consumer for s in runtime.broker.subscribers if getattr(s, "consumer", None)]
         consumer.pause(*consumer.assignment())  # the process lives on, but reads nothing: it falls behind
-        await publish(stack_env.bootstrap, source, EVENTS)
+        await publish(stack_env.kafka, source, EVENTS)
 
         async def behind() -> dict[tuple[str, str, int], float] | None:
             shown = await metrics()
@@ -232,7 +233,7 @@ async def test_service_gauges_show_the_same_lag_as_the_cli(run_service, stack_en
             return shown if records >= EVENTS else None
 
         before = await until(behind, timeout=30, what="the gauges to show the published events")
-        report = only(await look(stack_env.bootstrap, store, groups=[group], settle=0), group)
+        report = only(await look(stack_env.kafka, store, groups=[group], settle=0), group)
         await asyncio.sleep(1)  # a few refreshes of the gauges after the CLI's look
         after = await metrics()
         # The consumer is paused, so lag only grows (others may write too): gauges before <= CLI <= gauges after.

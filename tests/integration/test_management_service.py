@@ -21,6 +21,7 @@ from fivecogs_management.app import DEFINITION
 from fivecogs_shared.consumer import Handler
 from fivecogs_shared.contracts import events_topic, ingest_topic, internal_type
 from fivecogs_shared.envelope import Envelope
+from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.provinces import region_of
 from fivecogs_shared.service import Runtime, ServiceDefinition, http_app
 from fivecogs_shared.uow import UnitOfWork
@@ -36,8 +37,8 @@ POLICY_PARTNER = "partner-test"
 class Chain:
     """Publishes as the four upstream cogs and a policy partner; remembers every event id it sent."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaAccess) -> None:
+        self.kafka = kafka
         self.mine: set[str] = set()
         self.sent: dict[str, str] = {}  # event id -> ce_source
         self._partners: dict[str, Partner] = {}
@@ -45,10 +46,8 @@ class Chain:
 
     async def __aenter__(self) -> Chain:
         for cog in ("inputs", "knowledge", "marketing", "communication"):
-            self._partners[cog] = await self._stack.enter_async_context(
-                Partner(self.bootstrap, source=f"fivecogs/{cog}")
-            )
-        self._partners["policy"] = await self._stack.enter_async_context(Partner(self.bootstrap, POLICY_PARTNER))
+            self._partners[cog] = await self._stack.enter_async_context(Partner(self.kafka, source=f"fivecogs/{cog}"))
+        self._partners["policy"] = await self._stack.enter_async_context(Partner(self.kafka, POLICY_PARTNER))
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -193,8 +192,8 @@ async def test_settlements_are_distributed_once_and_reported_by_province_and_reg
     o1, o2, o3, o4, o5 = (_uid(f"order{n}") for n in range(1, 6))
     subscriber, n1, n2, n3 = _uid("sub"), _uid("notice"), _uid("notice"), _uid("notice")
     async with (
-        Chain(stack_env.bootstrap) as chain,
-        Tap(stack_env.bootstrap, events_topic("management")) as tap,
+        Chain(stack_env.kafka) as chain,
+        Tap(stack_env.kafka, events_topic("management")) as tap,
         _running(run_service, chain) as (runtime, client),
     ):
         policy = await chain.set_policy("Nan", "0.5", "0.4", "0.1")
@@ -318,8 +317,8 @@ async def test_a_product_journey_tells_every_step_in_order(run_service, stack_en
         "delivery_ids": ["d-1", "d-2"],
     }
     async with (
-        Chain(stack_env.bootstrap) as chain,
-        Tap(stack_env.bootstrap, events_topic("management")) as tap,
+        Chain(stack_env.kafka) as chain,
+        Tap(stack_env.kafka, events_topic("management")) as tap,
         _running(run_service, chain) as (runtime, client),
     ):
         sent = [

@@ -14,6 +14,7 @@ import pytest
 
 from fivecogs_marketing.app import DEFINITION
 from fivecogs_shared.contracts import FEEDBACK_TOPIC, events_topic, ingest_topic
+from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.provinces import region_of
 from fivecogs_shared.service import Runtime
 from tests.support import Partner, Tap, data, header
@@ -78,9 +79,9 @@ def _assessed(batch_id: str, product: str, ent: str, province: str, qty: int, on
     }
 
 
-async def _seed(runtime: Runtime, bootstrap: str, partner: Partner, w: World) -> None:
+async def _seed(runtime: Runtime, kafka: KafkaAccess, partner: Partner, w: World) -> None:
     """Publish the upstream facts, wait until marketing holds them, and list both products."""
-    async with Partner(bootstrap, source="fivecogs/inputs") as inputs:
+    async with Partner(kafka, source="fivecogs/inputs") as inputs:
         for ent, province, sector in ((w.ent_a, "Nan", "processing"), (w.ent_b, "Chiang Rai", "processing")):
             await inputs.send(
                 events_topic("inputs"),
@@ -94,7 +95,7 @@ async def _seed(runtime: Runtime, bootstrap: str, partner: Partner, w: World) ->
         _assessed(f"{w.balm}-1", w.balm, w.ent_a, "Nan", 3, "2025-01-01", "10.00", "0.05"),
         _assessed(f"{w.tea}-1", w.tea, w.ent_b, "Chiang Rai", 4, "2025-01-09", "20.00", "0.00"),
     ]
-    async with Partner(bootstrap, source="fivecogs/knowledge") as knowledge:
+    async with Partner(kafka, source="fivecogs/knowledge") as knowledge:
         for batch in batches:
             await knowledge.send(
                 events_topic("knowledge"), "th.fivecogs.knowledge.batch.assessed.v1", batch, batch["product_id"]
@@ -123,8 +124,8 @@ async def _until(runtime: Runtime, query: str, ids: list[str], count: int, timeo
 
 @asynccontextmanager
 async def _marketing(run_service, stack_env, partner: Partner, w: World) -> AsyncIterator[tuple[Tap, Runtime]]:
-    async with Tap(stack_env.bootstrap, EVENTS, FEEDBACK_TOPIC) as tap, run_service(DEFINITION) as runtime:
-        await _seed(runtime, stack_env.bootstrap, partner, w)
+    async with Tap(stack_env.kafka, EVENTS, FEEDBACK_TOPIC) as tap, run_service(DEFINITION) as runtime:
+        await _seed(runtime, stack_env.kafka, partner, w)
         await tap.wait_for(
             lambda r: _is(r, EVENTS, "listing.accepted") and r.key in {w.balm.encode(), w.tea.encode()}, 2
         )
@@ -241,7 +242,7 @@ async def test_cancelling_returns_stock_and_retail_waits_for_a_certification(
 
         uncertified = await partner.send(INGEST, LISTING_REQUESTED, retail | {"unit_price_thb": "150.00"}, w.balm)
         [refused] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == uncertified)
-        async with Partner(stack_env.bootstrap, source="fivecogs/knowledge") as knowledge:
+        async with Partner(stack_env.kafka, source="fivecogs/knowledge") as knowledge:
             certificate = {
                 "certificate_id": f"tcps-{w.tag}",
                 "product_id": w.balm,

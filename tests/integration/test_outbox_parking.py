@@ -21,6 +21,7 @@ from fivecogs_ops.dlq import parked_outbox
 from fivecogs_shared import db, kafka_admin, outbox
 from fivecogs_shared.contracts import events_topic
 from fivecogs_shared.contracts.topics import DLQ_MAX_MESSAGE_BYTES, DLQ_MAX_RECORD_BYTES, TOPIC_MAX_MESSAGE_BYTES
+from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.metrics import ServiceMetrics
 from fivecogs_shared.service import http_app
 from fivecogs_shared.uow import OutgoingRecord
@@ -51,9 +52,9 @@ async def topics(stack_env) -> AsyncIterator[tuple[str, str]]:
     """An events-like topic and its dead-letter topic, as ensure_topics makes them."""
     base = f"test-parking-{uuid.uuid4().hex[:8]}"
     names = [base, f"{base}.dlq"]
-    await kafka_admin.ensure_topics(stack_env.bootstrap, [kafka_admin.TopicSpec(name) for name in names])
+    await kafka_admin.ensure_topics(stack_env.kafka, [kafka_admin.TopicSpec(name) for name in names])
     yield base, f"{base}.dlq"
-    async with kafka_admin.admin_client(stack_env.bootstrap) as admin:
+    async with kafka_admin.admin_client(stack_env.kafka) as admin:
         await admin.delete_topics(names)
 
 
@@ -82,7 +83,7 @@ async def relay_until_settled(stack_env, schema: str, pool: asyncpg.Pool, metric
         dsn=stack_env.database_url,
         pool=pool,
         schema=schema,
-        bootstrap=stack_env.bootstrap,
+        kafka=stack_env.kafka,
         batch=1000,
         poll_seconds=0.2,
         metrics=metrics,
@@ -100,10 +101,10 @@ async def _settled(pool: asyncpg.Pool) -> bool:
     return await counts(pool) == (0, 1)
 
 
-async def delivered(bootstrap: str, topics: tuple[str, ...], count: int) -> list[ConsumerRecord]:
+async def delivered(kafka: KafkaAccess, topics: tuple[str, ...], count: int) -> list[ConsumerRecord]:
     """Everything on the topics, once `count` records arrived; fails if there are more (a duplicate)."""
     consumer = AIOKafkaConsumer(
-        *topics, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
+        *topics, **kafka.client(), group_id=None, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     records: list[ConsumerRecord] = []
@@ -114,8 +115,8 @@ async def delivered(bootstrap: str, topics: tuple[str, ...], count: int) -> list
                 records.extend(batch)
     finally:
         await consumer.stop()
-    partitions = [tp for topic in topics for tp in await kafka_admin.topic_partitions(bootstrap, topic)]
-    assert sum((await kafka_admin.end_offsets(bootstrap, partitions)).values()) == count
+    partitions = [tp for topic in topics for tp in await kafka_admin.topic_partitions(kafka, topic)]
+    assert sum((await kafka_admin.end_offsets(kafka, partitions)).values()) == count
     return records
 
 
@@ -146,7 +147,7 @@ async def test_a_row_too_large_for_the_producer_is_parked_and_the_rest_delivered
     with capture_logs() as logs:
         await relay_until_settled(stack_env, schema, pool, metrics)
 
-    assert_in_order(await delivered(stack_env.bootstrap, topics, len(good) + len(after)), [*good, *after])
+    assert_in_order(await delivered(stack_env.kafka, topics, len(good) + len(after)), [*good, *after])
     [warning] = [entry for entry in logs if entry["event"] == PARKED_EVENT]
     assert (warning["topic"], warning["key"], warning["log_level"]) == (dlq, "a", "warning")
     assert warning["bytes"] == len(too_large[2]) + 1 + 2  # value, key, the header "n"
@@ -172,7 +173,7 @@ async def test_a_row_the_broker_refuses_is_parked_and_the_producer_replaced(stac
     with capture_logs() as logs:
         await relay_until_settled(stack_env, schema, pool, ServiceMetrics())
 
-    assert_in_order(await delivered(stack_env.bootstrap, topics, len(before) + len(after)), [*before, *after])
+    assert_in_order(await delivered(stack_env.kafka, topics, len(before) + len(after)), [*before, *after])
     [warning] = [entry for entry in logs if entry["event"] == PARKED_EVENT]
     assert "broker refused" in warning["error"]
     assert "MessageSizeTooLargeError" in warning["error"]
@@ -187,7 +188,7 @@ async def test_a_row_the_broker_refuses_is_parked_and_the_producer_replaced(stac
 async def test_ensure_topics_sets_max_message_bytes_on_new_and_existing_topics(stack_env) -> None:
     base = f"test-limits-{uuid.uuid4().hex[:8]}"
     old, old_dlq, new, new_dlq = base, f"{base}.dlq", f"{base}-new", f"{base}-new.dlq"
-    async with kafka_admin.admin_client(stack_env.bootstrap) as admin:
+    async with kafka_admin.admin_client(stack_env.kafka) as admin:
         await admin.create_topics(
             [
                 NewTopic(old, 1, 1, topic_configs={"retention.ms": "-1"}),  # the broker's default size
@@ -203,13 +204,13 @@ async def test_ensure_topics_sets_max_message_bytes_on_new_and_existing_topics(s
     }
     try:
         with capture_logs() as first:
-            await kafka_admin.ensure_topics(stack_env.bootstrap, [kafka_admin.TopicSpec(n) for n in names])
+            await kafka_admin.ensure_topics(stack_env.kafka, [kafka_admin.TopicSpec(n) for n in names])
         # The broker applies an altered config a moment after it answers: wait until it describes it.
-        configs = await until(lambda: _configs_if(stack_env.bootstrap, wanted), what="the new max.message.bytes")
+        configs = await until(lambda: _configs_if(stack_env.kafka, wanted), what="the new max.message.bytes")
         with capture_logs() as second:
-            await kafka_admin.ensure_topics(stack_env.bootstrap, [kafka_admin.TopicSpec(n) for n in names])
+            await kafka_admin.ensure_topics(stack_env.kafka, [kafka_admin.TopicSpec(n) for n in names])
     finally:
-        async with kafka_admin.admin_client(stack_env.bootstrap) as admin:
+        async with kafka_admin.admin_client(stack_env.kafka) as admin:
             await admin.delete_topics(names)
 
     # Retention is given at creation only: an existing topic keeps its own.
@@ -223,9 +224,9 @@ async def test_ensure_topics_sets_max_message_bytes_on_new_and_existing_topics(s
     assert [entry for entry in second if entry["event"] == "topic config set"] == []
 
 
-async def _configs_if(bootstrap: str, wanted: dict[str, str]) -> dict[str, dict[str, str]] | None:
+async def _configs_if(kafka: KafkaAccess, wanted: dict[str, str]) -> dict[str, dict[str, str]] | None:
     """The topics' max.message.bytes and retention.ms, once max.message.bytes is as wanted everywhere."""
-    async with kafka_admin.admin_client(bootstrap) as admin:
+    async with kafka_admin.admin_client(kafka) as admin:
         configs = await kafka_admin.topic_configs(admin, list(wanted), ["max.message.bytes", "retention.ms"])
     return configs if {name: c["max.message.bytes"] for name, c in configs.items()} == wanted else None
 

@@ -37,14 +37,14 @@ async def test_replaying_management_rebuilds_the_identical_report(stack_env, par
     suffix = uuid.uuid4().hex[:8]
     settings = load_settings(
         "management",
-        kafka_bootstrap_servers=stack_env.bootstrap,
+        kafka_ ** stack_env.kafka.client(),
         database_url=stack_env.database_url,
         db_schema=f"test_replay_{suffix}",
         consumer_group=f"test-replay-{suffix}",
         relay_poll_seconds=0.2,
     )
     topics = list(MANAGEMENT.sources())
-    inputs = Partner(stack_env.bootstrap, source="fivecogs/inputs")
+    inputs = Partner(stack_env.kafka, source="fivecogs/inputs")
     async with inputs:
         ent = f"ent-{suffix}"
         registered = {**_enterprise(ent), "region": "central"}
@@ -52,7 +52,7 @@ async def test_replaying_management_rebuilds_the_identical_report(stack_env, par
 
     async def report() -> dict[str, object]:
         async with running(MANAGEMENT, settings) as runtime:
-            await wait_caught_up(stack_env.bootstrap, settings.group_id, topics, timeout=240)
+            await wait_caught_up(stack_env.kafka, settings.group_id, topics, timeout=240)
             transport = httpx.ASGITransport(app=http_app(runtime))
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
                 body: dict[str, object] = (await client.get("/v1/report/provinces")).json()
@@ -61,7 +61,7 @@ async def test_replaying_management_rebuilds_the_identical_report(stack_env, par
     first = await report()
     assert any(row["province"] == "Phetchaburi" for row in first["rows"])  # type: ignore[attr-defined]
     plan = await replay(
-        stack_env.bootstrap,
+        stack_env.kafka,
         stack_env.database_url,
         "management",
         schema=settings.schema_name,
@@ -74,7 +74,7 @@ async def test_replaying_management_rebuilds_the_identical_report(stack_env, par
 
 async def test_replay_refuses_a_service_that_would_repeat_side_effects(stack_env) -> None:
     with pytest.raises(ReplayRefused, match="communication cannot be replayed"):
-        await replay(stack_env.bootstrap, stack_env.database_url, "communication")
+        await replay(stack_env.kafka, stack_env.database_url, "communication")
 
 
 async def test_a_dead_lettered_event_is_applied_once_replayed_after_the_fix(
@@ -93,7 +93,7 @@ async def test_a_dead_lettered_event_is_applied_once_replayed_after_the_fix(
         INPUTS, handlers={**INPUTS.handlers, "th.fivecogs.enterprise.registered.v1": until_fixed}
     )
     topics = (events_topic("inputs"), FEEDBACK_TOPIC, f"{ingest_topic('inputs')}.dlq")
-    async with Tap(stack_env.bootstrap, *topics) as tap, run_service(flaky):
+    async with Tap(stack_env.kafka, *topics) as tap, run_service(flaky):
         event_id = await partner.send(
             ingest_topic("inputs"), "th.fivecogs.enterprise.registered.v1", _enterprise(ent), ent
         )
@@ -104,7 +104,7 @@ async def test_a_dead_lettered_event_is_applied_once_replayed_after_the_fix(
 
         broken["on"] = False  # the fix is deployed
         summary = await dlq.drain(
-            stack_env.bootstrap,
+            stack_env.kafka,
             "inputs",
             kinds=frozenset({"processing_error"}),
             replay=True,

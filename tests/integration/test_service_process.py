@@ -106,7 +106,7 @@ async def test_an_embedded_service_logs_plain_tracebacks_not_every_local(run_ser
         "target_poor_households": 4,
     }
     dlq = f"{ingest_topic('inputs')}.dlq"
-    async with Partner(stack_env.bootstrap) as partner, Tap(stack_env.bootstrap, dlq) as tap, run_service(definition):
+    async with Partner(stack_env.kafka) as partner, Tap(stack_env.kafka, dlq) as tap, run_service(definition):
         await partner.send(ingest_topic("inputs"), registered, body, ent)
         [dead] = await tap.wait_for(lambda r: r.key == ent.encode(), timeout=60)
     printed = capfd.readouterr()

@@ -19,11 +19,11 @@ RECORDS = 30
 
 async def test_kafka_round_trip_with_manual_commits(stack_env) -> None:
     topic, group = f"smoke-{uuid.uuid4().hex[:8]}", f"smoke-group-{uuid.uuid4().hex[:8]}"
-    await kafka_admin.ensure_topics(stack_env.bootstrap, [kafka_admin.TopicSpec(topic, partitions=3)])
-    partitions = await kafka_admin.topic_partitions(stack_env.bootstrap, topic)
+    await kafka_admin.ensure_topics(stack_env.kafka, [kafka_admin.TopicSpec(topic, partitions=3)])
+    partitions = await kafka_admin.topic_partitions(stack_env.kafka, topic)
     assert sorted(tp.partition for tp in partitions) == [0, 1, 2]
 
-    producer = AIOKafkaProducer(bootstrap_servers=stack_env.bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(**stack_env.kafka.client(), enable_idempotence=True, acks="all")
     await producer.start()
     try:
         for n in range(RECORDS):
@@ -33,7 +33,7 @@ async def test_kafka_round_trip_with_manual_commits(stack_env) -> None:
 
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=stack_env.bootstrap,
+        **stack_env.kafka.client(),
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -50,8 +50,8 @@ async def test_kafka_round_trip_with_manual_commits(stack_env) -> None:
         await consumer.stop()
 
     assert sorted(received) == sorted(f"value-{n}".encode() for n in range(RECORDS))
-    committed = await kafka_admin.committed_offsets(stack_env.bootstrap, group)
-    ends = await kafka_admin.end_offsets(stack_env.bootstrap, partitions)
+    committed = await kafka_admin.committed_offsets(stack_env.kafka, group)
+    ends = await kafka_admin.end_offsets(stack_env.kafka, partitions)
     assert committed == {tp: ends[tp] for tp in partitions if ends[tp] > 0}
     assert sum(ends.values()) == RECORDS
     # A key always lands on the same partition: per-entity order rests on it.

@@ -66,7 +66,7 @@ async def caught_up(run_service, stack_env, timeout_seconds: float = TIMEOUT) ->
     stored after that, are notified of our events only."""
     async with run_service(_bounded_service(timeout_seconds)) as runtime:
         topics = [events_topic(cog) for cog in ("knowledge", "marketing", "management")]
-        await wait_caught_up(stack_env.bootstrap, runtime.settings.group_id, topics)
+        await wait_caught_up(stack_env.kafka, runtime.settings.group_id, topics)
         yield runtime
 
 
@@ -235,7 +235,7 @@ async def test_bad_endpoints_cost_one_bounded_attempt_each_and_hold_no_one_else(
     u = uuid.uuid4().hex[:8]
     with endpoints() as hooks:
         async with (
-            Partner(stack_env.bootstrap, source="fivecogs/marketing") as marketing,
+            Partner(stack_env.kafka, source="fivecogs/marketing") as marketing,
             caught_up(run_service, stack_env) as runtime,
         ):
             await subscribe(
@@ -300,7 +300,7 @@ async def test_a_huge_answer_does_not_grow_memory(run_service, stack_env, partne
     u = uuid.uuid4().hex[:8]
     with endpoints() as hooks:
         async with (
-            Partner(stack_env.bootstrap, source="fivecogs/marketing") as marketing,
+            Partner(stack_env.kafka, source="fivecogs/marketing") as marketing,
             caught_up(run_service, stack_env) as runtime,
         ):
             await subscribe(
@@ -326,7 +326,7 @@ async def test_a_huge_answer_does_not_grow_memory(run_service, stack_env, partne
 async def test_stopping_the_service_cancels_attempts_in_flight(run_service, stack_env, partner: Partner) -> None:
     u = uuid.uuid4().hex[:8]
     with endpoints() as hooks:
-        async with Partner(stack_env.bootstrap, source="fivecogs/marketing") as marketing:
+        async with Partner(stack_env.kafka, source="fivecogs/marketing") as marketing:
             # A deadline far away: only the cancellation can end this attempt within the test.
             async with caught_up(run_service, stack_env, timeout_seconds=30) as runtime:
                 await subscribe(

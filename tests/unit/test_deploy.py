@@ -163,8 +163,8 @@ def test_kafka_advertises_the_address_the_services_use(services: dict[str, dict[
     advertised = _as_dict(services["kafka"].get("environment")).get("KAFKA_ADVERTISED_LISTENERS", "")
     addresses = {listener.partition("://")[2] for listener in str(advertised).split(",")}
     for cog in COGS:
-        bootstrap = _as_dict(services[cog].get("environment")).get("KAFKA_BOOTSTRAP_SERVERS", "")
-        for server in str(bootstrap).split(","):
+        kafka = _as_dict(services[cog].get("environment")).get("KAFKA_BOOTSTRAP_SERVERS", "")
+        for server in str(kafka).split(","):
             assert server in addresses, f"{cog} bootstraps from {server!r}, which Kafka does not advertise"
 
 

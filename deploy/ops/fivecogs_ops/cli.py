@@ -12,6 +12,7 @@ from rich.table import Table
 from fivecogs_ops.console import make_console
 from fivecogs_ops.faults import register as register_fault_suite
 from fivecogs_ops.lag.cli import register as register_lag_commands
+from fivecogs_ops.partners_cli import register as register_partner_commands
 from fivecogs_ops.recovery_cli import register as register_recovery_commands
 from fivecogs_ops.stack import LocalStack, StackError, external_env, masked
 
@@ -25,6 +26,7 @@ app.add_typer(stack_app, name="stack")
 register_lag_commands(app)  # `fivecogs lag` and `fivecogs ops`
 register_recovery_commands(app)  # `fivecogs replay`, `fivecogs dlq`, `fivecogs contracts`
 register_fault_suite(app)  # `fivecogs faults`
+register_partner_commands(app)  # `fivecogs partners`
 
 console = make_console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -138,9 +140,6 @@ def simulate(
     enterprises: Annotated[int, typer.Option(min=3, help="How many community enterprises the scenario has.")] = 12,
     seed: Annotated[int, typer.Option(help="Seed of the scenario: the same seed plays the same story.")] = 2026,
     management_url: ManagementUrl = DEFAULT_MANAGEMENT_URL,
-    bootstrap: Annotated[
-        str, typer.Option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
-    ] = "127.0.0.1:9092",
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -159,16 +158,25 @@ def simulate(
 
     Publishes a seeded scenario across the 14 target provinces in steps, waits for the five services to catch up
     after each, then compares every answer, every dead letter and the report (as a delta) with the model.
+    It provisions the scenario's partners (as the admin: KAFKA_* settings, or the local stack's) and publishes
+    each partner's records with that partner's own credentials.
     Exit 0: everything matches; 1: a difference; 2: Kafka or management unreachable, or the chain stuck.
     """
     import asyncio
 
+    from fivecogs_ops.principals import ADMIN
     from fivecogs_ops.simulate.show import simulate_and_show
+    from fivecogs_ops.stack import cluster_access
+
+    try:
+        kafka = cluster_access(ADMIN)
+    except StackError as error:
+        _fail(error)
 
     code = asyncio.run(
         simulate_and_show(
             console,
-            bootstrap=bootstrap,
+            kafka=kafka,
             database_url=database_url,
             management_url=management_url,
             enterprises=enterprises,

@@ -8,10 +8,12 @@ import threading
 
 from rich.console import Console
 
+from fivecogs_ops.principals import ADMIN, service_username
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_ops.simulate.show import simulate_and_show
 from fivecogs_ops.stack import LocalStack, external_env, masked
 from fivecogs_shared.contracts import COGS
+from fivecogs_shared.kafka_access import KafkaAccess
 
 
 def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
@@ -20,10 +22,13 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
     started_stack = env is None
     if env is None:
         console.rule("[bold]1/4 Kafka and Postgres")
-        env = stack.up(progress=lambda line: console.print(f"  [green]•[/] {line}")).env()
+        state = stack.up(progress=lambda line: console.print(f"  [green]•[/] {line}"))
+        env, admin = state.env(), state.kafka(ADMIN)
+        service_kafka: dict[str, KafkaAccess] = {cog: state.kafka(service_username(cog)) for cog in COGS}
     else:
-        console.print("using KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL from the environment")
-    services = ServiceProcesses(env=env, log_dir=stack.logs)
+        console.print("using KAFKA_* and DATABASE_URL from the environment (one principal for everything)")
+        admin, service_kafka = KafkaAccess.from_env(), {}  # one principal from the environment
+    services = ServiceProcesses(env=env, log_dir=stack.logs, kafka=service_kafka)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -41,7 +46,7 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
         asyncio.run(
             simulate_and_show(
                 console,
-                bootstrap=env["KAFKA_BOOTSTRAP_SERVERS"],
+                kafka=admin,
                 management_url=services.url("management"),
                 enterprises=enterprises,
                 seed=seed,
@@ -52,7 +57,8 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
         for cog in COGS:
             console.print(f"  {cog:<13} {services.url(cog, '/readyz')}   log: {stack.logs / (cog + '.log')}")
         console.print(
-            f"  kafka         {env['KAFKA_BOOTSTRAP_SERVERS']}\n  postgres      {masked(env['DATABASE_URL'])}"
+            f"  kafka         {env['KAFKA_BOOTSTRAP_SERVERS']} (SASL/SCRAM-SHA-512; `fivecogs partners list`)\n"
+            f"  postgres      {masked(env['DATABASE_URL'])}"
         )
         console.print("\n[bold]Press Ctrl-C to stop everything.[/]")
         stop.wait()

@@ -1,9 +1,10 @@
-"""`fivecogs dlq`: look into a dead-letter topic and send its records back to where they came from.
+"""`fivecogs dlq`: look into a cog's dead-letter topics and send their records back to where they came from.
 
 A record is parked in `<topic>.dlq` byte for byte, with `fivecogs_*` headers saying why. Once the cause is
 fixed (a bug deployed away, a partner's data corrected upstream), `replay` re-publishes the original key,
-value and headers to the original topic. Its progress is a consumer group of its own, so a second run only
-sends what arrived since the first.
+value and headers to that DLQ's own topic: `<topic>`, whatever a header claims, so a record goes back only to
+the partner topic it came from. Its progress is a consumer group of its own, so a second run only sends what
+arrived since the first.
 
 Beside the topic, `parked_outbox` reads a service's `outbox_parked`: the rows its outbox relay could not publish at
 all, because Kafka refused them for good (too large for the topic, an invalid topic).
@@ -21,7 +22,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from fivecogs_shared import outbox
-from fivecogs_shared.contracts import dlq_topic
+from fivecogs_shared.contracts.topics import ingest_pattern
+from fivecogs_shared.kafka_access import KafkaAccess
 
 ERROR_HEADER_PREFIX = "fivecogs_"
 PARKED_SHOWN = 200  # rows listed per service; the count is always the whole
@@ -46,17 +48,20 @@ def not_whole(record: ConsumerRecord) -> bool:
     return any(name == "fivecogs_value_sha256" for name, _ in record.headers)
 
 
+def dlq_pattern(cog: str) -> str:
+    """The dead-letter topics of every partner's ingest topic of the cog."""
+    return rf"^{ingest_pattern(cog)}\.dlq$"
+
+
 def original(record: ConsumerRecord) -> tuple[str, list[tuple[str, bytes]]]:
-    """The topic the record came from and its headers as the partner sent them."""
-    headers = dict(record.headers)
-    topic = headers.get("fivecogs_original_topic", b"").decode()
-    if not topic:
-        raise ValueError(f"{record.topic}@{record.partition}:{record.offset} has no fivecogs_original_topic header")
-    return topic, [(k, v) for k, v in record.headers if not k.startswith(ERROR_HEADER_PREFIX)]
+    """The topic the record came from (the DLQ's own: never a header's say) and the headers the partner sent."""
+    return record.topic.removesuffix(".dlq"), [
+        (k, v) for k, v in record.headers if not k.startswith(ERROR_HEADER_PREFIX)
+    ]
 
 
 async def drain(
-    bootstrap: str,
+    kafka: KafkaAccess,
     cog: str,
     *,
     kinds: frozenset[str] | None = None,
@@ -64,21 +69,23 @@ async def drain(
     group_id: str | None = None,
     progress: Callable[[DlqSummary], None] = lambda summary: None,
 ) -> DlqSummary:
-    """Read the cog's DLQ up to its current end; with `replay`, re-publish the records of the given kinds
+    """Read the cog's DLQs up to their current end; with `replay`, re-publish the records of the given kinds
     (all when None) and commit, so they are not sent twice. Without it, only count (nothing is committed)."""
-    topic = dlq_topic(cog)
-    summary = DlqSummary(topic)
+    summary = DlqSummary(f"fivecogs.{cog}.ingest.*.dlq")
     consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
+        **kafka.client(),
         group_id=group_id or f"fivecogs-dlq-replay-{cog}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(**kafka.client(), enable_idempotence=True, acks="all")
     await consumer.start()
     await producer.start()
     try:
+        topics = sorted(t for t in await consumer.topics() if re.match(dlq_pattern(cog), t))
+        if not topics:
+            return summary
+        consumer.subscribe(topics)
         await _wait_for_assignment(consumer)
         ends = await consumer.end_offsets(list(consumer.assignment()))
         while await _behind(consumer, ends):

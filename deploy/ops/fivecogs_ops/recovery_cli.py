@@ -11,7 +11,8 @@ import typer
 from rich.table import Table
 
 from fivecogs_ops.console import make_console
-from fivecogs_ops.stack import LocalStack, external_env
+from fivecogs_ops.principals import REPLAYER
+from fivecogs_ops.stack import LocalStack, cluster_access, external_env
 
 if TYPE_CHECKING:
     from fivecogs_ops.dlq import ParkedOutbox
@@ -39,7 +40,7 @@ def replay(
 
     env = _env()
     try:
-        plan = asyncio.run(run_replay(env["KAFKA_BOOTSTRAP_SERVERS"], env["DATABASE_URL"], cog, dry_run=not yes))
+        plan = asyncio.run(run_replay(cluster_access(REPLAYER), env["DATABASE_URL"], cog, dry_run=not yes))
     except ReplayRefused as refused:
         console.print(f"[bold red]refused:[/] {refused}")
         raise typer.Exit(2) from refused
@@ -60,12 +61,13 @@ dlq_app = typer.Typer(help="Dead-letter topics: what is parked there, and sendin
 
 @dlq_app.command("list")
 def dlq_list(cog: Cog, as_json: JsonFlag = False) -> None:
-    """Count the records parked in fivecogs.<cog>.ingest.dlq, by error kind, and list the service's outbox rows
-    Kafka refused for good (outbox_parked). Reads only. Exit 3 when the database cannot be asked."""
+    """Count the records parked in the cog's dead-letter topics (fivecogs.<cog>.ingest.<partner>.dlq) by error
+    kind, and list the service's outbox rows Kafka refused for good (outbox_parked). Reads only. Exit 3 when the
+    database cannot be asked."""
     from fivecogs_ops.dlq import drain
 
     env = _env()
-    summary = asyncio.run(drain(env["KAFKA_BOOTSTRAP_SERVERS"], cog, replay=False))
+    summary = asyncio.run(drain(cluster_access(REPLAYER), cog, replay=False))
     parked = _parked_outbox(env["DATABASE_URL"], cog)
     _show(summary, as_json, parked)
     if parked is None:
@@ -97,7 +99,7 @@ def dlq_replay(
     from fivecogs_ops.dlq import drain
 
     kinds = frozenset(kind) if kind else None
-    summary = asyncio.run(drain(_env()["KAFKA_BOOTSTRAP_SERVERS"], cog, kinds=kinds, replay=True))
+    summary = asyncio.run(drain(cluster_access(REPLAYER), cog, kinds=kinds, replay=True))
     _show(summary, as_json)
 
 

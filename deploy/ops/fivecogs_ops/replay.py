@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from fivecogs_shared import kafka_admin
+from fivecogs_shared.kafka_access import KafkaAccess
 
 # Replaying a service re-runs its side effects; these are the ones whose side effects are only events with
 # deterministic ids. Communication would POST its webhooks again; marketing would re-take stock from a log
@@ -34,7 +35,7 @@ class ReplayPlan:
 
 
 async def replay(
-    bootstrap: str,
+    kafka: KafkaAccess,
     database_url: str,
     cog: str,
     *,
@@ -45,11 +46,11 @@ async def replay(
     if cog not in REPLAYABLE:
         raise ReplayRefused(f"{cog} cannot be replayed safely; replayable: {', '.join(REPLAYABLE)}")
     schema, group_id = schema or cog, group_id or f"fivecogs-{cog}"
-    group = await kafka_admin.describe_group(bootstrap, group_id)
+    group = await kafka_admin.describe_group(kafka, group_id)
     if group.members:
         hosts = ", ".join(f"{m.client_id}@{m.host}" for m in group.members)
         raise ReplayRefused(f"{group_id} has running members ({hosts}): stop the {cog} service first")
-    committed = await kafka_admin.committed_offsets(bootstrap, group_id)
+    committed = await kafka_admin.committed_offsets(kafka, group_id)
     tables = await _state_tables(database_url, schema)
     plan = ReplayPlan(cog, tables, len(committed), sum(committed.values()))
     if dry_run:
@@ -59,7 +60,7 @@ async def replay(
         await conn.execute(f"TRUNCATE {', '.join(f'{schema}.{t}' for t in tables)}")
     finally:
         await conn.close()
-    await kafka_admin.reset_group_offsets(bootstrap, group_id, dict.fromkeys(committed, 0))
+    await kafka_admin.reset_group_offsets(kafka, group_id, dict.fromkeys(committed, 0))
     return plan
 
 

@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from fivecogs_shared.contracts import COGS
+from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.settings import DEFAULT_HTTP_PORTS
 
 
@@ -35,6 +36,8 @@ class ServiceProcesses:
     env: dict[str, str]
     log_dir: Path
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_PORTS))
+    # Each service's own Kafka principal (the local stack's `service-<cog>`); absent: what `env` says.
+    kafka: Mapping[str, KafkaAccess] = field(default_factory=dict, repr=False)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, cog: str, *, name: str | None = None, extra_env: dict[str, str] | None = None) -> None:
@@ -47,6 +50,7 @@ class ServiceProcesses:
             "FIVECOGS_ENVIRONMENT": "development",
             **os.environ,
             **self.env,
+            **(self.kafka[cog].env() if cog in self.kafka else {}),
             f"FIVECOGS_{cog.upper()}_HTTP_PORT": str(self.ports[name]),
             f"FIVECOGS_{cog.upper()}_LOG_FORMAT": "json",
             **(extra_env or {}),

@@ -23,6 +23,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fivecogs_ops.principals import ADMIN, OPERATOR, STACK_USERS, stack_acls
+from fivecogs_shared.kafka_access import KafkaAccess
+
 KAFKA_DEFAULT_PORT = 9092
 CONTROLLER_DEFAULT_PORT = 9093
 POSTGRES_DEFAULT_PORT = 5433
@@ -54,19 +57,28 @@ class StackState:
     postgres_port: int = POSTGRES_DEFAULT_PORT
     cluster_id: str = field(default_factory=lambda: uuid.uuid4().hex[:22])
     kafka_pid: int | None = None
-    # Read from .stack/postgres/password (mode 0600), never written to stack.json.
+    # Read from .stack/postgres/password and .stack/kafka/credentials.json (mode 0600), never written to stack.json.
     postgres_password: str = field(default="", repr=False)
+    kafka_passwords: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.kafka_port}"
 
+    def kafka(self, user: str = ADMIN) -> KafkaAccess:
+        """How a client of this stack connects as one of its principals (SASL_PLAINTEXT on loopback)."""
+        if user not in self.kafka_passwords:
+            raise StackError(f"the stack has no Kafka credentials for {user!r}; run `fivecogs stack up`")
+        return KafkaAccess(self.bootstrap_servers, "SASL_PLAINTEXT", user, self.kafka_passwords[user])
+
     @property
     def database_url(self) -> str:
         return f"postgresql://postgres:{self.postgres_password}@127.0.0.1:{self.postgres_port}/{DATABASE}"
 
-    def env(self) -> dict[str, str]:
-        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers, "DATABASE_URL": self.database_url}
+    def env(self, user: str = OPERATOR) -> dict[str, str]:
+        """What a shell or a process needs to reach the stack, as `user` (the operator unless told otherwise)."""
+        kafka = self.kafka(user).env() if self.kafka_passwords else {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers}
+        return {**kafka, "DATABASE_URL": self.database_url}
 
 
 def masked(url: str) -> str:
@@ -78,12 +90,49 @@ def masked(url: str) -> str:
     return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
+def cluster_access(user: str = OPERATOR) -> KafkaAccess:
+    """How an operator command reaches Kafka: the KAFKA_* environment when it names a cluster, otherwise the
+    local stack as `user` (each command uses the least principal that can do its work)."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return KafkaAccess.from_env()
+    return LocalStack().load().kafka(user)
+
+
 def external_env() -> dict[str, str] | None:
     """The user's own Kafka and Postgres, when both are given: then nothing is started."""
     bootstrap, database = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("DATABASE_URL")
     if bootstrap and database:
         return {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database}
     return None
+
+
+@dataclass(frozen=True)
+class TlsListener:
+    """A SASL_SSL listener beside the loopback SASL_PLAINTEXT one, with the broker's key and certificate in a
+    PKCS12 keystore (the certificate names 127.0.0.1, the address it is advertised on)."""
+
+    port: int
+    keystore: Path
+    password: str = field(repr=False)
+
+    def properties(self) -> dict[str, str]:
+        tls = "listener.name.sasl_ssl."
+        return {
+            "EXTRA_LISTENERS": f",SASL_SSL://127.0.0.1:{self.port}",
+            "EXTRA_ADVERTISED": f",SASL_SSL://127.0.0.1:{self.port}",
+            "TLS_SETTINGS": "\n".join(
+                [
+                    f"{tls}ssl.keystore.type=PKCS12",
+                    f"{tls}ssl.keystore.location={self.keystore}",
+                    f"{tls}ssl.keystore.password={self.password}",
+                    f"{tls}scram-sha-512.sasl.jaas.config={SCRAM_LOGIN} required;",
+                ]
+            ),
+        }
+
+
+SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
+NO_TLS = {"EXTRA_LISTENERS": "", "EXTRA_ADVERTISED": "", "TLS_SETTINGS": ""}
 
 
 class LocalStack:
@@ -98,6 +147,7 @@ class LocalStack:
         stack_dir: Path | None = None,
         kafka_libs: Path | None = None,
         preferred: StackState | None = None,
+        tls: TlsListener | None = None,
     ) -> None:
         self.repo = root or repo_root()
         self.dir = stack_dir or self.repo / ".stack"
@@ -106,14 +156,18 @@ class LocalStack:
         self.kafka_libs = kafka_libs or self.kafka_dir / "libs"
         self.pg_data = self.dir / "postgres" / "data"
         self.pg_password = self.dir / "postgres" / "password"
+        self.kafka_credentials = self.kafka_dir / "credentials.json"
         self.env_file = self.dir / "env"  # `source .stack/env` points a shell at the stack (mode 0600)
         self.state_file = self.dir / "stack.json"
         self.preferred = preferred
+        self.tls = tls
 
     # -- state -------------------------------------------------------------------------------------------
     def load(self) -> StackState:
         state = self._load()
         state.postgres_password = self.pg_password.read_text().strip() if self.pg_password.is_file() else ""
+        if self.kafka_credentials.is_file():
+            state.kafka_passwords = json.loads(self.kafka_credentials.read_text())
         return state
 
     def _load(self) -> StackState:
@@ -132,9 +186,9 @@ class LocalStack:
     def save(self, state: StackState) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         saved = asdict(state)
-        del saved["postgres_password"]
+        del saved["postgres_password"], saved["kafka_passwords"]
         self.state_file.write_text(json.dumps(saved, indent=2))
-        if state.postgres_password:
+        if state.postgres_password and state.kafka_passwords:
             lines = [f"export {name}='{value}'" for name, value in state.env().items()]
             _write_private(self.env_file, "\n".join(lines) + "\n")
 
@@ -228,15 +282,17 @@ class LocalStack:
         self.kafka_dir.mkdir(parents=True, exist_ok=True)  # libs may live elsewhere (a second stack shares them)
         config = self.kafka_dir / "server.properties"
         data = self.kafka_dir / "data"
-        template = (self.repo / "deploy" / "kafka" / "server.properties").read_text()
-        config.write_text(
-            template.replace("${KAFKA_PORT}", str(state.kafka_port))
-            .replace("${CONTROLLER_PORT}", str(state.controller_port))
-            .replace("${DATA_DIR}", str(data))
-        )
+        formatted = (data / "meta.properties").is_file()
+        if formatted and not self.kafka_credentials.is_file():
+            raise StackError(
+                f"the Kafka data in {data} was formatted before fivecogs required authentication; stop the stack "
+                f"and delete that directory (its topics are lost) to start an authenticated broker"
+            )
+        self._ensure_credentials(state)
+        _write_private(config, self._kafka_config(state, data))
         classpath = f"{libs}/*"
-        if not (data / "meta.properties").is_file():
-            progress("formatting Kafka storage (KRaft, standalone controller)")
+        if not formatted:
+            progress("formatting Kafka storage (KRaft, standalone controller, SCRAM-SHA-512 principals)")
             _run(
                 [
                     "java",
@@ -249,6 +305,7 @@ class LocalStack:
                     state.cluster_id,
                     "-c",
                     str(config),
+                    *scram_arguments(state.kafka_passwords),
                 ],
                 what="formatting Kafka storage",
             )
@@ -273,12 +330,33 @@ class LocalStack:
         self.save(state)
         started = time.monotonic()
         _wait_until(
-            lambda: _kafka_answers(state.bootstrap_servers),
+            lambda: _kafka_answers(state.kafka()),
             timeout=90,
             alive=lambda: process.poll() is None,
             what=f"Kafka to answer a metadata request (see {self.logs / 'kafka.log'})",
         )
         progress(f"Kafka ready in {time.monotonic() - started:.1f}s")
+        _grant_stack_principals(state)
+        progress("Kafka principals and ACLs in place (SASL/SCRAM-SHA-512, StandardAuthorizer)")
+
+    def _ensure_credentials(self, state: StackState) -> None:
+        """A generated password per stack principal, kept in .stack/kafka/credentials.json (mode 0600)."""
+        if all(user in state.kafka_passwords for user in STACK_USERS):
+            return
+        state.kafka_passwords = {
+            user: state.kafka_passwords.get(user) or secrets.token_urlsafe(24) for user in STACK_USERS
+        }
+        _write_private(self.kafka_credentials, json.dumps(state.kafka_passwords, indent=2) + "\n")
+
+    def _kafka_config(self, state: StackState, data: Path) -> str:
+        return kafka_config(
+            self.repo,
+            kafka_port=state.kafka_port,
+            controller_port=state.controller_port,
+            data_dir=str(data),
+            admin_password=state.kafka_passwords[ADMIN],
+            tls=self.tls,
+        )
 
     # -- Postgres ----------------------------------------------------------------------------------------
     def _postgres_up(self, state: StackState, progress: Progress) -> None:
@@ -526,7 +604,7 @@ def _ensure_port_free(port: int, what: str) -> None:
         )
 
 
-def _kafka_answers(bootstrap: str) -> bool:
+def _kafka_answers(access: KafkaAccess) -> bool:
     import asyncio
 
     from fivecogs_shared.kafka_admin import broker_reachable
@@ -535,9 +613,61 @@ def _kafka_answers(bootstrap: str) -> bool:
     quiet = logging.getLogger("aiokafka")
     level, quiet.level = quiet.level, logging.CRITICAL
     try:
-        return asyncio.run(broker_reachable(bootstrap, timeout=3.0))
+        return asyncio.run(broker_reachable(access, timeout=3.0))
     finally:
         quiet.setLevel(level)
+
+
+def kafka_config(
+    repo: Path,
+    *,
+    kafka_port: int,
+    controller_port: int,
+    data_dir: str,
+    admin_password: str,
+    tls: TlsListener | None = None,
+    listen_host: str = "127.0.0.1",
+    advertised_port: int | None = None,
+) -> str:
+    """deploy/kafka/server.properties with its placeholders filled (the containers path binds 0.0.0.0 and
+    advertises the port published on the host)."""
+    template = (repo / "deploy" / "kafka" / "server.properties").read_text()
+    values = {
+        "KAFKA_PORT": str(kafka_port),
+        "ADVERTISED_PORT": str(advertised_port or kafka_port),
+        "LISTEN_HOST": listen_host,
+        "CONTROLLER_PORT": str(controller_port),
+        "DATA_DIR": data_dir,
+        "ADMIN_PASSWORD": admin_password,
+        **(tls.properties() if tls else NO_TLS),
+    }
+    for name, value in values.items():
+        template = template.replace("${" + name + "}", value)
+    return template
+
+
+def scram_arguments(passwords: dict[str, str]) -> list[str]:
+    """`kafka-storage format` arguments that create every stack principal's SCRAM-SHA-512 credential."""
+    return [
+        arg
+        for user in STACK_USERS
+        for arg in ("--add-scram", f"SCRAM-SHA-512=[name={user},password={passwords[user]}]")
+    ]
+
+
+async def grant_stack_principals(admin_access: KafkaAccess) -> None:
+    """The ACLs of the services, the operator and the replayer; an ACL that exists already is left as it is."""
+    from fivecogs_ops.kafka_security import create_acls
+    from fivecogs_shared.kafka_admin import admin_client
+
+    async with admin_client(admin_access) as admin:
+        await create_acls(admin, stack_acls())
+
+
+def _grant_stack_principals(state: StackState) -> None:
+    import asyncio
+
+    asyncio.run(grant_stack_principals(state.kafka(ADMIN)))
 
 
 def _wait_until(check: Callable[[], bool], *, timeout: float, alive: Callable[[], bool], what: str) -> None:

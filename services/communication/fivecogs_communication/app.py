@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fivecogs_communication import webhooks
 from fivecogs_communication.handlers import HANDLERS
+from fivecogs_shared.contracts import UPSTREAM
 from fivecogs_shared.service import ServiceDefinition
 from fivecogs_shared.service import main as run_service
 
@@ -14,11 +15,7 @@ DEFINITION = ServiceDefinition(
     cog="communication",
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",
-    upstream=(
-        "knowledge",
-        "marketing",
-        "management",
-    ),
+    upstream=UPSTREAM["communication"],
     background=(webhooks.worker(),),
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fivecogs_knowledge.handlers import HANDLERS
+from fivecogs_shared.contracts import UPSTREAM
 from fivecogs_shared.service import ServiceDefinition
 from fivecogs_shared.service import main as run_service
 
@@ -12,7 +13,7 @@ DEFINITION = ServiceDefinition(
     cog="knowledge",
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",
-    upstream=("inputs",),
+    upstream=UPSTREAM["knowledge"],
 )
 
 

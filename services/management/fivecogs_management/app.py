@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fivecogs_management import api
 from fivecogs_management.handlers import HANDLERS
+from fivecogs_shared.contracts import UPSTREAM
 from fivecogs_shared.service import ServiceDefinition
 from fivecogs_shared.service import main as run_service
 
@@ -14,12 +15,7 @@ DEFINITION = ServiceDefinition(
     cog="management",
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",
-    upstream=(
-        "inputs",
-        "knowledge",
-        "marketing",
-        "communication",
-    ),
+    upstream=UPSTREAM["management"],
     routes=api.routes,
 )
 

@@ -9,21 +9,32 @@ from fivecogs_shared.contracts.partner import (
     PARTNER_EVENT_TYPES,
     PartnerEventType,
 )
-from fivecogs_shared.contracts.topics import COGS, FEEDBACK_TOPIC, Cog, dlq_topic, events_topic, ingest_topic
+from fivecogs_shared.contracts.topics import (
+    COGS,
+    UPSTREAM,
+    Cog,
+    dlq_topic,
+    events_topic,
+    feedback_topic,
+    ingest_topic,
+    partner_of_topic,
+)
 
 __all__ = [
     "COGS",
     "DEFAULT_DISTRIBUTION_POLICY",
     "FEEDBACK_EVENT_TYPES",
-    "FEEDBACK_TOPIC",
     "INTERNAL_EVENT_TYPES",
     "PARTNER_EVENT_TYPES",
+    "UPSTREAM",
     "Cog",
     "FeedbackEventType",
     "InternalEventType",
     "PartnerEventType",
     "dlq_topic",
     "events_topic",
+    "feedback_topic",
     "ingest_topic",
     "internal_type",
+    "partner_of_topic",
 ]

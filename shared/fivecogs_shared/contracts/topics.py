@@ -1,4 +1,5 @@
-"""Topic names: partners write to a cog's ingest topic, cogs talk to each other on their events topics."""
+"""Topic names (partner contract v2): each partner writes its own ingest topic per cog and reads its own feedback
+topic, so the broker's ACLs say who produced a record; cogs talk to each other on their events topics."""
 
 import re
 from collections.abc import Iterable
@@ -8,30 +9,41 @@ __all__ = [
     "COGS",
     "DLQ_MAX_MESSAGE_BYTES",
     "DLQ_MAX_RECORD_BYTES",
-    "FEEDBACK_TOPIC",
     "PARTNER_ID",
     "PARTNER_SOURCE_PREFIX",
     "RECORD_OVERHEAD_BYTES",
     "TOPIC_MAX_MESSAGE_BYTES",
+    "UPSTREAM",
     "Cog",
     "dlq_topic",
     "events_topic",
+    "feedback_topic",
+    "ingest_pattern",
     "ingest_topic",
     "max_message_bytes",
+    "partner_of_topic",
     "record_bytes",
+    "source_belongs_to",
     "source_partner",
+    "subscription_pattern",
 ]
 
 Cog = Literal["inputs", "knowledge", "marketing", "communication", "management"]
 COGS: tuple[Cog, ...] = get_args(Cog)
+# Whose events each cog consumes: the services' subscriptions and the ACLs that let them read.
+UPSTREAM: dict[str, tuple[Cog, ...]] = {
+    "inputs": (),
+    "knowledge": ("inputs",),
+    "marketing": ("inputs", "knowledge"),
+    "communication": ("knowledge", "marketing", "management"),
+    "management": ("inputs", "knowledge", "marketing", "communication"),
+}
 
 # A partner id: no dots, so one partner's topic names (and prefix ACLs) can never cover another's.
 PARTNER_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 # Partners' ce_source is `partner/<id>` or `partner/<id>/<anything>` (a desk, a branch of the same partner).
 PARTNER_SOURCE_PREFIX = "partner/"
 
-# Every answer to a partner (rejections, order outcomes), keyed by the partner's ce_source.
-FEEDBACK_TOPIC = "fivecogs.partner.feedback"
 
 # Topic size limits (Kafka's `max.message.bytes`: the largest record batch a topic takes), set by ensure_topics.
 # Ingest, events and feedback: 1 MiB, well above a service's 256 KiB value limit, so an oversized partner record
@@ -53,12 +65,58 @@ def _checked(cog: str) -> str:
     return cog
 
 
-def ingest_topic(cog: str) -> str:
-    return f"fivecogs.{_checked(cog)}.ingest"
+def _partner(partner: str) -> str:
+    if not PARTNER_ID.fullmatch(partner):
+        raise ValueError(f"partner id {partner!r} must match {PARTNER_ID.pattern} (lowercase, digits, dashes)")
+    return partner
 
 
-def dlq_topic(cog: str) -> str:
-    return f"{ingest_topic(cog)}.dlq"
+def ingest_topic(cog: str, partner: str) -> str:
+    """Where one partner writes the events of one cog; only that partner's principal may write it."""
+    return f"fivecogs.{_checked(cog)}.ingest.{_partner(partner)}"
+
+
+def ingest_pattern(cog: str) -> str:
+    """A regex for every partner's ingest topic of the cog (and not their dead-letter topics: ids have no dots)."""
+    return rf"fivecogs\.{_checked(cog)}\.ingest\.[a-z0-9][a-z0-9-]*"
+
+
+def subscription_pattern(cog: str) -> str:
+    """Everything the cog's service consumes, as one anchored regex: its partners' ingest topics and the events
+    of the cogs upstream (aiokafka subscribes to topics or to a pattern, not both)."""
+    names = [ingest_pattern(cog), *(re.escape(events_topic(upstream)) for upstream in UPSTREAM[cog])]
+    return "^(?:" + "|".join(names) + ")$"
+
+
+def partner_of_topic(topic: str) -> str | None:
+    """The partner whose ingest topic this is, or None for any other topic."""
+    parts = topic.split(".")
+    if len(parts) == 4 and parts[0] == "fivecogs" and parts[1] in COGS and parts[2] == "ingest":
+        return parts[3] if PARTNER_ID.fullmatch(parts[3]) else None
+    return None
+
+
+def dlq_topic(topic: str) -> str:
+    """The dead-letter topic of a topic a service consumes: `<topic>.dlq`."""
+    return f"{topic}.dlq"
+
+
+def feedback_topic(partner: str) -> str:
+    """Every answer to one partner (rejections, order outcomes); only that partner's principal may read it."""
+    return f"fivecogs.feedback.{_partner(partner)}"
+
+
+def source_partner(source: str) -> str | None:
+    """The partner id a ce_source names (`partner/<id>` or `partner/<id>/...`), or None."""
+    if not source.startswith(PARTNER_SOURCE_PREFIX):
+        return None
+    partner = source[len(PARTNER_SOURCE_PREFIX) :].split("/", 1)[0]
+    return partner if PARTNER_ID.fullmatch(partner) else None
+
+
+def source_belongs_to(source: str, partner: str) -> bool:
+    """True when the ce_source is the partner's own: what binds an event to the principal that wrote it."""
+    return source_partner(source) == partner
 
 
 def events_topic(cog: str) -> str:
@@ -74,11 +132,3 @@ def record_bytes(key: bytes | None, value: bytes | None, headers: Iterable[tuple
     """A record's own bytes, as counted against the limits above: key, value, and every header's name and value."""
     header_bytes = sum(len(name.encode("utf-8", "surrogatepass")) + len(data or b"") for name, data in headers)
     return len(key or b"") + len(value or b"") + header_bytes
-
-
-def source_partner(source: str) -> str | None:
-    """The partner id a ce_source names (`partner/<id>` or `partner/<id>/...`), or None."""
-    if not source.startswith(PARTNER_SOURCE_PREFIX):
-        return None
-    partner = source[len(PARTNER_SOURCE_PREFIX) :].split("/", 1)[0]
-    return partner if PARTNER_ID.fullmatch(partner) else None

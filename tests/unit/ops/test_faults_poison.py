@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from fivecogs_ops.faults import poison
 from fivecogs_ops.faults.workload import build_workload
-from fivecogs_ops.simulate.intake import COG_OF_TOPIC, read
+from fivecogs_ops.simulate.intake import cog_of, read
 from fivecogs_ops.simulate.records import Headers, Sent, with_headers, with_value
+from fivecogs_shared.contracts import PARTNER_EVENT_TYPES
 from fivecogs_ops.simulate.scenario import build_scenario
 from fivecogs_shared.contracts.partner import partner_types_of
 from fivecogs_shared.envelope import read_event
@@ -45,7 +46,7 @@ def model_kind(sent: Sent) -> str:
 def real_kind(sent: Sent) -> str:
     record = Record(sent.topic, 0, 0, sent.key, sent.value, sent.headers)
     try:
-        read_event(record, partner_types_of(COG_OF_TOPIC[sent.topic]), MAX_VALUE_BYTES)
+        read_event(record, partner_types_of(cog_of(sent.topic)), MAX_VALUE_BYTES)
     except BadRecord as bad:
         return bad.kind
     return "accepted"
@@ -74,7 +75,7 @@ def twins(kind: str, turn: int) -> list[Sent]:
 
 
 def test_the_templates_cover_every_cog() -> None:
-    assert {COG_OF_TOPIC[sent.topic] for sent in TEMPLATES} == set(COG_OF_TOPIC.values())
+    assert {cog_of(sent.topic) for sent in TEMPLATES} == {kind.cog for kind in PARTNER_EVENT_TYPES.values()}
 
 
 @pytest.mark.parametrize(("kind", "turn"), TWINS, ids=[f"{kind}-{turn}" for kind, turn in TWINS])

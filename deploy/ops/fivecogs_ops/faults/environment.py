@@ -15,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from fivecogs_ops.principals import ADMIN, service_username
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_ops.stack import LocalStack, StackError, StackState, repo_root
 from fivecogs_shared.contracts import COGS
+from fivecogs_shared.kafka_access import KafkaAccess
 
 # Far from the main stack's 9092/9093/5433 and the services' 8081-8085; the first free port from here is taken.
 PREFERRED = StackState(kafka_port=19092, controller_port=19093, postgres_port=15433)
@@ -44,8 +46,10 @@ class FaultEnvironment:
         return self.state.env()
 
     @property
-    def bootstrap(self) -> str:
-        return self.env["KAFKA_BOOTSTRAP_SERVERS"]
+    def kafka(self) -> KafkaAccess:
+        """The suite acts as the provisioning admin (partners, offsets); the services use their own principals."""
+        assert self.state is not None, "the stack is not up"
+        return self.state.kafka(ADMIN)
 
     @property
     def database_url(self) -> str:
@@ -60,7 +64,8 @@ class FaultEnvironment:
         self.state = self.stack.up(progress=progress)
         ports = _free_ports(HTTP_PORTS_FROM, [*COGS, SPARE])
         env = {**self.env, **{f"FIVECOGS_{cog.upper()}_RELAY_POLL_SECONDS": "0.2" for cog in COGS}}
-        self.services = ServiceProcesses(env=env, log_dir=self.stack.logs, ports=ports)
+        kafka: dict[str, KafkaAccess] = {cog: self.state.kafka(service_username(cog)) for cog in COGS}
+        self.services = ServiceProcesses(env=env, log_dir=self.stack.logs, ports=ports, kafka=kafka)
 
     @property
     def owned(self) -> bool:

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from fivecogs_ops.faults import plan
 from fivecogs_ops.faults.environment import SPARE, FaultEnvironment
 from fivecogs_ops.faults.probe import (
-    CHAIN_TOPICS,
     group_members,
     is_ready,
     outbox_rows,
@@ -26,7 +25,6 @@ from fivecogs_ops.faults.recovery import FaultRecord, RecoveryWatch
 from fivecogs_ops.simulate.catchup import consumed_topics
 from fivecogs_shared import kafka_admin
 from fivecogs_shared.contracts import COGS
-from fivecogs_shared.kafka_admin import topic_partitions
 from fivecogs_shared.outbox import CHAOS_EXIT_AFTER_PUBLISH, CHAOS_EXIT_CODE
 
 BROKER_DOWN_SECONDS = 3.0  # how long Kafka stays stopped
@@ -102,7 +100,7 @@ class Injector:
         await asyncio.to_thread(self.env.stack.stop_kafka)
         await asyncio.sleep(BROKER_DOWN_SECONDS)
         await asyncio.to_thread(self.env.stack.start_kafka, lambda _: None)
-        await until_leaders(self.env.bootstrap, CHAIN_TOPICS)  # the partner resumes once Kafka takes records
+        await until_leaders(self.env.kafka)  # the partner resumes once Kafka takes records
         record.injected = True
         record.detail = f"Kafka stopped for {time.monotonic() - since:.1f}s"
         self._watch(record, COGS, since)
@@ -142,10 +140,12 @@ class Injector:
         record.stop_seconds = await self._graceful_stop(record.target)
         left = await outbox_rows(self.env.database_url, record.target)
         await self._until_group_empty(record.target)  # else Kafka would wait for the session to expire
-        group, bootstrap = f"fivecogs-{record.target}", self.env.bootstrap
-        partitions = [tp for t in consumed_topics(record.target) for tp in await topic_partitions(bootstrap, t)]
-        committed = await kafka_admin.committed_offsets(bootstrap, group)
-        await kafka_admin.reset_group_offsets(bootstrap, group, dict.fromkeys(partitions, 0))
+        group, kafka = f"fivecogs-{record.target}", self.env.kafka
+        async with kafka_admin.admin_client(kafka) as admin:
+            topics = consumed_topics(record.target, await kafka_admin.list_topics(admin))
+            partitions = await kafka_admin.partitions_of(admin, topics)
+        committed = await kafka_admin.committed_offsets(kafka, group)
+        await kafka_admin.reset_group_offsets(kafka, group, dict.fromkeys(partitions, 0))
         record.injected = True
         record.detail = (
             f"SIGTERM: exit {record.stop_seconds:.1f}s, {left} outbox rows left, group left "
@@ -180,7 +180,7 @@ class Injector:
         return now
 
     def _watch(self, record: FaultRecord, cogs: tuple[str, ...] | list[str], since: float) -> None:
-        self._background(record, RecoveryWatch(self.env.bootstrap, self._ready_url, list(cogs), since).run(record))
+        self._background(record, RecoveryWatch(self.env.kafka, self._ready_url, list(cogs), since).run(record))
 
     def _on_service(
         self, record: FaultRecord, act: Callable[[FaultRecord], Awaitable[float]], *, sole_member: bool = False
@@ -194,7 +194,7 @@ class Injector:
                     since = await act(record)
                 finally:
                     self._ensure_running(record.target)
-            watch = RecoveryWatch(self.env.bootstrap, self._ready_url, [record.target], since, sole_member=sole_member)
+            watch = RecoveryWatch(self.env.kafka, self._ready_url, [record.target], since, sole_member=sole_member)
             await watch.run(record)
 
         self._background(record, play())
@@ -235,7 +235,7 @@ class Injector:
     async def _until_group_empty(self, cog: str, timeout: float = 30.0) -> None:
         """Kafka refuses to move the offsets of a group with members: the stopped service must have left it."""
         deadline = time.monotonic() + timeout
-        while await group_members(self.env.bootstrap, cog) != 0:
+        while await group_members(self.env.kafka, cog) != 0:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"fivecogs-{cog} still has members {timeout:.0f}s after its service stopped")
             await asyncio.sleep(0.5)

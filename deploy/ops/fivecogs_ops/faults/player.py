@@ -18,7 +18,6 @@ from fivecogs_ops.faults.injectors import Injector
 from fivecogs_ops.faults.plan import Fault
 from fivecogs_ops.faults.progress import SuiteProgress
 from fivecogs_ops.faults.workload import Published, Wave
-from fivecogs_ops.simulate.intake import COG_OF_TOPIC
 from fivecogs_ops.simulate.play import Publisher
 from fivecogs_ops.simulate.records import Sent
 
@@ -47,7 +46,7 @@ class Player:
     def busiest(self) -> str:
         """The service whose ingest topic gets the most of the next records."""
         upcoming = self.stream[self.position : self.position + LOOKAHEAD] or self.stream[-LOOKAHEAD:]
-        counts = Counter(COG_OF_TOPIC[published.sent.topic] for published in upcoming)
+        counts = Counter(published.sent.topic.split(".")[1] for published in upcoming)
         return counts.most_common(1)[0][0]
 
     async def play(self, wave: Wave, rate: float) -> float:
@@ -85,9 +84,7 @@ class Player:
     async def _send(self, sent: Sent) -> asyncio.Future[object]:
         """The delivery future, or a future already failed when the producer refused to queue the record."""
         try:
-            future: asyncio.Future[object] = await self.publisher.producer.send(
-                sent.topic, sent.value, key=sent.key, headers=list(sent.headers)
-            )
+            future: asyncio.Future[object] = await self.publisher.send(sent)
         except NOT_WRITTEN as error:
             future = asyncio.get_running_loop().create_future()
             future.set_exception(error)

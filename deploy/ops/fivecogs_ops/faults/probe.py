@@ -15,11 +15,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from fivecogs_ops.simulate.catchup import consumed_topics, watched_topics
+from fivecogs_ops.simulate.catchup import consumed_topics, watched
 from fivecogs_shared import kafka_admin
-
-# Every topic of the chain: ingest, events, feedback and dead letters.
-CHAIN_TOPICS = watched_topics()
+from fivecogs_shared.kafka_access import KafkaAccess
 
 # A transaction of the service that has written and not committed yet: a batch being applied (the relay's
 # one-statement DELETE writes too, and is left out).
@@ -43,12 +41,13 @@ async def is_ready(url: str) -> bool:
         return False
 
 
-async def group_position(bootstrap: str, cog: str, timeout: float = 5.0) -> GroupPosition | None:
+async def group_position(kafka: KafkaAccess, cog: str, timeout: float = 5.0) -> GroupPosition | None:
     try:
-        async with kafka_admin.admin_client(bootstrap, timeout) as admin:
-            partitions = await kafka_admin.partitions_of(admin, consumed_topics(cog), timeout)
+        async with kafka_admin.admin_client(kafka, timeout) as admin:
+            topics = consumed_topics(cog, await kafka_admin.list_topics(admin, timeout))
+            partitions = await kafka_admin.partitions_of(admin, topics, timeout)
             offsets = await asyncio.wait_for(admin.list_consumer_group_offsets(f"fivecogs-{cog}"), timeout)
-        ends = await _end_offsets(bootstrap, partitions, timeout)
+        ends = await _end_offsets(kafka, partitions, timeout)
     except (KafkaError, OSError, TimeoutError):
         return None
     committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
@@ -58,8 +57,10 @@ async def group_position(bootstrap: str, cog: str, timeout: float = 5.0) -> Grou
     )
 
 
-async def _end_offsets(bootstrap: str, partitions: list[TopicPartition], timeout: float) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def _end_offsets(
+    kafka: KafkaAccess, partitions: list[TopicPartition], timeout: float
+) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(**kafka.client(), enable_auto_commit=False)
     await asyncio.wait_for(consumer.start(), timeout)
     try:
         ends: dict[TopicPartition, int] = await asyncio.wait_for(consumer.end_offsets(partitions), timeout)
@@ -68,9 +69,9 @@ async def _end_offsets(bootstrap: str, partitions: list[TopicPartition], timeout
         await consumer.stop()
 
 
-async def group_members(bootstrap: str, cog: str) -> int | None:
+async def group_members(kafka: KafkaAccess, cog: str) -> int | None:
     try:
-        return len((await kafka_admin.describe_group(bootstrap, f"fivecogs-{cog}")).members)
+        return len((await kafka_admin.describe_group(kafka, f"fivecogs-{cog}")).members)
     except (KafkaError, OSError, TimeoutError):
         return None
 
@@ -103,13 +104,15 @@ async def outbox_rows(database_url: str, cog: str) -> int:
         await conn.close()
 
 
-async def until_leaders(bootstrap: str, topics: list[str], timeout: float = 60.0) -> None:
-    """Until every partition of the topics has a leader: right after they were created or the broker started,
-    a record sent to a partition without one is refused."""
+async def until_leaders(kafka: KafkaAccess, topics: list[str] | None = None, timeout: float = 60.0) -> None:
+    """Until every partition of the topics (None: all the chain's) has a leader: right after they were created
+    or the broker started, a record sent to a partition without one is refused."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            async with kafka_admin.admin_client(bootstrap, 5.0) as admin:
+            async with kafka_admin.admin_client(kafka, 5.0) as admin:
+                if topics is None:
+                    topics = [t for t in await kafka_admin.list_topics(admin, 5.0) if watched(t)]
                 described = await asyncio.wait_for(admin.describe_topics(topics), 5.0)
             if all(not t["error_code"] and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
                 return

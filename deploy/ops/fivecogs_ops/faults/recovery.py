@@ -14,6 +14,7 @@ from typing import Any
 
 from fivecogs_ops.faults.plan import Fault
 from fivecogs_ops.faults.probe import GroupPosition, group_members, group_position, is_ready
+from fivecogs_shared.kafka_access import KafkaAccess
 
 RECOVERY_TIMEOUT = 240.0
 POLL = 0.25
@@ -55,7 +56,7 @@ class FaultRecord:
 class RecoveryWatch:
     """Times the recovery of the services of one fault, from the moment it struck."""
 
-    bootstrap: str
+    kafka: KafkaAccess
     ready_url: Callable[[str], str]  # cog -> its /readyz
     cogs: Sequence[str]
     since: float  # time.monotonic() when the fault struck
@@ -86,11 +87,11 @@ class RecoveryWatch:
         record.recovered_seconds = time.monotonic() - self.since
 
     async def _alone(self) -> bool:
-        return all([await group_members(self.bootstrap, cog) == 1 for cog in self.cogs])
+        return all([await group_members(self.kafka, cog) == 1 for cog in self.cogs])
 
     async def _consuming(self) -> bool:
         for cog in self.cogs:
-            position = await group_position(self.bootstrap, cog)
+            position = await group_position(self.kafka, cog)
             if position is None:
                 return False
             baseline = self._baseline.setdefault(cog, position)

@@ -22,7 +22,7 @@ from fivecogs_ops.faults.environment import FaultEnvironment
 from fivecogs_ops.faults.injectors import Injector
 from fivecogs_ops.faults.plan import Fault, Mode, plan_faults
 from fivecogs_ops.faults.player import Player
-from fivecogs_ops.faults.probe import CHAIN_TOPICS, until_leaders
+from fivecogs_ops.faults.probe import until_leaders
 from fivecogs_ops.faults.progress import SuiteProgress
 from fivecogs_ops.faults.recovery import FaultRecord
 from fivecogs_ops.faults.verify import Verdict, judge
@@ -30,15 +30,18 @@ from fivecogs_ops.faults.workload import Workload, build_workload
 from fivecogs_ops.simulate.catchup import LagWatcher
 from fivecogs_ops.simulate.collector import Collector, Seen
 from fivecogs_ops.simulate.model import ChainModel
-from fivecogs_ops.simulate.play import ANSWER_TOPICS, Publisher, fetch_report, prepare_topics
+from fivecogs_ops.simulate.play import Publisher, answer_topics, chain_topics, fetch_report, provision
 from fivecogs_ops.stack import StackError
 from fivecogs_shared.contracts import COGS, events_topic
+from fivecogs_shared.kafka_access import KafkaAccess
 
 SHUTDOWN_LIMIT = 10.0  # seconds from SIGTERM to exit (issue 4)
 
-# Everything the chain writes: its events, feedback and dead letters, read from the first record (the suite's
-# stack is fresh, so that is exactly this run).
-RECORDED_TOPICS = (*ANSWER_TOPICS, *(events_topic(cog) for cog in COGS))
+
+def recorded_topics(workload: Workload) -> list[str]:
+    """Everything the chain writes: its events, feedback and dead letters, read from the first record (the
+    suite's stack is fresh, so that is exactly this run)."""
+    return [*answer_topics(workload.scenario.partners), *(events_topic(cog) for cog in COGS)]
 
 
 @dataclass
@@ -119,10 +122,10 @@ async def _run_suite(env: FaultEnvironment, mode: Mode, seed: int, progress: Sui
     outcomes = await asyncio.to_thread(model.apply_all, list(workload.records()))
     result = SuiteResult(mode, seed, workload, plan_faults(mode, workload.sent, seed))
     try:
-        await _start(env, progress)
+        accesses = await _start(env, workload, progress)
         management = env.processes().url("management")
         before = await fetch_report(management)
-        await _play(env, mode, result, progress, started)
+        await _play(env, mode, result, accesses, progress, started)
         progress.stage("comparing the report, every answer and every dead letter with the model")
         actual = await fetch_report(management)
         expected = before.plus(model.report())
@@ -136,7 +139,8 @@ async def _run_suite(env: FaultEnvironment, mode: Mode, seed: int, progress: Sui
     return result
 
 
-async def _start(env: FaultEnvironment, progress: SuiteProgress) -> None:
+async def _start(env: FaultEnvironment, workload: Workload, progress: SuiteProgress) -> dict[str, KafkaAccess]:
+    """The stack and the five services, then the workload's partners provisioned: their credentials."""
     progress.stage("starting the suite's own Kafka and Postgres (.stack/faults)")
     await asyncio.to_thread(env.up, progress.stage)
     processes = env.processes()
@@ -144,15 +148,25 @@ async def _start(env: FaultEnvironment, progress: SuiteProgress) -> None:
         processes.start(cog)
     await asyncio.to_thread(processes.wait_ready, COGS, 120)
     progress.stage(f"five services ready; management at {processes.url('management')}")
-    await prepare_topics(env.bootstrap)
-    await until_leaders(env.bootstrap, CHAIN_TOPICS)
+    cast = workload.scenario.partners
+    progress.stage(f"provisioning {len(cast)} partners (credentials, topics, ACLs)")
+    accesses = await provision(env.kafka, cast)
+    await until_leaders(env.kafka, [*answer_topics(cast), *chain_topics(cast)])
+    return accesses
 
 
-async def _play(env: FaultEnvironment, mode: Mode, result: SuiteResult, progress: SuiteProgress, t0: float) -> None:
+async def _play(
+    env: FaultEnvironment,
+    mode: Mode,
+    result: SuiteResult,
+    accesses: dict[str, KafkaAccess],
+    progress: SuiteProgress,
+    t0: float,
+) -> None:
     stream = [published for wave in result.workload.waves for published in wave.records]
     async with (
-        Collector(env.bootstrap, RECORDED_TOPICS, from_beginning=True) as recorder,
-        Publisher(env.bootstrap) as publisher,
+        Collector(env.kafka, recorded_topics(result.workload), from_beginning=True) as recorder,
+        Publisher(accesses) as publisher,
     ):
         injector = Injector(env, t0, busiest=lambda: player.busiest())
         player = Player(publisher, injector, result.planned, stream, progress)
@@ -163,7 +177,7 @@ async def _play(env: FaultEnvironment, mode: Mode, result: SuiteResult, progress
                 progress.wave(wave.name, len(wave.records))
                 publish = await player.play(wave, mode.rate)
                 await injector.settle()
-                async with LagWatcher(env.bootstrap, database_url=env.database_url) as watcher:
+                async with LagWatcher(env.kafka, database_url=env.database_url) as watcher:
                     caught_up = await watcher.wait(timeout=mode.catch_up_timeout, quiet=2.0, progress=progress.lag)
                 progress.settled(wave.name, publish, caught_up)
                 result.waves.append(WaveTiming(wave.name, len(wave.records), publish, caught_up))

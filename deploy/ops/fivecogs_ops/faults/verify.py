@@ -23,7 +23,7 @@ from fivecogs_ops.simulate.figures import Report
 from fivecogs_ops.simulate.model import Outcome
 from fivecogs_ops.simulate.records import ACCEPTED
 from fivecogs_ops.simulate.scenario import Scenario
-from fivecogs_shared.contracts import COGS, dlq_topic, events_topic
+from fivecogs_shared.contracts import COGS, events_topic, partner_of_topic
 from fivecogs_shared.service import ServiceDefinition
 
 ORIGIN_HEADERS = ("fivecogs_original_topic", "fivecogs_original_partition", "fivecogs_original_offset")
@@ -85,7 +85,7 @@ async def judge(
     resent, violations = relay_order(records)
     return Verdict(
         differences=report_differences(expected, actual),
-        answers=tally(expected_answers, answers_seen(records, tag, scenario.sources), distinct=True),
+        answers=tally(expected_answers, answers_seen(records, tag, scenario.partners), distinct=True),
         dead_letters=tally(letters, dead_letters_seen(once_per_origin(records), tag)),
         dlq_records=sum(1 for r in records if r.topic.endswith(".dlq")),
         effective_expected=sum(1 for o in outcomes if o.kind == ACCEPTED),
@@ -111,6 +111,10 @@ def once_per_origin(records: Iterable[Seen]) -> list[Seen]:
     return kept
 
 
+def _partner_dlq(topic: str) -> bool:
+    return topic.endswith(".dlq") and partner_of_topic(topic.removesuffix(".dlq")) is not None
+
+
 def relay_order(records: Iterable[Seen]) -> tuple[int, list[str]]:
     """Re-sent records, and partitions where a relay broke order, on the topics one relay alone writes.
 
@@ -119,10 +123,11 @@ def relay_order(records: Iterable[Seen]) -> tuple[int, list[str]]:
     of a partition by first appearance, the partition must read as runs of consecutive numbers, each run
     starting at or before the highest number so far and reaching it before anything new: a jump forward means
     a record was skipped, or came before one it should have followed."""
-    single_writer = {events_topic(cog) for cog in COGS} | {dlq_topic(cog) for cog in COGS}
+    # Each cog's events, and its partners' dead letters (only that cog's service consumes a partner's topic).
+    single_writer = {events_topic(cog) for cog in COGS}
     by_partition: dict[tuple[str, int], list[str]] = defaultdict(list)
     for record in records:
-        if record.topic in single_writer:
+        if record.topic in single_writer or _partner_dlq(record.topic):
             by_partition[(record.topic, record.partition)].append(_identity(record))
     resent, violations = 0, []
     for (topic, partition), identities in sorted(by_partition.items()):
@@ -171,7 +176,7 @@ async def not_taken_in(records: Sequence[Seen], database_url: str) -> list[str]:
 def _handled_not_held(
     records: Sequence[Seen], definition: ServiceDefinition, held: set[tuple[str, str]]
 ) -> Iterator[str]:
-    sources = {topic: source for topic, source in definition.sources().items() if not source.from_partners}
+    sources = definition.sources().upstream
     for record in records:
         source = sources.get(record.topic)
         event_type = source.registry.get(record.header("ce_type")) if source else None

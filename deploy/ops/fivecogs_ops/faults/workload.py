@@ -1,7 +1,8 @@
 """What the fault suite publishes: one seeded scenario of at least N partner events, poisoned and sent twice.
 
 - the scenario is `simulate.build_scenario` with as many enterprises as it takes to reach N events, poison
-  included, cut in the same steps (the chain catches up between steps, so no outcome depends on a race);
+  included, cut in the same steps, and a step in waves where one partner's record follows another's with the
+  same key (`simulate.play.waves`: the chain catches up between them, so no outcome depends on a race);
 - poison: after one record in eight, a bad twin (`poison.make`), the kinds in turn, so that over a ninth of
   the events are bad and every kind is well represented;
 - copies: every event is published a second time, about `2 × copy_delay` records later (at the suite's
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fivecogs_ops.faults import poison
+from fivecogs_ops.simulate.play import waves
 from fivecogs_ops.simulate.records import Sent
 from fivecogs_ops.simulate.scenario import Scenario, build_scenario
 
@@ -67,7 +69,11 @@ def build_workload(events: int, seed: int, copy_delay: int, tag: str | None = No
     rng = random.Random(seed)
     steps, made = [], Counter[str]()
     for step in scenario.steps:
-        steps.append((step.name, _poisoned(list(step.records), scenario.tag, rng, made)))
+        parts = waves(_poisoned(list(step.records), scenario.tag, rng, made))
+        steps += [
+            (step.name if len(parts) == 1 else f"{step.name} ({i}/{len(parts)})", part)
+            for i, part in enumerate(parts, 1)
+        ]
     distinct = sum(len(records) for _, records in steps)
     return Workload(scenario, tuple(_with_copies(steps, copy_delay)), made, distinct)
 

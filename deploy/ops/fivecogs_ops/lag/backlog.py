@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from fivecogs_shared.contracts import COGS
+from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.kafka_admin import admin_client, end_offsets, list_topics, partitions_of
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -42,12 +43,12 @@ async def _outbox(conn: asyncpg.Connection, schema: str, timeout: float) -> Outb
     return OutboxBacklog(schema, int(row["n"]), row["age"])
 
 
-async def dlq_counts(bootstrap: str, timeout: float = 10.0) -> dict[str, int]:
+async def dlq_counts(kafka: KafkaAccess, timeout: float = 10.0) -> dict[str, int]:
     """Records ever written to each `*.dlq` topic (logs are kept forever, so the end offsets add up to it)."""
-    async with admin_client(bootstrap, timeout) as admin:
+    async with admin_client(kafka, timeout) as admin:
         topics = [t for t in await list_topics(admin, timeout) if t.endswith(".dlq")]
         partitions = await partitions_of(admin, topics, timeout)
     counts: dict[str, int] = defaultdict(int, dict.fromkeys(topics, 0))
-    for tp, end in (await end_offsets(bootstrap, partitions, timeout) if partitions else {}).items():
+    for tp, end in (await end_offsets(kafka, partitions, timeout) if partitions else {}).items():
         counts[tp.topic] += end
     return dict(sorted(counts.items()))

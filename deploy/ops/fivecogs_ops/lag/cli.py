@@ -25,6 +25,7 @@ from fivecogs_ops.console import make_console
 from fivecogs_ops.lag.report import GroupReport, Report, look
 from fivecogs_ops.lag.sampling import DEFAULT_PREFIX
 from fivecogs_ops.lag.store import SampleStore
+from fivecogs_shared.kafka_access import KafkaAccess
 
 CANNOT_SAMPLE = 3
 WATCH_SECONDS = 2.0
@@ -61,7 +62,7 @@ def lag(
         if watch:
             report = asyncio.run(_watch(samples, group, prefix, window, show))
         else:
-            report = asyncio.run(look(_bootstrap(), samples, groups=group, prefix=prefix, window=window))
+            report = asyncio.run(look(_kafka(), samples, groups=group, prefix=prefix, window=window))
     except Exception as error:  # Kafka unreachable, timeouts: say so, exit 3
         make_console(stderr=True).print(f"[bold red]error:[/] cannot sample consumer lag: {error!r}")
         raise typer.Exit(CANNOT_SAMPLE) from error
@@ -93,7 +94,7 @@ async def _watch(
         live = None if show else stack.enter_context(Live(Text("sampling…"), console=console, auto_refresh=False))
         try:
             while True:
-                report = await look(_bootstrap(), samples, groups=groups, prefix=prefix, window=window, settle=0)
+                report = await look(_kafka(), samples, groups=groups, prefix=prefix, window=window, settle=0)
                 if live:
                     live.update(render(report, console.width), refresh=True)
                 elif show:
@@ -117,7 +118,7 @@ def ops(
 
     from fivecogs_ops.lag.page import PageConfig, create_app
 
-    config = PageConfig(_bootstrap(), _database_url(), SampleStore(store), prefix, window, interval)
+    config = PageConfig(_kafka(), _database_url(), SampleStore(store), prefix, window, interval)
     make_console(stderr=True).print(f"ops page on [bold]http://{host}:{port}/[/] (JSON: /api/lag); Ctrl-C stops")
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
 
@@ -127,12 +128,10 @@ def register(app: typer.Typer) -> None:
     app.command("ops")(ops)
 
 
-def _bootstrap() -> str:
-    if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return bootstrap
-    from fivecogs_ops.stack import LocalStack
+def _kafka() -> KafkaAccess:
+    from fivecogs_ops.stack import cluster_access
 
-    return LocalStack().load().bootstrap_servers
+    return cluster_access()  # the operator principal: describe and read, never write
 
 
 def _database_url() -> str:

@@ -23,6 +23,7 @@ from fivecogs_ops.lag.report import HOUR, look
 from fivecogs_ops.lag.sampling import DEFAULT_PREFIX
 from fivecogs_ops.lag.store import SampleStore
 from fivecogs_shared.contracts import COGS
+from fivecogs_shared.kafka_access import KafkaAccess
 
 log = structlog.get_logger()
 PAGE = Path(__file__).parent / "static" / "ops.html"
@@ -30,7 +31,7 @@ PAGE = Path(__file__).parent / "static" / "ops.html"
 
 @dataclass(frozen=True)
 class PageConfig:
-    bootstrap: str
+    kafka: KafkaAccess
     database_url: str
     store: SampleStore
     prefix: str = DEFAULT_PREFIX
@@ -57,13 +58,13 @@ class Sampler:
         c = self.config
         body: dict[str, Any] = {"error": None, "refresh_seconds": min(5.0, max(1.0, c.interval))}
         try:
-            report = await look(c.bootstrap, c.store, prefix=c.prefix, window=c.window, settle=0)
+            report = await look(c.kafka, c.store, prefix=c.prefix, window=c.window, settle=0)
             body |= report.to_json(series=True)
         except Exception as error:  # keep serving: the page says what is wrong instead of going blank
             log.warning("lag not sampled", error=repr(error))
             body |= {"time": time.time(), "status": "UNKNOWN", "groups": [], "error": f"Kafka: {error!r}"}
         body["outbox"] = await _or_none(_outbox(c))
-        body["dlq"] = await _or_none(dlq_counts(c.bootstrap))
+        body["dlq"] = await _or_none(dlq_counts(c.kafka))
         body["chart_seconds"] = HOUR
         return body
 

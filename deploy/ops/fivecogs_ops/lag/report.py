@@ -15,6 +15,7 @@ from fivecogs_ops.lag.estimate import Estimate, from_record, interpolated, table
 from fivecogs_ops.lag.rules import Observation, Status, Trend, Verdict, group_status, partition_status, trend
 from fivecogs_ops.lag.sampling import DEFAULT_PREFIX, Sample, Snapshot, collect, record_times
 from fivecogs_ops.lag.store import SampleStore
+from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.kafka_admin import Member
 from fivecogs_shared.lag import EndOffsetTable
 
@@ -199,13 +200,13 @@ def missing_estimates(snapshot: Snapshot, built: Mapping[tuple[str, int], EndOff
     }
 
 
-async def read_record_times(bootstrap: str, wanted: set[tuple[str, int, int]], timeout: float) -> dict[Any, float]:
+async def read_record_times(kafka: KafkaAccess, wanted: set[tuple[str, int, int]], timeout: float) -> dict[Any, float]:
     """Record timestamps, one offset per partition per round (groups reading one topic lag at different offsets)."""
     found: dict[tuple[str, int, int], float] = {}
     pending = sorted(wanted)
     while pending:
         round_ = {TopicPartition(t, p): o for t, p, o in reversed(pending)}  # one offset per partition
-        times = await record_times(bootstrap, round_, timeout)
+        times = await record_times(kafka, round_, timeout)
         found.update({(tp.topic, tp.partition, round_[tp]): at for tp, at in times.items()})
         done = {(tp.topic, tp.partition, o) for tp, o in round_.items()}
         pending = [w for w in pending if w not in done]
@@ -213,7 +214,7 @@ async def read_record_times(bootstrap: str, wanted: set[tuple[str, int, int]], t
 
 
 async def look(
-    bootstrap: str,
+    kafka: KafkaAccess,
     store: SampleStore,
     *,
     groups: list[str] | None = None,
@@ -223,13 +224,13 @@ async def look(
     settle: float = 2.0,
 ) -> Report:
     """Sample, persist, judge. With no earlier sample to judge a lagging partition by, look again after `settle`."""
-    snapshot = await collect(bootstrap, groups, prefix, timeout)
+    snapshot = await collect(kafka, groups, prefix, timeout)
     store.add(snapshot.samples)
     history = store.history(snapshot.groups, since=snapshot.time - max(window, HOUR))
     built = tables(history)
-    record_at = await read_record_times(bootstrap, missing_estimates(snapshot, built), timeout)
+    record_at = await read_record_times(kafka, missing_estimates(snapshot, built), timeout)
     report = build_report(snapshot, history, built, window, record_at)
     if settle and report.needs_second_look():
         await asyncio.sleep(settle)
-        return await look(bootstrap, store, groups=groups, prefix=prefix, window=window, timeout=timeout, settle=0)
+        return await look(kafka, store, groups=groups, prefix=prefix, window=window, timeout=timeout, settle=0)
     return report

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.kafka_admin import (
     GroupDescription,
     admin_client,
@@ -46,17 +47,17 @@ class Snapshot:
 
 
 async def collect(
-    bootstrap: str, groups: list[str] | None = None, prefix: str = DEFAULT_PREFIX, timeout: float = 10.0
+    kafka: KafkaAccess, groups: list[str] | None = None, prefix: str = DEFAULT_PREFIX, timeout: float = 10.0
 ) -> Snapshot:
     """Sample the named groups, or every group whose name starts with `prefix`."""
-    async with admin_client(bootstrap, timeout) as admin:
+    async with admin_client(kafka, timeout) as admin:
         names = groups or [g for g in await list_groups(admin, timeout) if g.startswith(prefix)]
         described = await describe_groups(admin, names, timeout)
-        commits = await asyncio.gather(*(committed_offsets(bootstrap, g, timeout) for g in names))
+        commits = await asyncio.gather(*(committed_offsets(kafka, g, timeout) for g in names))
         committed = dict(zip(names, commits, strict=True))
         topics = {g: _topics_of(committed[g], described.get(g)) for g in names}
         partitions = await partitions_of(admin, sorted(set().union(*topics.values())), timeout)
-    ends = await end_offsets(bootstrap, partitions, timeout) if partitions else {}
+    ends = await end_offsets(kafka, partitions, timeout) if partitions else {}
     now = time.time()
     samples = [
         Sample(g, tp.topic, tp.partition, now, committed[g].get(tp), ends[tp])
@@ -74,7 +75,7 @@ def _topics_of(committed: dict[TopicPartition, int], description: GroupDescripti
 
 
 async def record_times(
-    bootstrap: str, offsets: dict[TopicPartition, int], timeout: float = 5.0
+    kafka: KafkaAccess, offsets: dict[TopicPartition, int], timeout: float = 5.0
 ) -> dict[TopicPartition, float]:
     """The timestamp (unix seconds) of the record at each given offset, read by a consumer of no group.
 
@@ -82,7 +83,7 @@ async def record_times(
     record does not arrive within the timeout are left out."""
     if not offsets:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**kafka.client(), enable_auto_commit=False, group_id=None)
     await asyncio.wait_for(consumer.start(), timeout)
     found: dict[TopicPartition, float] = {}
     try:

@@ -5,35 +5,30 @@ still on its way through an outbox."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from fivecogs_shared.contracts import COGS, FEEDBACK_TOPIC, events_topic, ingest_topic
+from fivecogs_shared.contracts import COGS
+from fivecogs_shared.contracts.topics import subscription_pattern
+from fivecogs_shared.kafka_access import KafkaAccess
 
-# What each service reads, beside its own ingest topic (docs/rules.md, "Flow").
-UPSTREAM: Mapping[str, tuple[str, ...]] = {
-    "inputs": (),
-    "knowledge": ("inputs",),
-    "marketing": ("inputs", "knowledge"),
-    "management": ("inputs", "knowledge", "marketing", "communication"),
-    "communication": ("knowledge", "marketing", "management"),
-}
+CONSUMED: dict[str, re.Pattern[str]] = {cog: re.compile(subscription_pattern(cog)) for cog in COGS}
 
 
-def consumed_topics(cog: str) -> list[str]:
-    return [ingest_topic(cog), *(events_topic(upstream) for upstream in UPSTREAM[cog])]
+def consumed_topics(cog: str, topics: Iterable[str]) -> list[str]:
+    """Those of the topics the cog's service reads (by its subscription pattern)."""
+    return [topic for topic in topics if CONSUMED[cog].match(topic)]
 
 
-def watched_topics() -> list[str]:
-    topics = {FEEDBACK_TOPIC}
-    for cog in COGS:
-        topics |= {ingest_topic(cog), f"{ingest_topic(cog)}.dlq", events_topic(cog)}
-    return sorted(topics)
+def watched(topic: str) -> bool:
+    """The chain's topics: ingest, events, dead letters and feedback (all begin with `fivecogs.`)."""
+    return topic.startswith("fivecogs.")
 
 
 class CatchUpTimeout(RuntimeError):
@@ -57,16 +52,18 @@ Progress = Callable[[Lag], None]
 class LagWatcher:
     """One admin client and one group-less consumer, kept open while a simulation runs."""
 
-    def __init__(self, bootstrap: str, timeout: float = 10.0, database_url: str | None = None) -> None:
-        self.bootstrap, self.timeout, self.database_url = bootstrap, timeout, database_url
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    def __init__(self, kafka: KafkaAccess, timeout: float = 10.0, database_url: str | None = None) -> None:
+        self.kafka, self.timeout, self.database_url = kafka, timeout, database_url
+        self.admin = AIOKafkaAdminClient(**kafka.client(), request_timeout_ms=int(timeout * 1000))
+        self.consumer = AIOKafkaConsumer(**kafka.client(), enable_auto_commit=False)
         self.partitions: dict[str, list[TopicPartition]] = {}
 
     async def __aenter__(self) -> LagWatcher:
         await asyncio.wait_for(self.admin.start(), self.timeout)
         await asyncio.wait_for(self.consumer.start(), self.timeout)
-        described = await asyncio.wait_for(self.admin.describe_topics(watched_topics()), self.timeout)
+        # Every chain topic there is now: partners provisioned later are not this run's.
+        topics = [t for t in await asyncio.wait_for(self.admin.list_topics(), self.timeout) if watched(t)]
+        described = await asyncio.wait_for(self.admin.describe_topics(topics), self.timeout)
         for topic in described:
             self.partitions[topic["topic"]] = [
                 TopicPartition(topic["topic"], p["partition"]) for p in topic["partitions"]
@@ -90,8 +87,9 @@ class LagWatcher:
             committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
             owed = [
                 ends[tp] - committed.get(tp, 0)
-                for topic in consumed_topics(cog)
-                for tp in self.partitions.get(topic, [])
+                for topic, partitions in self.partitions.items()
+                if CONSUMED[cog].match(topic)
+                for tp in partitions
             ]
             by_group[group] = sum(max(0, n) for n in owed)
         return by_group

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import KafkaError
 
+from fivecogs_shared.kafka_access import KafkaAccess
+
 KEPT_VALUE_BYTES = 64 * 1024
 
 
@@ -37,10 +39,10 @@ class Seen:
 
 
 class Collector:
-    def __init__(self, bootstrap: str, topics: Iterable[str], *, from_beginning: bool = False) -> None:
+    def __init__(self, kafka: KafkaAccess, topics: Iterable[str], *, from_beginning: bool = False) -> None:
         self.consumer = AIOKafkaConsumer(
             *topics,
-            bootstrap_servers=bootstrap,
+            **kafka.client(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest" if from_beginning else "latest",

@@ -11,9 +11,10 @@ from typing import Any
 from fivecogs_ops.simulate.collector import Seen
 from fivecogs_ops.simulate.figures import FIELD_NAMES, Report, Row
 from fivecogs_ops.simulate.model import Answer, DeadLetter
-from fivecogs_shared.contracts import FEEDBACK_TOPIC
 from fivecogs_shared.contracts.feedback import ORDER_ACCEPTED_TYPE, ORDER_REJECTED_TYPE, REJECTED_TYPE
 from fivecogs_shared.envelope import CORRELATION_HEADER
+
+FEEDBACK_PREFIX = "fivecogs.feedback."  # + the partner's id: contracts.topics.feedback_topic
 
 ANSWER_KINDS = {REJECTED_TYPE: "rejected", ORDER_ACCEPTED_TYPE: "order.accepted", ORDER_REJECTED_TYPE: "order.rejected"}
 
@@ -116,17 +117,17 @@ def _describe(item: Answer | DeadLetter) -> str:
     return f"{item.topic} {item.ident}: {item.kind}"
 
 
-def answers_seen(records: Iterable[Seen], tag: str, sources: frozenset[str]) -> list[Answer]:
-    """This run's answers on the feedback topic: those about its event ids or order ids, and those about records
-    that had no ce_id at all, sent by one of its partners."""
-    found = []
+def answers_seen(records: Iterable[Seen], tag: str, partners: Iterable[str]) -> list[Answer]:
+    """This run's answers on its partners' feedback topics: those about its event ids or order ids, and those
+    about records that had no ce_id at all."""
+    found, ours = [], frozenset(partners)
     for record in records:
-        if record.topic != FEEDBACK_TOPIC:
+        if not record.topic.startswith(FEEDBACK_PREFIX):
             continue
         kind = ANSWER_KINDS.get(record.header("ce_type"))
         data = json.loads(record.value)
-        partner = (record.key or b"").decode()
-        if kind == "rejected" and _ours(data["event_id"], tag, partner, sources):
+        partner = record.topic.removeprefix(FEEDBACK_PREFIX)
+        if kind == "rejected" and _ours(data["event_id"], tag, partner, ours):
             found.append(Answer(partner, kind, data["event_id"], data["reason"]))
         elif kind and kind != "rejected" and str(data.get("order_id", "")).startswith(tag):
             detail = data["total_thb"] if kind == "order.accepted" else data["reason"]
@@ -134,8 +135,8 @@ def answers_seen(records: Iterable[Seen], tag: str, sources: frozenset[str]) -> 
     return found
 
 
-def _ours(event_id: str, tag: str, partner: str, sources: frozenset[str]) -> bool:
-    return event_id.startswith(tag) or (event_id == "" and partner in sources)
+def _ours(event_id: str, tag: str, partner: str, partners: frozenset[str]) -> bool:
+    return event_id.startswith(tag) or (event_id == "" and partner in partners)
 
 
 def dead_letters_seen(records: Iterable[Seen], tag: str) -> list[DeadLetter]:

@@ -16,8 +16,9 @@ from typing import Any
 from fivecogs_ops.simulate.chain import Refused, ValueChain
 from fivecogs_ops.simulate.figures import Report
 from fivecogs_ops.simulate.intake import Reading, read
-from fivecogs_ops.simulate.records import ACCEPTED, DUPLICATE, Sent
+from fivecogs_ops.simulate.records import ACCEPTED, DUPLICATE, UNAUTHORIZED, Sent
 from fivecogs_shared.contracts import partner
+from fivecogs_shared.contracts.topics import source_belongs_to
 
 ORDER_PLACED = "th.fivecogs.order.placed.v1"
 
@@ -26,7 +27,7 @@ ORDER_PLACED = "th.fivecogs.order.placed.v1"
 class Answer:
     """One record fivecogs should write on the feedback topic."""
 
-    partner: str  # the feedback key: the ce_source answered ("unknown" when the record had none)
+    partner: str  # whose feedback topic it goes to: the partner whose ingest topic the record was on
     kind: str  # "rejected", "order.accepted" or "order.rejected"
     subject: str  # the ce_id answered (rejected), or the order id
     detail: str  # the reason, or an accepted order's total
@@ -89,6 +90,8 @@ class ChainModel:
         reading = read(sent)
         if isinstance(reading, str):
             return _dead(sent, reading)
+        if not source_belongs_to(reading.source, sent.partner):  # before the inbox, as the runtime does
+            return Outcome(UNAUTHORIZED, (Answer(sent.partner, "rejected", reading.event_id, UNAUTHORIZED),))
         taken = (reading.cog, reading.source, reading.event_id)
         if taken in self.inbox:
             return Outcome(DUPLICATE) if self.inbox[taken] == reading.fingerprint else _dead(sent, "conflict")
@@ -96,12 +99,12 @@ class ChainModel:
         try:
             total = RULES[reading.ce_type](self.chain, reading.data, reading.time)
         except Refused as refusal:
-            return _refused(reading, refusal.reason)
+            return _refused(sent.partner, reading, refusal.reason)
         if total is None:
             return Outcome(ACCEPTED)
         order = reading.data
         assert isinstance(order, partner.OrderPlaced)
-        return Outcome(ACCEPTED, (Answer(reading.source, "order.accepted", order.order_id, f"{total:.2f}"),))
+        return Outcome(ACCEPTED, (Answer(sent.partner, "order.accepted", order.order_id, f"{total:.2f}"),))
 
     def report(self) -> Report:
         """The report fivecogs should serve if it held only what this model was given."""
@@ -110,14 +113,14 @@ class ChainModel:
 
 def _dead(sent: Sent, kind: str) -> Outcome:
     ident = sent.event_id or f"key:{(sent.key or b'').decode(errors='replace')}"
-    answer = Answer(sent.source or "unknown", "rejected", sent.event_id, kind)
+    answer = Answer(sent.partner, "rejected", sent.event_id, kind)
     return Outcome(kind, (answer,), DeadLetter(f"{sent.topic}.dlq", ident, kind))
 
 
-def _refused(reading: Reading, reason: str) -> Outcome:
-    answers = [Answer(reading.source, "rejected", reading.event_id, reason)]
+def _refused(partner_id: str, reading: Reading, reason: str) -> Outcome:
+    answers = [Answer(partner_id, "rejected", reading.event_id, reason)]
     if reading.ce_type == ORDER_PLACED:
         order = reading.data
         assert isinstance(order, partner.OrderPlaced)
-        answers.append(Answer(reading.source, "order.rejected", order.order_id, reason))
+        answers.append(Answer(partner_id, "order.rejected", order.order_id, reason))
     return Outcome(reason, tuple(answers))

@@ -8,12 +8,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from fivecogs_shared.contracts import PARTNER_EVENT_TYPES, ingest_topic
+from fivecogs_shared.contracts import PARTNER_EVENT_TYPES, ingest_topic, partner_of_topic
+from fivecogs_shared.contracts.topics import source_partner
 
 Headers = tuple[tuple[str, bytes], ...]
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"  # the same event again: no effect and no answer
+UNAUTHORIZED = "unauthorized_source"  # a ce_source of another partner than the topic's: refused, producer told
 BAD_KINDS = ("malformed", "schema", "unknown_type", "conflict", "oversized")
 
 
@@ -34,6 +36,13 @@ class Sent:
             if header_name == name:
                 return value.decode("utf-8", errors="replace")
         return None
+
+    @property
+    def partner(self) -> str:
+        """Whose ingest topic the record goes to: the partner that sends it (and is answered)."""
+        partner = partner_of_topic(self.topic)
+        assert partner is not None, f"{self.topic} is no partner's ingest topic"
+        return partner
 
     @property
     def event_id(self) -> str:
@@ -89,9 +98,11 @@ class EventWriter:
         note: str = "",
     ) -> Sent:
         """A record not yet written: to be broken on purpose before `add`."""
-        kind = PARTNER_EVENT_TYPES[ce_type]
+        kind, partner = PARTNER_EVENT_TYPES[ce_type], source_partner(source)
+        if partner is None:
+            raise ValueError(f"a scenario's source must name a partner (partner/<id>), not {source!r}")
         return Sent(
-            topic=ingest_topic(kind.cog),
+            topic=ingest_topic(kind.cog, partner),
             key=str(data[kind.key_field]).encode(),
             value=json.dumps(data, ensure_ascii=False).encode(),
             headers=ce_headers(ce_type, self.next_id(), source, time.isoformat()),

@@ -26,15 +26,18 @@ from fivecogs_ops.simulate.compare import (
 from fivecogs_ops.simulate.figures import Report
 from fivecogs_ops.simulate.model import Answer, ChainModel, DeadLetter, Outcome
 from fivecogs_ops.simulate.play import (
-    ANSWER_TOPICS,
-    CHAIN_TOPICS,
     Publisher,
+    answer_topics,
+    chain_topics,
+    communication_topics,
     fetch_report,
-    prepare_topics,
+    provision,
     read_history,
+    waves,
 )
 from fivecogs_ops.simulate.scenario import Scenario, build_scenario
 from fivecogs_shared.contracts import ingest_topic
+from fivecogs_shared.kafka_access import KafkaAccess
 
 
 class Progress:
@@ -133,7 +136,7 @@ class SimulationResult:
 
 
 async def run_simulation(
-    bootstrap: str,
+    kafka: KafkaAccess,
     management_url: str,
     enterprises: int,
     seed: int,
@@ -149,11 +152,13 @@ async def run_simulation(
     nothing is verified: events of different steps then race, and the model no longer predicts them."""
     progress = progress or Progress()
     scenario = build_scenario(enterprises, seed, tag)
-    await prepare_topics(bootstrap)
+    cast = scenario.partners
+    progress.stage(f"provisioning the scenario's {len(cast)} partners (credentials, topics, ACLs)")
+    accesses = await provision(kafka, cast)
     async with (
-        LagWatcher(bootstrap, database_url=database_url) as watcher,
-        Collector(bootstrap, (*ANSWER_TOPICS, *CHAIN_TOPICS)) as collector,
-        Publisher(bootstrap) as publisher,
+        LagWatcher(kafka, database_url=database_url) as watcher,
+        Collector(kafka, (*answer_topics(cast), *chain_topics(cast))) as collector,
+        Publisher(accesses) as publisher,
     ):
 
         async def settle() -> float:
@@ -164,15 +169,17 @@ async def run_simulation(
             await fetch_report(management_url)  # fail fast when management is not there at all
             progress.stage("waiting for the chain to finish what it already holds")
             initial = await settle()
-        result = await _predict(bootstrap, scenario)
+        result = await _predict(kafka, scenario)
         result.initial_catch_up_seconds = initial
         if wait:
             result.before = await fetch_report(management_url)
         for step in scenario.steps:
             progress.publishing(step.name, len(step.records))
-            seconds = await publisher.publish(step.records, progress.sent)
+            seconds, caught_up = 0.0, None
+            for wave in waves(step.records):
+                seconds += await publisher.publish(wave, progress.sent)
+                caught_up = await settle() if wait else None
             progress.published(step.name, len(step.records), seconds)
-            caught_up = await settle() if wait else None
             if caught_up is not None:
                 progress.caught_up(caught_up)
             result.steps.append(StepTiming(step.name, len(step.records), seconds, caught_up))
@@ -184,11 +191,12 @@ async def run_simulation(
     return result
 
 
-async def _predict(bootstrap: str, scenario: Scenario) -> SimulationResult:
+async def _predict(kafka: KafkaAccess, scenario: Scenario) -> SimulationResult:
     """The model's expectations. It first takes in the subscriptions the chain already holds (from the history of
-    the communication ingest topic, which earlier runs and other partners wrote to), as notices go to them too."""
+    the communication ingest topics, which earlier runs and other partners wrote to), as notices go to them too."""
     model = ChainModel()
-    model.apply_all(await read_history(bootstrap, ingest_topic("communication")))
+    for topic in await communication_topics(kafka):
+        model.apply_all(await read_history(kafka, topic))
     outcomes = model.apply_all(scenario.records())
     return SimulationResult(scenario, outcomes, model.report())
 
@@ -202,7 +210,7 @@ def _verify(result: SimulationResult, collector: Collector) -> None:
     result.foreign_records = foreign_records(collector.records, scenario.tag)
     result.foreign_consumers = foreign_consumers(collector.records, scenario.tag)
     expected_answers = [answer for outcome in result.outcomes for answer in outcome.answers]
-    seen_answers = answers_seen(collector.records, scenario.tag, scenario.sources)
+    seen_answers = answers_seen(collector.records, scenario.tag, scenario.partners)
     result.answers = tally(expected_answers, seen_answers, distinct=True, theirs=_read_by_others(result))
     expected_letters = [o.dead_letter for o in result.outcomes if o.dead_letter]
     result.dead_letters = tally(expected_letters, dead_letters_seen(collector.records, scenario.tag))
@@ -217,7 +225,7 @@ def _read_by_others(result: SimulationResult) -> Callable[[Answer | DeadLetter],
     def theirs(item: Answer | DeadLetter) -> bool:
         if not isinstance(item, Answer):
             return False
-        orders = ingest_topic("marketing") if item.kind.startswith("order.") else ""
+        orders = ingest_topic("marketing", item.partner) if item.kind.startswith("order.") else ""
         return topic_of.get(item.subject, orders) in topics
 
     return theirs

@@ -37,8 +37,12 @@ class Scenario:
             yield from step.records
 
     @property
-    def sources(self) -> frozenset[str]:
-        return frozenset(sent.source for sent in self.records() if sent.source)
+    def partners(self) -> dict[str, tuple[str, ...]]:
+        """Every partner that sends records, with the cogs it writes to: what provisioning gives it."""
+        cogs: dict[str, set[str]] = {}
+        for sent in self.records():
+            cogs.setdefault(sent.partner, set()).add(sent.topic.split(".")[1])
+        return {partner: tuple(sorted(found)) for partner, found in sorted(cogs.items())}
 
     def __len__(self) -> int:
         return sum(len(step.records) for step in self.steps)

@@ -18,6 +18,7 @@ from fivecogs_ops.simulate.catchup import CatchUpTimeout, Lag
 from fivecogs_ops.simulate.compare import Tally
 from fivecogs_ops.simulate.play import ManagementUnreachable
 from fivecogs_ops.simulate.runner import Progress, SimulationResult, run_simulation
+from fivecogs_shared.kafka_access import KafkaAccess
 
 EXIT_MATCH, EXIT_MISMATCH, EXIT_UNREACHABLE = 0, 1, 2
 SHOWN_DIFFERENCES = 40
@@ -78,7 +79,7 @@ class RichProgress(Progress):
 async def simulate_and_show(
     console: Console,
     *,
-    bootstrap: str,
+    kafka: KafkaAccess,
     management_url: str,
     enterprises: int,
     seed: int,
@@ -91,7 +92,7 @@ async def simulate_and_show(
     progress = Progress() if as_json else RichProgress(console)
     try:
         result = await run_simulation(
-            bootstrap,
+            kafka,
             management_url,
             enterprises,
             seed,
