@@ -27,7 +27,6 @@ from fivecogs_shared.kafka_access import KafkaAccess
 if TYPE_CHECKING:
     from fivecogs_ops.partners import PartnerAccess
 
-from fivecogs_shared.kafka_access import KafkaAccess
 
 REPO = Path(__file__).resolve().parents[1]
 # Services embedded in tests run as on a developer's machine (e.g. the development webhook key is allowed);

@@ -12,10 +12,15 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from fivecogs_shared import kafka_admin
+from fivecogs_shared.contracts import feedback_topic, ingest_topic
 from fivecogs_shared.kafka_access import KafkaAccess
 
+# The partner most tests publish as (provisioned once per session by the `test_partner` fixture).
+PARTNER = "test-partner"
+PARTNER_SOURCE = f"partner/{PARTNER}"
 
-def ce_headers(ce_type: str, *, source: str = "partner-test", event_id: str | None = None) -> list[tuple[str, bytes]]:
+
+def ce_headers(ce_type: str, *, source: str = PARTNER_SOURCE, event_id: str | None = None) -> list[tuple[str, bytes]]:
     return [
         ("ce_specversion", b"1.0"),
         ("ce_id", (event_id or str(uuid.uuid4())).encode()),
@@ -26,10 +31,19 @@ def ce_headers(ce_type: str, *, source: str = "partner-test", event_id: str | No
     ]
 
 
-class Partner:
-    """A partner system publishing on an ingest topic."""
+def ingest(cog: str, partner: str = PARTNER) -> str:
+    """The test partner's ingest topic of a cog."""
+    return ingest_topic(cog, partner)
 
-    def __init__(self, kafka: KafkaAccess, source: str = "partner-test") -> None:
+
+FEEDBACK = feedback_topic(PARTNER)
+
+
+class Partner:
+    """A partner system publishing on its ingest topics (or, with the admin's access and a cog's source, a test
+    posing as a cog on its events topic)."""
+
+    def __init__(self, kafka: KafkaAccess, source: str = PARTNER_SOURCE) -> None:
         self.kafka, self.source = kafka, source
         self.producer = AIOKafkaProducer(**kafka.client(), enable_idempotence=True, acks="all")
 

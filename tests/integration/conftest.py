@@ -23,23 +23,20 @@ def run_service(stack_env) -> RunService:
         suffix = uuid.uuid4().hex[:8]
         fresh: dict[str, object] = {
             "db_schema": f"test_{definition.cog}_{suffix}",
-            "consumer_group": f"test-{definition.cog}-{suffix}",
+            # Within the service principal's groups (`fivecogs-<cog>*`): the test runs it as that principal.
+            "consumer_group": f"fivecogs-{definition.cog}-test-{suffix}",
             "relay_poll_seconds": 0.2,
         }
-        settings = load_settings(
-            definition.cog,
-            kafka_ ** stack_env.kafka.client(),
-            database_url=stack_env.database_url,
-            **(fresh | overrides),
-        )
+        settings = load_settings(definition.cog, **stack_env.service_settings(definition.cog) | fresh | overrides)
         return running(definition, settings)
 
     return start
 
 
 @pytest.fixture
-async def partner(stack_env) -> AsyncIterator[object]:
+async def partner(test_partner) -> AsyncIterator[object]:
+    """The test partner, publishing with its own credentials on its own topics."""
     from tests.support import Partner
 
-    async with Partner(stack_env.kafka) as p:
+    async with Partner(test_partner.access) as p:
         yield p

@@ -22,9 +22,9 @@ from fivecogs_communication import signing, webhooks
 from fivecogs_communication.app import DEFINITION
 from fivecogs_communication.domain import notice_id
 from fivecogs_communication.webhooks import WebhookSettings
-from fivecogs_shared.contracts import events_topic, ingest_topic
+from fivecogs_shared.contracts import events_topic
 from fivecogs_shared.service import Runtime
-from tests.support import Partner, Tap, data, of_type
+from tests.support import Partner, Tap, data, ingest, of_type
 
 pytestmark = pytest.mark.integration
 
@@ -160,7 +160,7 @@ async def eventually(probe: Callable[[], Any], timeout: float = 30) -> Any:
 async def subscribe(partner: Partner, runtime: Runtime, *subscriptions: dict[str, Any]) -> None:
     """Publish the subscriptions and wait until they are stored: only later events notify them."""
     for s in subscriptions:
-        await partner.send(ingest_topic("communication"), SUBSCRIBED, {"network": "state", **s}, s["subscriber_id"])
+        await partner.send(ingest("communication"), SUBSCRIBED, {"network": "state", **s}, s["subscriber_id"])
     ids = [s["subscriber_id"] for s in subscriptions]
 
     async def stored() -> bool:

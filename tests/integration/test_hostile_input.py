@@ -27,11 +27,11 @@ from fivecogs_ops.lag.report import look
 from fivecogs_ops.lag.rules import Status
 from fivecogs_ops.lag.store import SampleStore
 from fivecogs_shared import kafka_admin
-from fivecogs_shared.contracts import FEEDBACK_TOPIC, events_topic, ingest_topic
+from fivecogs_shared.contracts import events_topic
 from fivecogs_shared.service import Runtime, http_app
 from fivecogs_shared.uow import OutgoingRecord, UnitOfWork
 from tests.integration.test_lag import enterprise, only, start_at_end
-from tests.support import Partner, Tap, ce_headers, data, header, wait_caught_up
+from tests.support import FEEDBACK, Partner, Tap, ce_headers, data, header, ingest, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -118,36 +118,36 @@ async def test_no_hostile_record_stops_its_partition(run_service, stack_env) -> 
     u = uuid.uuid4().hex[:6]
     keys = {name: f"ent-{u}-{n}" for n, name in enumerate(CORPUS)}
     conflict_key = f"ent-{u}-conflict"
-    dlq, events = f"{ingest_topic('inputs')}.dlq", events_topic("inputs")
+    dlq, events = f"{ingest('inputs')}.dlq", events_topic("inputs")
     async with (
         Partner(stack_env.kafka) as partner,
-        Tap(stack_env.kafka, dlq, events, FEEDBACK_TOPIC) as tap,
+        Tap(stack_env.kafka, dlq, events, FEEDBACK) as tap,
         run_service(INPUTS) as runtime,
     ):
         for name, (make, _) in CORPUS.items():
             value, headers = make(keys[name], ce_headers(REGISTERED))
             await partner.producer.send_and_wait(
-                ingest_topic("inputs"), value, key=keys[name].encode(), headers=headers
+                ingest("inputs"), value, key=keys[name].encode(), headers=headers
             )  # a None value too
-            await partner.send_raw(ingest_topic("inputs"), _enterprise(keys[name]), keys[name], ce_headers(REGISTERED))
+            await partner.send_raw(ingest("inputs"), _enterprise(keys[name]), keys[name], ce_headers(REGISTERED))
         # A conflicting copy: the same id as an applied event, other bytes.
         taken = str(uuid.uuid4())
         await partner.send_raw(
-            ingest_topic("inputs"), _enterprise(conflict_key), conflict_key, ce_headers(REGISTERED, event_id=taken)
+            ingest("inputs"), _enterprise(conflict_key), conflict_key, ce_headers(REGISTERED, event_id=taken)
         )
         await partner.send_raw(
-            ingest_topic("inputs"),
+            ingest("inputs"),
             _enterprise(conflict_key, members=13),
             conflict_key,
             ce_headers(REGISTERED, event_id=taken),
         )
         await partner.send_raw(
-            ingest_topic("inputs"), _enterprise(conflict_key, members=14), conflict_key, ce_headers(REGISTERED)
+            ingest("inputs"), _enterprise(conflict_key, members=14), conflict_key, ce_headers(REGISTERED)
         )
         everything = [*keys.values(), conflict_key]
         await tap.wait_for(lambda r: r.topic == events and _key(r) in everything, count=len(everything) + 1, timeout=60)
         await tap.wait_for(lambda r: r.topic == dlq and _key(r) in everything, count=len(everything), timeout=60)
-        await wait_caught_up(stack_env.kafka, runtime.settings.group_id, [ingest_topic("inputs")])
+        await wait_caught_up(stack_env.kafka, runtime.settings.group_id, [ingest("inputs")])
         await _outbox_empty(runtime)
         stalled = runtime.processor.health.stalled()
 
@@ -163,7 +163,7 @@ async def test_no_hostile_record_stops_its_partition(run_service, stack_env) -> 
     [near] = _in(tap, dlq, keys["near the broker's limit"])
     assert len(near.value) > BROKER_LIMIT - 1_500
     # Partners hear why, without our internals.
-    told = [data(r) for r in tap.records if r.topic == FEEDBACK_TOPIC and r.key == b"partner-test"]
+    told = [data(r) for r in tap.records if r.topic == FEEDBACK and r.key == b"partner-test"]
     stored = [t for t in told if t["reason"] == "processing_error"]
     assert stored, "the partner was not told about the count"
     assert all("asyncpg" not in t["detail"] and "$" not in t["detail"] for t in stored)
@@ -183,21 +183,19 @@ async def test_a_batch_that_fails_as_a_whole_is_halved_until_the_record_is_found
 
     definition = dataclasses.replace(INPUTS, handlers={**INPUTS.handlers, REGISTERED: breaks_the_batch})
     neighbours = [f"ent-{uuid.uuid4().hex[:6]}-{n}" for n in range(12)]
-    dlq, events = f"{ingest_topic('inputs')}.dlq", events_topic("inputs")
-    async with Partner(stack_env.kafka) as partner, Tap(stack_env.kafka, dlq, events, FEEDBACK_TOPIC) as tap:
+    dlq, events = f"{ingest('inputs')}.dlq", events_topic("inputs")
+    async with Partner(stack_env.kafka) as partner, Tap(stack_env.kafka, dlq, events, FEEDBACK) as tap:
         order = [*neighbours[:6], culprit, *neighbours[6:]]
         culprit_id = ""
         for key in order:  # published before the service starts, so they arrive in one batch
             event_id = str(uuid.uuid4())
             culprit_id = event_id if key == culprit else culprit_id
-            await partner.send_raw(
-                ingest_topic("inputs"), _enterprise(key), key, ce_headers(REGISTERED, event_id=event_id)
-            )
+            await partner.send_raw(ingest("inputs"), _enterprise(key), key, ce_headers(REGISTERED, event_id=event_id))
         async with run_service(definition) as runtime:
             await tap.wait_for(lambda r: r.topic == events and _key(r) in neighbours, count=len(neighbours))
             [dead] = await tap.wait_for(lambda r: r.topic == dlq and r.key == culprit.encode())
-            [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r)["event_id"] == culprit_id)
-            await wait_caught_up(stack_env.kafka, runtime.settings.group_id, [ingest_topic("inputs")])
+            [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK and data(r)["event_id"] == culprit_id)
+            await wait_caught_up(stack_env.kafka, runtime.settings.group_id, [ingest("inputs")])
 
     assert header(dead, "fivecogs_error_kind") == "processing_error"
     assert "bad" in header(dead, "fivecogs_error_detail") or "0x00" in header(dead, "fivecogs_error_detail")
@@ -233,7 +231,7 @@ async def test_a_partition_that_keeps_failing_is_reported_stalled_and_recovers(
     ):
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=http_app(runtime)), base_url="http://service")
         sent = await partner.producer.send_and_wait(
-            ingest_topic("inputs"), _enterprise(stuck), key=stuck.encode(), headers=ce_headers(REGISTERED)
+            ingest("inputs"), _enterprise(stuck), key=stuck.encode(), headers=ce_headers(REGISTERED)
         )
         report = await _until_status(http, 503)
         metrics = (await http.get("/metrics")).text
@@ -279,15 +277,15 @@ async def test_communication_takes_a_near_limit_record_and_keeps_sending_notices
         "topics": ["certification"],
         "note": "x" * (BROKER_LIMIT - 1_500),
     }
-    dlq = f"{ingest_topic('communication')}.dlq"
+    dlq = f"{ingest('communication')}.dlq"
     async with (
         Partner(stack_env.kafka) as partner,
         Tap(stack_env.kafka, dlq) as tap,
         run_service(COMMUNICATION) as runtime,
     ):
-        await partner.send_raw(ingest_topic("communication"), json.dumps(body).encode(), ids[0], ce_headers(SUBSCRIBED))
+        await partner.send_raw(ingest("communication"), json.dumps(body).encode(), ids[0], ce_headers(SUBSCRIBED))
         valid = {"subscriber_id": ids[1], "network": "state", "topics": ["certification"]}
-        await partner.send(ingest_topic("communication"), SUBSCRIBED, valid, ids[1])
+        await partner.send(ingest("communication"), SUBSCRIBED, valid, ids[1])
         [dead] = await tap.wait_for(lambda r: r.key == ids[0].encode())
         deadline = asyncio.get_running_loop().time() + 30
         while not await runtime.pool.fetchval("SELECT count(*) FROM subscribers WHERE subscriber_id = $1", ids[1]):
@@ -325,15 +323,15 @@ asyncio.run(main(*sys.argv[1:]))
 async def test_a_record_the_kafka_client_cannot_decode_is_dead_lettered(run_service, stack_env) -> None:
     """On aiokafka, a header name that is not UTF-8 fails the whole fetch; FastStream's loop would die of it. One
     such record on each partition: whichever the fetch meets last, the others' records were taken before it."""
-    dlq, events = f"{ingest_topic('inputs')}.dlq", events_topic("inputs")
-    partitions = len(await kafka_admin.topic_partitions(stack_env.kafka, ingest_topic("inputs")))
+    dlq, events = f"{ingest('inputs')}.dlq", events_topic("inputs")
+    partitions = len(await kafka_admin.topic_partitions(stack_env.kafka, ingest("inputs")))
     keys = _keys_on_every_partition(f"ent-{uuid.uuid4().hex[:6]}-undecodable", partitions)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         _RAW_HEADER_NAME_PRODUCER,
         stack_env.kafka,
-        ingest_topic("inputs"),
+        ingest("inputs"),
         *keys,
         env={**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"},
         stdout=asyncio.subprocess.PIPE,
@@ -347,11 +345,11 @@ async def test_a_record_the_kafka_client_cannot_decode_is_dead_lettered(run_serv
     others = [*keys, *(f"ent-{uuid.uuid4().hex[:6]}-beside-{n}" for n in range(30))]
     async with Partner(stack_env.kafka) as partner, Tap(stack_env.kafka, dlq, events) as tap:
         for other in others:
-            await partner.send_raw(ingest_topic("inputs"), _enterprise(other), other, ce_headers(REGISTERED))
+            await partner.send_raw(ingest("inputs"), _enterprise(other), other, ce_headers(REGISTERED))
         async with run_service(INPUTS) as runtime:
             applied = await tap.wait_for(lambda r: r.topic == events and _key(r) in others, count=len(others))
             dead = await tap.wait_for(lambda r: r.topic == dlq and _position(r) in bad, count=len(bad))
-            await wait_caught_up(stack_env.kafka, runtime.settings.group_id, [ingest_topic("inputs")])
+            await wait_caught_up(stack_env.kafka, runtime.settings.group_id, [ingest("inputs")])
 
     assert sorted(data(r)["enterprise_id"] for r in applied) == sorted(others)  # each once, none lost
     assert {_position(r) for r in dead} == bad

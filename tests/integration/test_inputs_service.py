@@ -8,12 +8,12 @@ from decimal import Decimal
 import pytest
 
 from fivecogs_inputs.app import DEFINITION
-from fivecogs_shared.contracts import FEEDBACK_TOPIC, events_topic, ingest_topic
-from tests.support import Partner, Tap, data, header, of_type
+from fivecogs_shared.contracts import events_topic
+from tests.support import FEEDBACK, Partner, Tap, data, header, ingest, of_type
 
 pytestmark = pytest.mark.integration
 
-INGEST = ingest_topic("inputs")
+INGEST = ingest("inputs")
 REGISTERED = "th.fivecogs.enterprise.registered.v1"
 DELIVERED = "th.fivecogs.input.delivered.v1"
 PRODUCED = "th.fivecogs.batch.produced.v1"
@@ -58,7 +58,7 @@ def _produced(batch_id: str, enterprise_id: str, quantity: int = 40) -> dict[str
 async def test_batch_cost_is_the_deliveries_before_production(run_service, stack_env, partner: Partner) -> None:
     ent, batch = f"ent-{uuid.uuid4().hex[:6]}", f"batch-{uuid.uuid4().hex[:6]}"
     async with (
-        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK_TOPIC) as tap,
+        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK) as tap,
         run_service(DEFINITION),
     ):
         await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)
@@ -72,7 +72,7 @@ async def test_batch_cost_is_the_deliveries_before_production(run_service, stack
             lambda r: of_type("th.fivecogs.inputs.batch.produced.v1")(r) and r.key == batch.encode()
         )
         late = await partner.send(INGEST, DELIVERED, _delivery(3, batch, ent, "10.00", True), batch)
-        [rejected] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == late)
+        [rejected] = await tap.wait_for(lambda r: r.topic == FEEDBACK and data(r).get("event_id") == late)
 
     body = data(produced)
     assert Decimal(body["cost_thb"]) == Decimal("1550.75")
@@ -90,7 +90,7 @@ async def test_the_largest_amounts_the_contract_allows_are_kept_to_the_satang(
 ) -> None:
     ent, batch = f"ent-{uuid.uuid4().hex[:6]}", f"batch-{uuid.uuid4().hex[:6]}"
     async with (
-        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK_TOPIC) as tap,
+        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK) as tap,
         run_service(DEFINITION),
     ):
         sent = [await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)]
@@ -106,20 +106,20 @@ async def test_the_largest_amounts_the_contract_allows_are_kept_to_the_satang(
         )
 
     assert data(produced)["cost_thb"] == "400000000000000.01"  # above numeric(14, 2)'s 10^12
-    assert not [r for r in tap.records if r.topic == FEEDBACK_TOPIC and data(r).get("event_id") in sent]
+    assert not [r for r in tap.records if r.topic == FEEDBACK and data(r).get("event_id") in sent]
 
 
 async def test_repeat_has_no_second_effect_and_conflict_is_rejected(run_service, stack_env, partner: Partner) -> None:
     ent = f"ent-{uuid.uuid4().hex[:6]}"
     async with (
-        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK_TOPIC, f"{INGEST}.dlq") as tap,
+        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK, f"{INGEST}.dlq") as tap,
         run_service(DEFINITION),
     ):
         event_id = await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)
         await partner.send(INGEST, REGISTERED, _enterprise(ent), ent, event_id=event_id)  # a plain repeat
         await partner.send(INGEST, REGISTERED, _enterprise(ent, members=13), ent, event_id=event_id)  # a conflict
         [dead] = await tap.wait_for(lambda r: r.topic.endswith(".dlq") and r.key == ent.encode())
-        await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == event_id)
+        await tap.wait_for(lambda r: r.topic == FEEDBACK and data(r).get("event_id") == event_id)
         registered = [r for r in tap.records if r.topic == events_topic("inputs") and r.key == ent.encode()]
 
     assert len(registered) == 1
@@ -134,13 +134,13 @@ async def test_a_value_the_database_cannot_hold_is_dead_lettered_not_retried(
     side with an InterfaceError, which must not count as "try again later" (that would hold the partition)."""
     ent = f"ent-{uuid.uuid4().hex[:6]}"
     async with (
-        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK_TOPIC, f"{INGEST}.dlq") as tap,
+        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK, f"{INGEST}.dlq") as tap,
         run_service(DEFINITION),
     ):
         too_big = await partner.send(INGEST, REGISTERED, _enterprise(ent, members=3_000_000_000), ent)
         await partner.send(INGEST, REGISTERED, _enterprise(ent), ent)  # same key, same partition, right after
         [dead] = await tap.wait_for(lambda r: r.topic.endswith(".dlq") and header(r, "ce_id") == too_big)
-        [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == too_big)
+        [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK and data(r).get("event_id") == too_big)
         [registered] = await tap.wait_for(lambda r: r.topic == events_topic("inputs") and r.key == ent.encode())
 
     assert header(dead, "fivecogs_error_kind") == "processing_error"
@@ -165,10 +165,10 @@ async def test_bad_records_go_to_the_dlq_byte_for_byte(
 
     event_id = str(uuid.uuid4())
     headers = [(n, headers_change.get(n, v)) for n, v in ce_headers(REGISTERED, event_id=event_id)]
-    async with Tap(stack_env.kafka, f"{INGEST}.dlq", FEEDBACK_TOPIC) as tap, run_service(DEFINITION):
+    async with Tap(stack_env.kafka, f"{INGEST}.dlq", FEEDBACK) as tap, run_service(DEFINITION):
         await partner.send_raw(INGEST, value, "x", headers)
         [dead] = await tap.wait_for(lambda r: r.topic.endswith(".dlq") and header(r, "ce_id") == event_id)
-        [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == event_id)
+        [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK and data(r).get("event_id") == event_id)
 
     assert dead.value == value
     assert dead.key == b"x"

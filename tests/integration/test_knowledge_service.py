@@ -11,13 +11,13 @@ import pytest
 
 from fivecogs_knowledge.app import DEFINITION
 from fivecogs_shared import kafka_admin
-from fivecogs_shared.contracts import FEEDBACK_TOPIC, events_topic, ingest_topic, internal_type
+from fivecogs_shared.contracts import events_topic, internal_type
 from fivecogs_shared.kafka_access import KafkaAccess
-from tests.support import Partner, Tap, data, header
+from tests.support import FEEDBACK, Partner, Tap, data, header, ingest
 
 pytestmark = pytest.mark.integration
 
-INGEST = ingest_topic("knowledge")
+INGEST = ingest("knowledge")
 INPUTS_EVENTS = events_topic("inputs")
 EVENTS = events_topic("knowledge")
 TRAINING = "th.fivecogs.training.completed.v1"
@@ -91,7 +91,7 @@ def _emitted(ce_type: str, key: str):
 
 
 def _feedback_on(event_id: str):
-    return lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == event_id
+    return lambda r: r.topic == FEEDBACK and data(r).get("event_id") == event_id
 
 
 async def _learn(inputs: Partner, enterprise_id: str, tap: Tap, batch_id: str, product_id: str, day: str) -> str:
@@ -123,7 +123,7 @@ async def test_batches_are_assessed_with_certifications_and_trainings_of_their_d
     ent, product = _id("ent"), _id("prod")
     first, second = _id("batch"), _id("batch")
     async with (
-        Tap(stack_env.kafka, EVENTS, FEEDBACK_TOPIC) as tap,
+        Tap(stack_env.kafka, EVENTS, FEEDBACK) as tap,
         Partner(stack_env.kafka, source="fivecogs/inputs") as inputs,
         run_service(DEFINITION),
     ):
@@ -167,7 +167,7 @@ async def test_rules_refuse_trainings_and_certifications(run_service, stack_env,
     ent, other, product, others_product = _id("ent"), _id("ent"), _id("prod"), _id("prod")
     certificate, never_made = _id("otop"), _id("prod")
     async with (
-        Tap(stack_env.kafka, EVENTS, FEEDBACK_TOPIC) as tap,
+        Tap(stack_env.kafka, EVENTS, FEEDBACK) as tap,
         Partner(stack_env.kafka, source="fivecogs/inputs") as inputs,
         run_service(DEFINITION),
     ):

@@ -27,15 +27,14 @@ from fivecogs_ops.lag.rules import Status
 from fivecogs_ops.lag.store import SampleStore
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_shared import kafka_admin
-from fivecogs_shared.contracts import ingest_topic
 from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.lag import export_lag
 from fivecogs_shared.service import http_app
-from tests.support import Partner
+from tests.support import Partner, ingest
 
 pytestmark = pytest.mark.integration
 
-INGEST = ingest_topic("inputs")
+INGEST = ingest("inputs")
 REGISTERED = "th.fivecogs.enterprise.registered.v1"
 EVENTS = 12
 WINDOW = 5.0  # seconds: short, so a stopped consumer turns STOP within the test

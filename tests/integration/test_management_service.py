@@ -19,13 +19,13 @@ import pytest
 
 from fivecogs_management.app import DEFINITION
 from fivecogs_shared.consumer import Handler
-from fivecogs_shared.contracts import events_topic, ingest_topic, internal_type
+from fivecogs_shared.contracts import events_topic, internal_type
 from fivecogs_shared.envelope import Envelope
 from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.provinces import region_of
 from fivecogs_shared.service import Runtime, ServiceDefinition, http_app
 from fivecogs_shared.uow import UnitOfWork
-from tests.support import Partner, Tap, data, header
+from tests.support import Partner, Tap, data, header, ingest
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ class Chain:
             "community_fund_share": fund,
             "reinvest_share": reinvest,
         }
-        return await self._send("policy", ingest_topic("management"), POLICY_SET, body, province, None)
+        return await self._send("policy", ingest("management"), POLICY_SET, body, province, None)
 
     async def _send(
         self, who: str, topic: str, ce_type: str, body: dict[str, Any], key: str, event_id: str | None

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 
 from fivecogs_marketing.app import DEFINITION
-from fivecogs_shared.contracts import FEEDBACK_TOPIC, events_topic, ingest_topic
+from fivecogs_shared.contracts import events_topic
 from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.provinces import region_of
 from fivecogs_shared.service import Runtime
-from tests.support import Partner, Tap, data, header
+from tests.support import FEEDBACK, Partner, Tap, data, header, ingest
 
 pytestmark = pytest.mark.integration
 
-INGEST = ingest_topic("marketing")
+INGEST = ingest("marketing")
 EVENTS = events_topic("marketing")
 LISTING_REQUESTED = "th.fivecogs.listing.requested.v1"
 ORDER_PLACED = "th.fivecogs.order.placed.v1"
@@ -124,7 +124,7 @@ async def _until(runtime: Runtime, query: str, ids: list[str], count: int, timeo
 
 @asynccontextmanager
 async def _marketing(run_service, stack_env, partner: Partner, w: World) -> AsyncIterator[tuple[Tap, Runtime]]:
-    async with Tap(stack_env.kafka, EVENTS, FEEDBACK_TOPIC) as tap, run_service(DEFINITION) as runtime:
+    async with Tap(stack_env.kafka, EVENTS, FEEDBACK) as tap, run_service(DEFINITION) as runtime:
         await _seed(runtime, stack_env.kafka, partner, w)
         await tap.wait_for(
             lambda r: _is(r, EVENTS, "listing.accepted") and r.key in {w.balm.encode(), w.tea.encode()}, 2
@@ -150,9 +150,7 @@ async def test_accepted_order_takes_fifo_and_a_payment_settles_each_enterprise_o
             INGEST, ORDER_PLACED, w.order(order_id, (w.balm, 5, "120.00"), (w.tea, 3, "45.50")), order_id
         )
         [accepted] = await tap.wait_for(lambda r: _is(r, EVENTS, "order.accepted") and r.key == order_id.encode())
-        [told] = await tap.wait_for(
-            lambda r: _is(r, FEEDBACK_TOPIC, "order.accepted") and data(r)["order_id"] == order_id
-        )
+        [told] = await tap.wait_for(lambda r: _is(r, FEEDBACK, "order.accepted") and data(r)["order_id"] == order_id)
 
         payment = {"payment_id": f"pay-{w.tag}", "order_id": order_id, "amount_thb": "736.50"}
         payment_event = await partner.send(INGEST, PAYMENT_RECEIVED, payment, order_id)
@@ -160,7 +158,7 @@ async def test_accepted_order_takes_fifo_and_a_payment_settles_each_enterprise_o
         # Same key, so processed after both payments: once it is answered, any second settlement would be out.
         late = await partner.send(INGEST, ORDER_CANCELLED, {"order_id": order_id, "reason": "too late"}, order_id)
         await tap.wait_for(settled, 2)
-        [refused] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == late)
+        [refused] = await tap.wait_for(lambda r: r.topic == FEEDBACK and data(r).get("event_id") == late)
         await asyncio.sleep(1)  # the relay publishes in order; give the tap time to read the events topic too
         settlements = [r for r in tap.records if settled(r)]
         stored = await runtime.pool.fetchval("SELECT count(*) FROM settlements WHERE order_id = $1", order_id)
@@ -199,18 +197,16 @@ async def test_rejected_order_is_told_three_ways_and_leaves_no_state(run_service
     async with _marketing(run_service, stack_env, partner, w) as (tap, _):
         wrong = await partner.send(INGEST, ORDER_PLACED, w.order(order_id, (w.balm, 1, "99.00")), order_id)
         [chain] = await tap.wait_for(lambda r: _is(r, EVENTS, "order.rejected") and r.key == order_id.encode())
-        [buyer] = await tap.wait_for(
-            lambda r: _is(r, FEEDBACK_TOPIC, "order.rejected") and data(r)["order_id"] == order_id
-        )
+        [buyer] = await tap.wait_for(lambda r: _is(r, FEEDBACK, "order.rejected") and data(r)["order_id"] == order_id)
         [event] = await tap.wait_for(
-            lambda r: _is(r, FEEDBACK_TOPIC, "partner.event.rejected") and data(r)["event_id"] == wrong
+            lambda r: _is(r, FEEDBACK, "partner.event.rejected") and data(r)["event_id"] == wrong
         )
         # The rejection held no stock and no order id: the fixed order goes through, from the oldest batch.
         await partner.send(INGEST, ORDER_PLACED, w.order(order_id, (w.balm, 13, "120.00")), order_id)
         [accepted] = await tap.wait_for(lambda r: _is(r, EVENTS, "order.accepted") and r.key == order_id.encode())
         again = await partner.send(INGEST, ORDER_PLACED, w.order(order_id, (w.tea, 1, "45.50")), order_id)
         [duplicate] = await tap.wait_for(
-            lambda r: _is(r, FEEDBACK_TOPIC, "partner.event.rejected") and data(r)["event_id"] == again
+            lambda r: _is(r, FEEDBACK, "partner.event.rejected") and data(r)["event_id"] == again
         )
 
     assert data(chain)["reason"] == data(buyer)["reason"] == data(event)["reason"] == "rule:price_mismatch"
@@ -241,7 +237,7 @@ async def test_cancelling_returns_stock_and_retail_waits_for_a_certification(
         taken = {row["batch_id"]: row["taken"] for row in rows}
 
         uncertified = await partner.send(INGEST, LISTING_REQUESTED, retail | {"unit_price_thb": "150.00"}, w.balm)
-        [refused] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == uncertified)
+        [refused] = await tap.wait_for(lambda r: r.topic == FEEDBACK and data(r).get("event_id") == uncertified)
         async with Partner(stack_env.kafka, source="fivecogs/knowledge") as knowledge:
             certificate = {
                 "certificate_id": f"tcps-{w.tag}",

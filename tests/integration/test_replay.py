@@ -11,13 +11,14 @@ import pytest
 from fivecogs_inputs.app import DEFINITION as INPUTS
 from fivecogs_management.app import DEFINITION as MANAGEMENT
 from fivecogs_ops import dlq
+from fivecogs_ops.principals import REPLAYER
 from fivecogs_ops.replay import ReplayRefused, replay
-from fivecogs_shared.contracts import FEEDBACK_TOPIC, events_topic, ingest_topic
+from fivecogs_shared.contracts import events_topic
 from fivecogs_shared.envelope import Envelope
 from fivecogs_shared.service import http_app, running
 from fivecogs_shared.settings import load_settings
 from fivecogs_shared.uow import UnitOfWork
-from tests.support import Partner, Tap, data, header, wait_caught_up
+from tests.support import FEEDBACK, Partner, Tap, data, header, ingest, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -37,13 +38,12 @@ async def test_replaying_management_rebuilds_the_identical_report(stack_env, par
     suffix = uuid.uuid4().hex[:8]
     settings = load_settings(
         "management",
-        kafka_ ** stack_env.kafka.client(),
-        database_url=stack_env.database_url,
+        **stack_env.service_settings("management"),
         db_schema=f"test_replay_{suffix}",
-        consumer_group=f"test-replay-{suffix}",
+        consumer_group=f"fivecogs-management-test-replay-{suffix}",
         relay_poll_seconds=0.2,
     )
-    topics = list(MANAGEMENT.sources())
+    topics = [*MANAGEMENT.sources().upstream, ingest("management")]
     inputs = Partner(stack_env.kafka, source="fivecogs/inputs")
     async with inputs:
         ent = f"ent-{suffix}"
@@ -61,7 +61,7 @@ async def test_replaying_management_rebuilds_the_identical_report(stack_env, par
     first = await report()
     assert any(row["province"] == "Phetchaburi" for row in first["rows"])  # type: ignore[attr-defined]
     plan = await replay(
-        stack_env.kafka,
+        stack_env.as_user(REPLAYER),
         stack_env.database_url,
         "management",
         schema=settings.schema_name,
@@ -92,23 +92,21 @@ async def test_a_dead_lettered_event_is_applied_once_replayed_after_the_fix(
     flaky = dataclasses.replace(
         INPUTS, handlers={**INPUTS.handlers, "th.fivecogs.enterprise.registered.v1": until_fixed}
     )
-    topics = (events_topic("inputs"), FEEDBACK_TOPIC, f"{ingest_topic('inputs')}.dlq")
+    topics = (events_topic("inputs"), FEEDBACK, f"{ingest('inputs')}.dlq")
     async with Tap(stack_env.kafka, *topics) as tap, run_service(flaky):
-        event_id = await partner.send(
-            ingest_topic("inputs"), "th.fivecogs.enterprise.registered.v1", _enterprise(ent), ent
-        )
+        event_id = await partner.send(ingest("inputs"), "th.fivecogs.enterprise.registered.v1", _enterprise(ent), ent)
         [dead] = await tap.wait_for(lambda r: r.topic.endswith(".dlq") and header(r, "ce_id") == event_id)
         assert header(dead, "fivecogs_error_kind") == "processing_error"
-        [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK_TOPIC and data(r).get("event_id") == event_id)
+        [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK and data(r).get("event_id") == event_id)
         assert data(told)["reason"] == "processing_error"
 
         broken["on"] = False  # the fix is deployed
         summary = await dlq.drain(
-            stack_env.kafka,
+            stack_env.as_user(REPLAYER),
             "inputs",
             kinds=frozenset({"processing_error"}),
             replay=True,
-            group_id=f"test-dlq-{uuid.uuid4().hex[:8]}",
+            group_id=f"fivecogs-dlq-test-{uuid.uuid4().hex[:8]}",
         )
         assert summary.replayed >= 1
         [registered] = await tap.wait_for(lambda r: r.topic == events_topic("inputs") and r.key == ent.encode())

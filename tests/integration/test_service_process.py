@@ -15,8 +15,7 @@ import structlog
 
 from fivecogs_inputs.app import DEFINITION
 from fivecogs_ops.services import ServiceProcesses
-from fivecogs_shared.contracts import ingest_topic
-from tests.support import Partner, Tap, header
+from tests.support import Partner, Tap, header, ingest
 
 pytestmark = pytest.mark.integration
 
@@ -105,9 +104,9 @@ async def test_an_embedded_service_logs_plain_tracebacks_not_every_local(run_ser
         "members": 12,
         "target_poor_households": 4,
     }
-    dlq = f"{ingest_topic('inputs')}.dlq"
+    dlq = f"{ingest('inputs')}.dlq"
     async with Partner(stack_env.kafka) as partner, Tap(stack_env.kafka, dlq) as tap, run_service(definition):
-        await partner.send(ingest_topic("inputs"), registered, body, ent)
+        await partner.send(ingest("inputs"), registered, body, ent)
         [dead] = await tap.wait_for(lambda r: r.key == ent.encode(), timeout=60)
     printed = capfd.readouterr()
     output = printed.out + printed.err

@@ -89,7 +89,7 @@ def stack_env(as_json: JsonFlag = False) -> None:
 
 def _print_env(env: dict[str, str], as_json: bool) -> None:
     # No command prints a password: the full values are in .stack/env (mode 0600) for `source`.
-    shown = {name: masked(value) for name, value in env.items()}
+    shown = {name: "***" if "PASSWORD" in name else masked(value) for name, value in env.items()}
     if as_json:
         print(json.dumps(shown, indent=2))
     else:

@@ -9,6 +9,7 @@ and the history on them, stay).
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Iterable, Sequence
@@ -144,8 +145,13 @@ async def _new_password(admin: Any, admin_access: KafkaAccess, partner: str) -> 
     await set_scram_password(admin, principals.partner_user(partner), password)
     access = admin_access.as_user(principals.partner_user(partner), password)
     deadline = time.monotonic() + CREDENTIAL_WAIT_SECONDS
-    while not await kafka_admin.broker_reachable(access, timeout=2.0):
-        if time.monotonic() > deadline:
-            raise PartnerError(f"the broker did not accept the new credentials of {partner!r} in time")
-        await asyncio.sleep(0.2)
+    aiokafka_log = logging.getLogger("aiokafka")  # it logs every refusal while the credential is on its way
+    level, aiokafka_log.level = aiokafka_log.level, logging.CRITICAL
+    try:
+        while not await kafka_admin.broker_reachable(access, timeout=2.0):
+            if time.monotonic() > deadline:
+                raise PartnerError(f"the broker did not accept the new credentials of {partner!r} in time")
+            await asyncio.sleep(0.2)
+    finally:
+        aiokafka_log.setLevel(level)
     return password

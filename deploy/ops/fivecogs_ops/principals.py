@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fivecogs_ops.kafka_security import Acl, Operation
+from fivecogs_ops.kafka_security import Acl, Operation, PatternKind
 from fivecogs_shared.contracts import COGS, UPSTREAM, dlq_topic, events_topic, feedback_topic, ingest_topic
 
 # The stack's own principals: the provisioning admin (the only super user), one per service, the operator (lag,
@@ -36,7 +36,7 @@ def partner_user(partner: str) -> str:
 
 
 def _topic(principal: str, name: str, *operations: Operation, prefixed: bool = False) -> list[Acl]:
-    pattern = "prefixed" if prefixed else "literal"
+    pattern: PatternKind = "prefixed" if prefixed else "literal"
     return [Acl(principal, "topic", name, op, pattern) for op in operations]
 
 

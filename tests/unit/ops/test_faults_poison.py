@@ -16,8 +16,8 @@ from fivecogs_ops.faults import poison
 from fivecogs_ops.faults.workload import build_workload
 from fivecogs_ops.simulate.intake import cog_of, read
 from fivecogs_ops.simulate.records import Headers, Sent, with_headers, with_value
-from fivecogs_shared.contracts import PARTNER_EVENT_TYPES
 from fivecogs_ops.simulate.scenario import build_scenario
+from fivecogs_shared.contracts import PARTNER_EVENT_TYPES
 from fivecogs_shared.contracts.partner import partner_types_of
 from fivecogs_shared.envelope import read_event
 from fivecogs_shared.errors import BadRecord

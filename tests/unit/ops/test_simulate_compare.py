@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fivecogs_ops.simulate.catchup import UPSTREAM, consumed_topics, watched_topics
+from fivecogs_ops.simulate.catchup import consumed_topics, watched
 from fivecogs_ops.simulate.collector import Seen
 from fivecogs_ops.simulate.compare import (
     Difference,
@@ -22,7 +22,8 @@ from fivecogs_ops.simulate.compare import (
 )
 from fivecogs_ops.simulate.figures import Report, Row
 from fivecogs_ops.simulate.model import Answer, DeadLetter
-from fivecogs_shared.contracts import COGS
+from fivecogs_shared.contracts import COGS, UPSTREAM, events_topic, ingest_topic
+from fivecogs_shared.contracts.topics import subscription_pattern
 
 
 def _body(name_field: str, rows: dict[str, dict[str, object]]) -> dict[str, object]:
@@ -92,12 +93,13 @@ def _record(topic: str, value: object, key: bytes | None = b"k", **headers: Any)
 def test_only_this_runs_answers_are_read() -> None:
     rejected = "th.fivecogs.partner.event.rejected.v1"
     records = [
-        _record("fivecogs.partner.feedback", {"event_id": "run-1-ev1", "reason": "schema"}, b"p", ce_type=rejected),
-        _record("fivecogs.partner.feedback", {"event_id": "", "reason": "malformed"}, b"p", ce_type=rejected),
-        _record("fivecogs.partner.feedback", {"event_id": "", "reason": "malformed"}, b"other", ce_type=rejected),
-        _record("fivecogs.partner.feedback", {"event_id": "x-ev1", "reason": "schema"}, b"p", ce_type=rejected),
+        _record("fivecogs.feedback.p", {"event_id": "run-1-ev1", "reason": "schema"}, b"p", ce_type=rejected),
+        _record("fivecogs.feedback.p", {"event_id": "", "reason": "malformed"}, b"p", ce_type=rejected),
+        _record("fivecogs.feedback.other", {"event_id": "", "reason": "malformed"}, b"other", ce_type=rejected),
+        _record("fivecogs.feedback.p", {"event_id": "x-ev1", "reason": "schema"}, b"p", ce_type=rejected),
+        _record("fivecogs.inputs.events", {"event_id": "run-1-ev2", "reason": "schema"}, b"p", ce_type=rejected),
         _record(
-            "fivecogs.partner.feedback",
+            "fivecogs.feedback.m",
             {"order_id": "run-1-ord1", "buyer_id": "b", "total_thb": "12.00"},
             b"m",
             ce_type="th.fivecogs.order.accepted.v1",
@@ -152,5 +154,7 @@ def test_the_catch_up_watch_reads_what_each_service_consumes(cog: str) -> None:
 
     definition = importlib.import_module(f"fivecogs_{cog}.app").DEFINITION
     assert set(UPSTREAM[cog]) == set(definition.upstream)
-    assert set(consumed_topics(cog)) == set(definition.sources())
-    assert set(consumed_topics(cog)) <= set(watched_topics())
+    assert definition.sources().pattern() == subscription_pattern(cog)
+    topics = [ingest_topic(cog, "coop-1"), f"{ingest_topic(cog, 'coop-1')}.dlq", *map(events_topic, COGS)]
+    assert consumed_topics(cog, topics) == [ingest_topic(cog, "coop-1"), *map(events_topic, UPSTREAM[cog])]
+    assert all(watched(topic) for topic in topics)

@@ -15,7 +15,8 @@ from fivecogs_ops.simulate.records import EventWriter, Sent, with_headers, with_
 
 BANGKOK = timezone(timedelta(hours=7))
 NOON = datetime(2025, 6, 10, 12, tzinfo=BANGKOK)
-PARTNER = "partner/cdd-phetchaburi"
+PARTNER_ID = "cdd-phetchaburi"
+PARTNER = f"partner/{PARTNER_ID}"
 
 
 class Story:
@@ -246,10 +247,10 @@ def test_an_order_is_refused_whole_and_its_id_stays_free(story: Story) -> None:
 
     refused = story.order("o-1", "local_market", ("sugar", 2, "20.00"), ("jam", 6, "30.00"))
     assert refused.kind == "rule:insufficient_stock"
-    assert Answer(PARTNER, "order.rejected", "o-1", "rule:insufficient_stock") in refused.answers
+    assert Answer(PARTNER_ID, "order.rejected", "o-1", "rule:insufficient_stock") in refused.answers
     assert story.pay("o-1", "160.00").kind == "rule:unknown_order"  # a refused order leaves nothing behind
     accepted = story.order("o-1", "local_market", ("sugar", 5, "20.00"), ("jam", 5, "30.00"))
-    assert accepted.answers == (Answer(PARTNER, "order.accepted", "o-1", "250.00"),)
+    assert accepted.answers == (Answer(PARTNER_ID, "order.accepted", "o-1", "250.00"),)
     assert story.order("o-1", "local_market", ("sugar", 1, "20.00")).kind == "rule:duplicate_order"
 
 
@@ -354,8 +355,8 @@ def test_the_same_event_again_is_a_duplicate_and_other_data_under_its_id_a_confl
     assert model.apply(first) == Outcome("duplicate")
     changed = with_value(first, json.dumps({**first.data(), "members": 11}).encode(), "conflict", "")
     conflict = model.apply(changed)
-    assert conflict.dead_letter == DeadLetter("fivecogs.inputs.ingest.dlq", first.event_id, "conflict")
-    assert conflict.answers == (Answer(PARTNER, "rejected", first.event_id, "conflict"),)
+    assert conflict.dead_letter == DeadLetter(f"fivecogs.inputs.ingest.{PARTNER_ID}.dlq", first.event_id, "conflict")
+    assert conflict.answers == (Answer(PARTNER_ID, "rejected", first.event_id, "conflict"),)
     assert model.report().provinces["Nan"].enterprises == 1
 
 
@@ -406,3 +407,15 @@ def test_money_stays_decimal(story: Story) -> None:
     row = story.model.report().provinces["Phetchaburi"]
     assert row.revenue_thb == Decimal("0.30")  # 3 x 0.10 exactly, as no float would give
     assert isinstance(row.margin_thb, Decimal)
+
+
+def test_an_event_claiming_another_partners_source_is_refused_before_the_inbox() -> None:
+    writer = EventWriter("t")
+    claimed = with_headers(_registration(writer), {"ce_source": b"partner/cdd-korat"}, "unauthorized_source", "")
+    model = ChainModel()
+    refused = model.apply(claimed)
+    assert refused == Outcome(
+        "unauthorized_source", (Answer(PARTNER_ID, "rejected", claimed.event_id, "unauthorized_source"),)
+    )
+    assert model.inbox == {}  # the claimed (source, id) stays free for its real owner
+    assert model.report() == ChainModel().report()

@@ -11,17 +11,19 @@ from fivecogs_shared.contracts import (
     COGS,
     DEFAULT_DISTRIBUTION_POLICY,
     FEEDBACK_EVENT_TYPES,
-    FEEDBACK_TOPIC,
     INTERNAL_EVENT_TYPES,
     PARTNER_EVENT_TYPES,
     dlq_topic,
     events_topic,
     feedback,
+    feedback_topic,
     ingest_topic,
     internal,
     internal_type,
     partner,
+    partner_of_topic,
 )
+from fivecogs_shared.contracts.topics import source_belongs_to, subscription_pattern
 
 PARTNER_EXAMPLES: dict[str, dict[str, Any]] = {
     "th.fivecogs.enterprise.registered.v1": {
@@ -131,15 +133,56 @@ def model_of(ce_type: str) -> type[BaseModel]:
 
 def test_topic_names() -> None:
     assert COGS == ("inputs", "knowledge", "marketing", "communication", "management")
-    assert ingest_topic("marketing") == "fivecogs.marketing.ingest"
-    assert dlq_topic("marketing") == "fivecogs.marketing.ingest.dlq"
+    assert ingest_topic("marketing", "otop-hub") == "fivecogs.marketing.ingest.otop-hub"
+    assert dlq_topic(ingest_topic("marketing", "otop-hub")) == "fivecogs.marketing.ingest.otop-hub.dlq"
     assert events_topic("inputs") == "fivecogs.inputs.events"
-    assert FEEDBACK_TOPIC == "fivecogs.partner.feedback"
+    assert feedback_topic("otop-hub") == "fivecogs.feedback.otop-hub"
+    assert partner_of_topic("fivecogs.marketing.ingest.otop-hub") == "otop-hub"
+    assert partner_of_topic("fivecogs.marketing.ingest.otop-hub.dlq") is None
+    assert partner_of_topic("fivecogs.marketing.events") is None
 
 
 def test_an_unknown_cog_has_no_topic() -> None:
     with pytest.raises(ValueError, match="unknown cog"):
-        ingest_topic("market")
+        ingest_topic("market", "otop-hub")
+
+
+@pytest.mark.parametrize("partner", ["", "Otop", "otop.hub", "otop_hub", "-otop", "a" * 64, "otop/hub", "otop hub"])
+def test_a_partner_id_cannot_reach_into_another_partners_names(partner: str) -> None:
+    with pytest.raises(ValueError, match="partner id"):
+        ingest_topic("marketing", partner)
+    with pytest.raises(ValueError, match="partner id"):
+        feedback_topic(partner)
+
+
+@pytest.mark.parametrize(
+    ("source", "partner", "belongs"),
+    [
+        ("partner/otop-hub", "otop-hub", True),
+        ("partner/otop-hub/bangkok-desk", "otop-hub", True),
+        ("partner/otop-hubx", "otop-hub", False),  # a longer id is another partner
+        ("partner/otop", "otop-hub", False),
+        ("partner/otop-hub-evil", "otop-hub", False),
+        ("fivecogs/marketing", "otop-hub", False),  # a cog's name: never a partner's to claim
+        ("otop-hub", "otop-hub", False),
+        ("partner//otop-hub", "otop-hub", False),
+        ("PARTNER/otop-hub", "otop-hub", False),
+        ("", "otop-hub", False),
+    ],
+)
+def test_an_event_belongs_to_a_partner_only_by_its_own_source(source: str, partner: str, belongs: bool) -> None:
+    assert source_belongs_to(source, partner) is belongs
+
+
+def test_a_service_subscribes_to_its_partners_topics_and_its_upstream_only() -> None:
+    pattern = re.compile(subscription_pattern("marketing"))
+    assert pattern.match("fivecogs.marketing.ingest.otop-hub")
+    assert pattern.match("fivecogs.inputs.events")
+    assert not pattern.match("fivecogs.marketing.ingest.otop-hub.dlq")
+    assert not pattern.match("fivecogs.inputs.ingest.otop-hub")
+    assert not pattern.match("fivecogs.marketing.events")
+    assert not pattern.match("fivecogs.inputs.events.dlq")
+    assert not pattern.match("fivecogs.feedback.otop-hub")
 
 
 def test_every_partner_type_has_an_example() -> None:

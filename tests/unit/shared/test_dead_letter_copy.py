@@ -6,13 +6,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, cast
 
-from fivecogs_shared.consumer import DLQ_SLICE_BYTES, BatchProcessor, Source
+from fivecogs_shared.consumer import DLQ_SLICE_BYTES, BatchProcessor, Sources
 from fivecogs_shared.contracts.topics import DLQ_MAX_RECORD_BYTES, record_bytes
 from fivecogs_shared.errors import BadRecord
 from fivecogs_shared.metrics import ServiceMetrics
 from fivecogs_shared.uow import UnitOfWork
 
-TOPIC = "fivecogs.inputs.ingest"
+TOPIC = "fivecogs.inputs.ingest.coop-1"
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,10 @@ class Record:
 
 
 def _copy(record: Record) -> Any:
-    processor = BatchProcessor("inputs", cast(Any, None), {}, {}, ServiceMetrics(), "fivecogs-inputs")
+    sources = Sources("inputs", {}, {})
+    processor = BatchProcessor("inputs", cast(Any, None), sources, {}, ServiceMetrics(), "fivecogs-inputs")
     uow = UnitOfWork(conn=cast(Any, None), cog="inputs")
-    processor._dead_letter(uow, record, BadRecord("oversized", "too big"), Source(TOPIC, {}, from_partners=True))
+    processor._dead_letter(uow, record, BadRecord("oversized", "too big"), sources[TOPIC])
     [copy] = [r for r in uow.outgoing if r.topic.endswith(".dlq")]
     return copy
 

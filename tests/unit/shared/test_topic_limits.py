@@ -20,10 +20,10 @@ from fivecogs_shared.settings import load_settings
 
 
 def test_each_kind_of_topic_has_its_limit() -> None:
-    assert max_message_bytes(ingest_topic("inputs")) == TOPIC_MAX_MESSAGE_BYTES == 1024 * 1024
+    assert max_message_bytes(ingest_topic("inputs", "coop-1")) == TOPIC_MAX_MESSAGE_BYTES == 1024 * 1024
     assert max_message_bytes(events_topic("marketing")) == TOPIC_MAX_MESSAGE_BYTES
-    assert max_message_bytes("fivecogs.partner.feedback") == TOPIC_MAX_MESSAGE_BYTES
-    assert max_message_bytes(dlq_topic("inputs")) == DLQ_MAX_MESSAGE_BYTES == 4 * 1024 * 1024
+    assert max_message_bytes("fivecogs.feedback.coop-1") == TOPIC_MAX_MESSAGE_BYTES
+    assert max_message_bytes(dlq_topic(ingest_topic("inputs", "coop-1"))) == DLQ_MAX_MESSAGE_BYTES == 4 * 1024 * 1024
     assert max_message_bytes(f"{events_topic('marketing')}.dlq") == DLQ_MAX_MESSAGE_BYTES
 
 
