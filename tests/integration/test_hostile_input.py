@@ -31,7 +31,7 @@ from fivecogs_shared.contracts import events_topic
 from fivecogs_shared.service import Runtime, http_app
 from fivecogs_shared.uow import OutgoingRecord, UnitOfWork
 from tests.integration.test_lag import enterprise, only, start_at_end
-from tests.support import FEEDBACK, Partner, Tap, ce_headers, data, header, ingest, wait_caught_up
+from tests.support import FEEDBACK, PARTNER, Partner, Tap, ce_headers, data, header, ingest, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ CORPUS: dict[str, tuple[Make, str]] = {
     "many headers": (lambda k, h: (_enterprise(k), h + [(f"x-{n}", b"1") for n in range(200)]), "malformed"),
     "a duplicate ce_source": (lambda k, h: (_enterprise(k), [*h, ("ce_source", b"partner-other")]), "malformed"),
     "a newline in ce_source": (
-        lambda k, h: (_enterprise(k), _replace(h, ce_source=b'partner-test\n{"level":"error"}')),
+        lambda k, h: (_enterprise(k), _replace(h, ce_source=b'partner/test-partner\n{"level":"error"}')),
         "malformed",
     ),
     "wrong content type": (lambda k, h: (_enterprise(k), _replace(h, **{"content-type": b"text/xml"})), "malformed"),
@@ -163,7 +163,7 @@ async def test_no_hostile_record_stops_its_partition(run_service, stack_env) -> 
     [near] = _in(tap, dlq, keys["near the broker's limit"])
     assert len(near.value) > BROKER_LIMIT - 1_500
     # Partners hear why, without our internals.
-    told = [data(r) for r in tap.records if r.topic == FEEDBACK and r.key == b"partner-test"]
+    told = [data(r) for r in tap.records if r.topic == FEEDBACK and r.key == PARTNER.encode()]
     stored = [t for t in told if t["reason"] == "processing_error"]
     assert stored, "the partner was not told about the count"
     assert all("asyncpg" not in t["detail"] and "$" not in t["detail"] for t in stored)

@@ -9,7 +9,7 @@ import pytest
 
 from fivecogs_inputs.app import DEFINITION
 from fivecogs_shared.contracts import events_topic
-from tests.support import FEEDBACK, Partner, Tap, data, header, ingest, of_type
+from tests.support import FEEDBACK, PARTNER, Partner, Tap, data, header, ingest, of_type
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,7 @@ async def test_batch_cost_is_the_deliveries_before_production(run_service, stack
     assert body["province"] == "Nakhon Si Thammarat"
     assert header(produced, "ce_correlationid")  # the chain can be followed
     assert data(rejected)["reason"] == "rule:batch_closed"
-    assert rejected.key == b"partner-test"
+    assert rejected.key == PARTNER.encode()
 
 
 async def test_the_largest_amounts_the_contract_allows_are_kept_to_the_satang(

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 POLICY_SET = "th.fivecogs.distribution.policy.set.v1"
 DISTRIBUTION_MADE = internal_type("management", "distribution.made")
-POLICY_PARTNER = "partner-test"
+POLICY_PARTNER = "partner/test-partner"
 
 
 class Chain:

@@ -17,7 +17,7 @@ from fivecogs_shared.contracts import events_topic
 from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.provinces import region_of
 from fivecogs_shared.service import Runtime
-from tests.support import FEEDBACK, Partner, Tap, data, header, ingest
+from tests.support import FEEDBACK, PARTNER, Partner, Tap, data, header, ingest
 
 pytestmark = pytest.mark.integration
 
@@ -174,7 +174,7 @@ async def test_accepted_order_takes_fifo_and_a_payment_settles_each_enterprise_o
         {"batch_id": f"{w.tea}-1", "quantity": 3, "cost_thb": "15.00", "non_local_cost_thb": "0.00"}
     ]
     assert data(told) == {"order_id": order_id, "buyer_id": f"buyer-{w.tag}", "total_thb": "736.50"}
-    assert told.key == b"partner-test"
+    assert told.key == PARTNER.encode()
 
     assert data(refused)["reason"] == "rule:already_settled"
     by_enterprise = {data(r)["enterprise_id"]: data(r) for r in settlements}
@@ -212,7 +212,7 @@ async def test_rejected_order_is_told_three_ways_and_leaves_no_state(run_service
     assert data(chain)["reason"] == data(buyer)["reason"] == data(event)["reason"] == "rule:price_mismatch"
     assert data(buyer)["buyer_id"] == f"buyer-{w.tag}"
     assert "120.00" in data(buyer)["detail"]
-    assert buyer.key == event.key == b"partner-test"
+    assert buyer.key == event.key == PARTNER.encode()
     assert data(event)["event_type"] == ORDER_PLACED
     assert [p["quantity"] for p in data(accepted)["lines"][0]["portions"]] == [3, 10]
     assert data(duplicate)["reason"] == "rule:duplicate_order"

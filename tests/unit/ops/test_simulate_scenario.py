@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from fivecogs_ops.simulate.model import ChainModel
+from fivecogs_ops.simulate.play import waves
 from fivecogs_ops.simulate.records import Sent
 from fivecogs_ops.simulate.scenario import Scenario, build_scenario
-from fivecogs_ops.simulate.play import waves
 from fivecogs_shared.contracts import ingest_topic
 from fivecogs_shared.provinces import TARGET_PROVINCES
 
