@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from fivecogs_ops.principals import ADMIN, OPERATOR, STACK_USERS, service_username
+from fivecogs_shared.contracts import COGS
 from fivecogs_shared.kafka_access import KafkaAccess
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ class StackEnv:
 
     def service(self, cog: str) -> KafkaAccess:
         return self.as_user(service_username(cog))
+
+    def service_kafka(self) -> dict[str, KafkaAccess]:
+        """Each service's own principal, for `ServiceProcesses(kafka=...)`."""
+        return {cog: self.service(cog) for cog in COGS}
 
     def as_env(self, user: str = OPERATOR) -> dict[str, str]:
         return {**self.as_user(user).env(), "DATABASE_URL": self.database_url}

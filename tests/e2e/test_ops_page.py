@@ -18,7 +18,8 @@ from aiokafka import TopicPartition
 
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_shared import kafka_admin
-from tests.integration.test_lag import drop_schema, publish, records_between, start_at_end
+from tests.integration.test_lag import INGEST, drop_schema, publish, records_between, start_at_end
+from tests.support import PARTNER_SOURCE
 
 pytestmark = pytest.mark.e2e
 
@@ -88,10 +89,17 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
     playwright = pytest.importorskip("playwright.async_api")
     browser_path = chromium()
     suffix = uuid.uuid4().hex[:8]
-    prefix, schema, source = f"opstest-{suffix}-", f"opstest_{suffix}_inputs", f"opstest-{suffix}"
-    group = f"{prefix}inputs"
+    # The group is within the inputs principal's (`fivecogs-inputs*`); the source a desk of the test partner's.
+    prefix, schema, source = (
+        f"fivecogs-inputs-ops{suffix}-",
+        f"opstest_{suffix}_inputs",
+        f"{PARTNER_SOURCE}/ops-{suffix}",
+    )
+    group = f"{prefix}g"
     env = {**stack_env.as_env(), "FIVECOGS_INPUTS_CONSUMER_GROUP": group, "FIVECOGS_INPUTS_DB_SCHEMA": schema}
-    services = ServiceProcesses(env=env, log_dir=tmp_path, ports={"inputs": SERVICE_PORT})
+    services = ServiceProcesses(
+        env=env, log_dir=tmp_path, ports={"inputs": SERVICE_PORT}, kafka=stack_env.service_kafka()
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     page_server = None
     try:
@@ -123,7 +131,7 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
             card = page.locator(f'[data-group="{group}"]')
             assert (await card.locator(".members").inner_text()).endswith("no members")
             rows = await card.locator("tbody tr").evaluate_all(ROWS)
-            assert len(rows) == 3  # one per partition of the ingest topic
+            assert len([row for row in rows if row[0] == INGEST]) == 3  # one per partition of the partner's topic
             # The right lag: exactly the records past the committed offsets, ours among them (and others' if
             # another test wrote to the topic meanwhile).
             assert {TopicPartition(topic, p): c for topic, p, c, _ in rows} == committed

@@ -44,7 +44,10 @@ def services(stack_env, tmp_path_factory) -> Iterator[ServiceProcesses]:
     # Free ports, so a developer's `make run` on the default ports does not answer in our place.
     env = {**stack_env.as_env(), **{f"FIVECOGS_{cog.upper()}_RELAY_POLL_SECONDS": "0.2" for cog in COGS}}
     processes = ServiceProcesses(
-        env=env, log_dir=Path(tmp_path_factory.mktemp("e2e-logs")), ports={cog: _free_port() for cog in COGS}
+        env=env,
+        log_dir=Path(tmp_path_factory.mktemp("e2e-logs")),
+        ports={cog: _free_port() for cog in COGS},
+        kafka=stack_env.service_kafka(),
     )
     try:
         for cog in COGS:

@@ -221,7 +221,7 @@ async def test_a_partition_that_keeps_failing_is_reported_stalled_and_recovers(
         await register(uow, event)
 
     definition = dataclasses.replace(INPUTS, handlers={**INPUTS.handlers, REGISTERED: disk_on_fire})
-    group = f"test-inputs-{uuid.uuid4().hex[:8]}"
+    group = f"fivecogs-inputs-test-{uuid.uuid4().hex[:8]}"
     await start_at_end(stack_env.kafka, group)  # only this test's record is behind
     store = SampleStore(tmp_path / "samples.sqlite3")
     async with (

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -27,10 +28,11 @@ from fivecogs_ops.lag.rules import Status
 from fivecogs_ops.lag.store import SampleStore
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_shared import kafka_admin
+from fivecogs_shared.contracts.topics import subscription_pattern
 from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.lag import export_lag
 from fivecogs_shared.service import http_app
-from tests.support import Partner, ingest
+from tests.support import PARTNER_SOURCE, Partner, ingest
 
 pytestmark = pytest.mark.integration
 
@@ -92,11 +94,12 @@ def ends_of(group: Any) -> dict[TopicPartition, int]:
     return {TopicPartition(p.topic, p.partition): p.end for p in group.partitions}
 
 
-async def start_at_end(kafka: KafkaAccess, group: str, topic: str = INGEST) -> None:
-    """Commit the topic's current end for a new group, so it does not begin by reading every earlier test's events.
-    (On a fresh stack the topic may not exist yet: it is created first.)"""
-    await kafka_admin.ensure_topics(kafka, [kafka_admin.TopicSpec(topic)])
-    partitions = await kafka_admin.topic_partitions(kafka, topic)
+async def start_at_end(kafka: KafkaAccess, group: str, cog: str = "inputs") -> None:
+    """Commit the current end of every topic the cog's service reads (each partner's), for a new group, so it does
+    not begin by reading every earlier test's events."""
+    async with kafka_admin.admin_client(kafka) as admin:
+        topics = [t for t in await kafka_admin.list_topics(admin) if re.match(subscription_pattern(cog), t)]
+        partitions = await kafka_admin.partitions_of(admin, topics)
     ends = await kafka_admin.end_offsets(kafka, partitions)
     await kafka_admin.reset_group_offsets(kafka, group, ends)
 
@@ -126,9 +129,11 @@ async def drop_schema(database_url: str, schema: str) -> None:
 
 async def test_stopped_service_falls_behind_then_drains(stack_env, tmp_path) -> None:
     suffix = uuid.uuid4().hex[:8]
-    group, schema, source = f"lagtest-{suffix}-inputs", f"lagtest_{suffix}_inputs", f"lagtest-{suffix}"
+    # The group is within the inputs principal's (`fivecogs-inputs*`); the source a desk of the test partner's.
+    group, schema = f"fivecogs-inputs-lagtest-{suffix}", f"lagtest_{suffix}_inputs"
+    source = f"{PARTNER_SOURCE}/lagtest-{suffix}"
     env = {**stack_env.as_env(), "FIVECOGS_INPUTS_CONSUMER_GROUP": group, "FIVECOGS_INPUTS_DB_SCHEMA": schema}
-    processes = ServiceProcesses(env=env, log_dir=tmp_path, ports={"inputs": 18291})
+    processes = ServiceProcesses(env=env, log_dir=tmp_path, ports={"inputs": 18291}, kafka=stack_env.service_kafka())
     store = SampleStore(tmp_path / "samples.sqlite3")
     kafka = stack_env.kafka
 
@@ -207,7 +212,7 @@ async def test_service_gauges_show_the_same_lag_as_the_cli(run_service, stack_en
         return export_lag(runtime, interval=0.3)
 
     definition = dataclasses.replace(DEFINITION, background=(*DEFINITION.background, fast))
-    source = f"lagtest-{uuid.uuid4().hex[:8]}"
+    source = f"{PARTNER_SOURCE}/lagtest-{uuid.uuid4().hex[:8]}"
     store = SampleStore(tmp_path / "samples.sqlite3")
     # A hang anywhere (broker, coordinator) fails the test with a traceback instead of stalling the suite.
     async with asyncio.timeout(240), run_service(definition) as runtime:
@@ -219,7 +224,8 @@ async def test_service_gauges_show_the_same_lag_as_the_cli(run_service, stack_en
 
         async def caught_up() -> bool:
             shown = await metrics()
-            return len(shown) == 6 and not any(shown.values())  # 3 partitions × (records, seconds), all 0
+            ours = [key for key in shown if key[1] == INGEST]  # every partner's topic is read; ours has 3 partitions
+            return len(ours) == 6 and not any(shown.values())  # 3 partitions × (records, seconds), all 0
 
         await until(caught_up, what="the service's gauges to show it caught up")
         [consumer] = [s.consumer for s in runtime.broker.subscribers if getattr(s, "consumer", None)]

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_inputs_process_is_ready_serves_metrics_and_stops_on_sigterm(stack_env, tmp_path) -> None:
-    processes = ServiceProcesses(env=stack_env.as_env(), log_dir=tmp_path, ports={"inputs": 18181})
+    processes = ServiceProcesses(
+        env=stack_env.as_env(), log_dir=tmp_path, ports={"inputs": 18181}, kafka=stack_env.service_kafka()
+    )
     processes.start("inputs")
     try:
         processes.wait_ready(["inputs"], timeout=60)

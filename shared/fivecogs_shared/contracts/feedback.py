@@ -31,7 +31,7 @@ RuleReason = Annotated[str, StringConstraints(pattern=r"^rule:[a-z][a-z0-9_]*$")
 RejectionReason = Annotated[
     str,
     StringConstraints(
-        pattern=r"^(malformed|schema|unknown_type|conflict|oversized|processing_error|rule:[a-z][a-z0-9_]*)$"
+        pattern=r"^(malformed|schema|unknown_type|conflict|oversized|processing_error|unauthorized_source|rule:[a-z][a-z0-9_]*)$"
     ),
 ]
 

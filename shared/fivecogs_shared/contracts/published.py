@@ -17,9 +17,13 @@ from typing import Any
 from fivecogs_shared.contracts.feedback import FEEDBACK_EVENT_TYPES
 from fivecogs_shared.contracts.internal import INTERNAL_EVENT_TYPES
 from fivecogs_shared.contracts.partner import PARTNER_EVENT_TYPES
+from fivecogs_shared.contracts.topics import PARTNER_ID, PARTNER_SOURCE_PREFIX
 
 Schema = dict[str, Any]
 PUBLISHED_DIR = Path(str(resources.files("fivecogs_shared.contracts") / "published"))
+# The partner contract's version: which topics a partner writes and reads, and what binds an event to it. A
+# change to the topology below is a new version, published beside the old one (`published/topics/vN.json`).
+CONTRACT_VERSION = 2
 
 
 def current_schemas() -> dict[str, Schema]:
@@ -39,7 +43,41 @@ def export(folder: Path = PUBLISHED_DIR) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     for ce_type, schema in current_schemas().items():
         (folder / f"{ce_type}.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+    export_topology(folder / "topics")
     return list(current_schemas())
+
+
+def current_topology() -> Schema:
+    """Where partners publish and read, as the code does it now (docs/partners.md §1)."""
+    return {
+        "contract": CONTRACT_VERSION,
+        "partner_id": PARTNER_ID.pattern,
+        "ce_source": f"{PARTNER_SOURCE_PREFIX}{{partner}} or {PARTNER_SOURCE_PREFIX}{{partner}}/...",
+        "writes": "fivecogs.{cog}.ingest.{partner}",
+        "reads": "fivecogs.feedback.{partner}",
+        "dead_letters": "fivecogs.{cog}.ingest.{partner}.dlq",
+        "types": {ce_type: event.cog for ce_type, event in sorted(PARTNER_EVENT_TYPES.items())},
+    }
+
+
+def published_topologies(folder: Path = PUBLISHED_DIR / "topics") -> dict[int, Schema]:
+    return {int(path.stem.removeprefix("v")): json.loads(path.read_text()) for path in folder.glob("v*.json")}
+
+
+def export_topology(folder: Path = PUBLISHED_DIR / "topics") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"v{CONTRACT_VERSION}.json").write_text(json.dumps(current_topology(), indent=2) + "\n")
+
+
+def topology_changes(published: dict[int, Schema], current: Schema) -> list[str]:
+    """A topology that differs from the one published under its version: partners connected by that version's
+    documentation would write where nobody reads. Raise CONTRACT_VERSION and publish the new one instead."""
+    version = current["contract"]
+    if version not in published:
+        return [f"contract v{version} is not published (published/topics/v{version}.json)"]
+    old = published[version]
+    changed = sorted(key for key in old.keys() | current.keys() if old.get(key) != current.get(key))
+    return [f"contract v{version}: {key} changed without a new contract version" for key in changed]
 
 
 def breaking_changes(published: dict[str, Schema], current: dict[str, Schema]) -> list[str]:
@@ -73,8 +111,18 @@ def _field_changes(old: Schema, new: Schema, old_root: Schema, new_root: Schema,
         old, new = _without(old, "items"), _without(new, "items")
     if "enum" in old and "enum" in new and set(old["enum"]) <= set(new["enum"]):
         old, new = _without(old, "enum"), _without(new, "enum")
+    if "pattern" in old and "pattern" in new and _alternatives(old["pattern"]) <= _alternatives(new["pattern"]):
+        old, new = _without(old, "pattern"), _without(new, "pattern")
     if _without(old, "description", "title") != _without(new, "description", "title"):
         yield f"field {path} changed type: {json.dumps(old, sort_keys=True)} -> {json.dumps(new, sort_keys=True)}"
+
+
+def _alternatives(pattern: str) -> frozenset[str]:
+    """The choices of an enum-like pattern `^(a|b|c)$`, so that one that only gained choices stays compatible;
+    any other pattern is its own single choice (a change to it is a change of type)."""
+    if pattern.startswith("^(") and pattern.endswith(")$") and "(" not in pattern[2:-2]:
+        return frozenset(pattern[2:-2].split("|"))
+    return frozenset({pattern})
 
 
 def _resolve(schema: Schema, root: Schema) -> Schema:

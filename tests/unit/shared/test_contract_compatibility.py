@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import copy
 
-from fivecogs_shared.contracts.published import Schema, breaking_changes, current_schemas, published_schemas
+from fivecogs_shared.contracts.published import (
+    Schema,
+    breaking_changes,
+    current_schemas,
+    current_topology,
+    published_schemas,
+    published_topologies,
+    topology_changes,
+)
 
 
 def test_every_event_type_is_published_and_unchanged() -> None:
@@ -62,3 +70,19 @@ def test_dropping_a_published_type_is_breaking() -> None:
     old = _registered()
     new = {t: s for t, s in old.items() if t != "th.fivecogs.order.placed.v1"}
     assert breaking_changes(old, new) == ["th.fivecogs.order.placed.v1: the published type is gone"]
+
+
+def test_the_partner_topics_are_those_of_the_published_contract_version() -> None:
+    assert topology_changes(published_topologies(), current_topology()) == []
+    assert set(published_topologies()) >= {1, 2}  # v1 stays published: what partners connected by it had
+
+
+def test_moving_partner_topics_needs_a_new_contract_version() -> None:
+    moved = {**current_topology(), "writes": "fivecogs.{cog}.ingest"}
+    assert topology_changes(published_topologies(), moved) == [
+        "contract v2: writes changed without a new contract version"
+    ]
+    unpublished = {**current_topology(), "contract": 3}
+    assert topology_changes(published_topologies(), unpublished) == [
+        "contract v3 is not published (published/topics/v3.json)"
+    ]
