@@ -306,8 +306,10 @@ class RawName(str):
     def encode(self, *args, **kwargs):
         return b"x-\\xff\\xfe"
 
-async def main(kafka, topic, *keys):
-    producer = AIOKafkaProducer(**kafka.client())
+async def main(topic, *keys):
+    from fivecogs_shared.kafka_access import KafkaAccess
+
+    producer = AIOKafkaProducer(**KafkaAccess.from_env().client())
     await producer.start()
     try:
         for key in keys:
@@ -330,10 +332,9 @@ async def test_a_record_the_kafka_client_cannot_decode_is_dead_lettered(run_serv
         sys.executable,
         "-c",
         _RAW_HEADER_NAME_PRODUCER,
-        stack_env.kafka,
         ingest("inputs"),
         *keys,
-        env={**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"},
+        env={**os.environ, **stack_env.kafka.env(), "AIOKAFKA_NO_EXTENSIONS": "1"},
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await process.communicate()

@@ -280,6 +280,7 @@ class LocalStack:
         _ensure_port_free(state.kafka_port, "Kafka")
         _ensure_port_free(state.controller_port, "the Kafka controller")
         self.kafka_dir.mkdir(parents=True, exist_ok=True)  # libs may live elsewhere (a second stack shares them)
+        self.logs.mkdir(parents=True, exist_ok=True)
         config = self.kafka_dir / "server.properties"
         data = self.kafka_dir / "data"
         formatted = (data / "meta.properties").is_file()
