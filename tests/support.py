@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,6 +13,15 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from fivecogs_shared import kafka_admin
+
+
+def operator_token() -> str:
+    """The token the services started by the tests accept (tests/conftest.py sets it unless the caller did)."""
+    return os.environ["FIVECOGS_OPERATOR_TOKENS"].split(",")[0].strip()
+
+
+def bearer() -> dict[str, str]:
+    return {"Authorization": f"Bearer {operator_token()}"}
 
 
 def ce_headers(ce_type: str, *, source: str = "partner-test", event_id: str | None = None) -> list[tuple[str, bytes]]:

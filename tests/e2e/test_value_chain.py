@@ -19,6 +19,7 @@ import pytest
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_ops.simulate import SimulationResult, run_simulation
 from fivecogs_shared.contracts import COGS
+from tests.support import operator_token
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +45,10 @@ def services(stack_env, tmp_path_factory) -> Iterator[ServiceProcesses]:
     # Free ports, so a developer's `make run` on the default ports does not answer in our place.
     env = {**stack_env.as_env(), **{f"FIVECOGS_{cog.upper()}_RELAY_POLL_SECONDS": "0.2" for cog in COGS}}
     processes = ServiceProcesses(
-        env=env, log_dir=Path(tmp_path_factory.mktemp("e2e-logs")), ports={cog: _free_port() for cog in COGS}
+        env=env,
+        log_dir=Path(tmp_path_factory.mktemp("e2e-logs")),
+        ports={cog: _free_port() for cog in COGS},
+        operator_token=operator_token(),
     )
     try:
         for cog in COGS:
@@ -66,6 +70,7 @@ async def played(stack_env, services: ServiceProcesses) -> SimulationResult:
                 services.url("management"),
                 ENTERPRISES,
                 SEED,
+                token=services.operator_token,
                 timeout=120,
                 database_url=stack_env.database_url,
             ),

@@ -30,7 +30,7 @@ from fivecogs_shared import kafka_admin
 from fivecogs_shared.contracts import ingest_topic
 from fivecogs_shared.lag import export_lag
 from fivecogs_shared.service import http_app
-from tests.support import Partner
+from tests.support import Partner, operator_token
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +128,7 @@ async def test_stopped_service_falls_behind_then_drains(stack_env, tmp_path) -> 
     suffix = uuid.uuid4().hex[:8]
     group, schema, source = f"lagtest-{suffix}-inputs", f"lagtest_{suffix}_inputs", f"lagtest-{suffix}"
     env = {**stack_env.as_env(), "FIVECOGS_INPUTS_CONSUMER_GROUP": group, "FIVECOGS_INPUTS_DB_SCHEMA": schema}
-    processes = ServiceProcesses(env=env, log_dir=tmp_path, ports={"inputs": 18291})
+    processes = ServiceProcesses(env=env, log_dir=tmp_path, ports={"inputs": 18291}, operator_token=operator_token())
     store = SampleStore(tmp_path / "samples.sqlite3")
     bootstrap = stack_env.bootstrap
 

@@ -8,6 +8,7 @@ import threading
 
 from rich.console import Console
 
+from fivecogs_ops.auth import operator_tokens
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_ops.simulate.show import simulate_and_show
 from fivecogs_ops.stack import LocalStack, external_env, masked
@@ -23,7 +24,9 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
         env = stack.up(progress=lambda line: console.print(f"  [green]•[/] {line}")).env()
     else:
         console.print("using KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL from the environment")
-    services = ServiceProcesses(env=env, log_dir=stack.logs)
+    tokens = operator_tokens(stack.dir)  # FIVECOGS_OPERATOR_TOKENS when set, else .stack/operator-token
+    token = tokens.current
+    services = ServiceProcesses(env=env, log_dir=stack.logs, operator_token=token)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -43,6 +46,7 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
                 console,
                 bootstrap=env["KAFKA_BOOTSTRAP_SERVERS"],
                 management_url=services.url("management"),
+                token=token,
                 enterprises=enterprises,
                 seed=seed,
                 database_url=env["DATABASE_URL"],
@@ -54,6 +58,7 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
         console.print(
             f"  kafka         {env['KAFKA_BOOTSTRAP_SERVERS']}\n  postgres      {masked(env['DATABASE_URL'])}"
         )
+        console.print(f"  operator token in {tokens.source} (send it as `Authorization: Bearer …`)")
         console.print("\n[bold]Press Ctrl-C to stop everything.[/]")
         stop.wait()
         return 0

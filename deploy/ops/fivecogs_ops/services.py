@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from fivecogs_shared.contracts import COGS
-from fivecogs_shared.settings import DEFAULT_HTTP_PORTS
+from fivecogs_shared.settings import DEFAULT_HTTP_PORTS, OPERATOR_TOKENS_ENV
 
 
 def run_service(cog: str) -> None:
@@ -36,6 +36,8 @@ class ServiceProcesses:
     log_dir: Path
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_PORTS))
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # What every process started here accepts (FIVECOGS_OPERATOR_TOKENS), and so what their callers must send.
+    operator_token: str = field(kw_only=True, repr=False)
 
     def start(self, cog: str, *, name: str | None = None, extra_env: dict[str, str] | None = None) -> None:
         """Start `cog` as the process called `name` (default: the cog). A second instance of a service (same
@@ -47,6 +49,7 @@ class ServiceProcesses:
             "FIVECOGS_ENVIRONMENT": "development",
             **os.environ,
             **self.env,
+            OPERATOR_TOKENS_ENV: self.operator_token,  # over the caller's environment: this is what they send
             f"FIVECOGS_{cog.upper()}_HTTP_PORT": str(self.ports[name]),
             f"FIVECOGS_{cog.upper()}_LOG_FORMAT": "json",
             **(extra_env or {}),
