@@ -33,6 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 # Services embedded in tests run as on a developer's machine (e.g. the development webhook key is allowed);
 # the tests of production refusals set their own environment.
 os.environ.setdefault("FIVECOGS_ENVIRONMENT", "development")
+# What every service the tests start accepts (and tests.support.operator_token sends); the tests of the token
+# check itself set their own. A fixed value: nothing here is reachable from outside the machine.
+os.environ.setdefault("FIVECOGS_OPERATOR_TOKENS", "fivecogs-test-operator-token-0001")
 
 
 @dataclass(frozen=True)

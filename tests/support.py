@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,6 +19,15 @@ from fivecogs_shared.kafka_access import KafkaAccess
 # The partner most tests publish as (provisioned once per session by the `test_partner` fixture).
 PARTNER = "test-partner"
 PARTNER_SOURCE = f"partner/{PARTNER}"
+
+
+def operator_token() -> str:
+    """The token the services started by the tests accept (tests/conftest.py sets it unless the caller did)."""
+    return os.environ["FIVECOGS_OPERATOR_TOKENS"].split(",")[0].strip()
+
+
+def bearer() -> dict[str, str]:
+    return {"Authorization": f"Bearer {operator_token()}"}
 
 
 def ce_headers(ce_type: str, *, source: str = PARTNER_SOURCE, event_id: str | None = None) -> list[tuple[str, bytes]]:

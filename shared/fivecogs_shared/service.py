@@ -25,13 +25,14 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from fivecogs_shared import db, kafka_admin, outbox
 from fivecogs_shared.consumer import BatchProcessor, Handler, Source, Sources
 from fivecogs_shared.contracts import INTERNAL_EVENT_TYPES, PARTNER_EVENT_TYPES, dlq_topic, events_topic
 from fivecogs_shared.fetching import guarded
-from fivecogs_shared.http import health_routes
+from fivecogs_shared.http import BearerAuth, health_routes
 from fivecogs_shared.lag import export_lag
 from fivecogs_shared.logs import configure_logging, ensure_logging
 from fivecogs_shared.metrics import ServiceMetrics
@@ -238,7 +239,9 @@ class _HttpServer(uvicorn.Server):
 
 
 def http_app(runtime: Runtime) -> Starlette:
-    return Starlette(routes=health_routes(runtime) + runtime.definition.routes(runtime))
+    """The health routes and the service's own, all but the health routes behind the operator tokens."""
+    auth = Middleware(BearerAuth, tokens=runtime.settings.operator_tokens)
+    return Starlette(routes=health_routes(runtime) + runtime.definition.routes(runtime), middleware=[auth])
 
 
 async def serve(definition: ServiceDefinition, settings: ServiceSettings, stop: asyncio.Event | None = None) -> None:
@@ -256,7 +259,12 @@ async def serve(definition: ServiceDefinition, settings: ServiceSettings, stop: 
         )
         server = _HttpServer(config)
         http_task = asyncio.create_task(server.serve())
-        log.info("http listening", port=settings.http_port)
+        log.info("http listening", host=settings.http_host, port=settings.http_port)
+        if not settings.operator_tokens:
+            log.warning(
+                "no operator token configured: the management API is locked (401) until FIVECOGS_OPERATOR_TOKENS "
+                "is set; /healthz, /readyz and /metrics stay open"
+            )
         await stop.wait()
         log.info("shutting down")
         server.should_exit = True

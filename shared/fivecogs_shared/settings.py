@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fivecogs_shared.kafka_access import KafkaAccess, Protocol
 
@@ -16,13 +18,40 @@ DEFAULT_HTTP_PORTS = {
     "communication": 8084,
     "management": 8085,
 }
+# Loopback unless told otherwise: a service reachable from the network must be put there on purpose
+# (the container image sets FIVECOGS_HTTP_HOST=0.0.0.0, and compose publishes on 127.0.0.1 only).
+DEFAULT_HTTP_HOST = "127.0.0.1"
+OPERATOR_TOKENS_ENV = "FIVECOGS_OPERATOR_TOKENS"
+MIN_TOKEN_LENGTH = 16
+# RFC 6750's b64token: what can travel in `Authorization: Bearer <token>` unquoted.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def parse_operator_tokens(value: str) -> tuple[SecretStr, ...]:
+    """FIVECOGS_OPERATOR_TOKENS: comma-separated, several at once so a token can be rotated without downtime."""
+    return checked_tokens([part.strip() for part in value.split(",") if part.strip()])
+
+
+def checked_tokens(tokens: Sequence[str]) -> tuple[SecretStr, ...]:
+    """Errors name a token by its position only, so a refused token is never printed."""
+    for position, token in enumerate(tokens, start=1):
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"operator token #{position} is shorter than {MIN_TOKEN_LENGTH} characters")
+        if not _B64TOKEN.fullmatch(token):
+            raise ValueError(f"operator token #{position} has characters a bearer token cannot carry")
+    return tuple(SecretStr(token) for token in tokens)
+
+
+def _http_host_field(*env_names: str) -> Any:
+    return Field(DEFAULT_HTTP_HOST, validation_alias=AliasChoices(*env_names, "FIVECOGS_HTTP_HOST"))
 
 
 class ServiceSettings(BaseSettings):
     """Kafka and Postgres come from the unprefixed KAFKA_* and DATABASE_URL variables (each service gets its own
     Kafka principal there); the rest is per service, e.g. FIVECOGS_MARKETING_HTTP_PORT."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    # hide_input_in_errors: a refused value may be a password (DATABASE_URL) or a token; never echo it.
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, hide_input_in_errors=True)
 
     cog: str
     kafka_bootstrap_servers: str = Field(
@@ -40,8 +69,13 @@ class ServiceSettings(BaseSettings):
         "postgresql://postgres@127.0.0.1:5433/fivecogs",
         validation_alias=AliasChoices("DATABASE_URL", "database_url"),
     )
-    http_host: str = "0.0.0.0"
+    # FIVECOGS_<COG>_HTTP_HOST for one service (see load_settings), FIVECOGS_HTTP_HOST for all of them.
+    http_host: str = _http_host_field()
     http_port: int = 0
+    # Bearer tokens for every HTTP route but /healthz, /readyz and /metrics; none means all of those answer 401.
+    operator_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (), validation_alias=AliasChoices(OPERATOR_TOKENS_ENV)
+    )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     # One Postgres transaction per polled batch: bigger batches mean fewer round trips, longer redelivery.
@@ -54,6 +88,15 @@ class ServiceSettings(BaseSettings):
     # Defaults are `fivecogs-<cog>` and `<cog>`; tests and blue/green deployments set their own.
     consumer_group: str | None = None
     db_schema: str | None = None
+
+    @field_validator("operator_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_operator_tokens(value)
+        if isinstance(value, list | tuple):  # given in code, e.g. by tests: the same rules apply
+            return checked_tokens([v.get_secret_value() if isinstance(v, SecretStr) else str(v) for v in value])
+        return value
 
     @property
     def kafka(self) -> KafkaAccess:
@@ -75,10 +118,16 @@ class ServiceSettings(BaseSettings):
 
 
 def load_settings(cog: str, **overrides: object) -> ServiceSettings:
+    prefix = f"FIVECOGS_{cog.upper()}_"
     prefixed = type(
         f"{cog.title()}Settings",
         (ServiceSettings,),
-        {"model_config": SettingsConfigDict(env_prefix=f"FIVECOGS_{cog.upper()}_", extra="ignore")},
+        {
+            "model_config": SettingsConfigDict(env_prefix=prefix, extra="ignore"),
+            # A field with an alias ignores env_prefix: the service's own variable is named here, and wins.
+            "__annotations__": {"http_host": str},
+            "http_host": _http_host_field(f"{prefix}HTTP_HOST"),
+        },
     )
     settings: ServiceSettings = prefixed(cog=cog, **overrides)
     if not settings.http_port:

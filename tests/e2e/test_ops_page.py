@@ -1,5 +1,6 @@
 """The operators' page in a real headless Chromium: a stopped inputs service shows as STALL/STOP with the right
-lag; restarted, it returns to OK with lag 0. Screenshots land in test-artifacts/."""
+lag; restarted, it returns to OK with lag 0. Screenshots land in test-artifacts/. The page is opened at the address
+`fivecogs ops --print-url` prints (the operator token in its fragment); its JSON refuses requests without it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,14 +21,14 @@ from aiokafka import TopicPartition
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_shared import kafka_admin
 from tests.integration.test_lag import INGEST, drop_schema, publish, records_between, start_at_end
-from tests.support import PARTNER_SOURCE
+from tests.support import PARTNER_SOURCE, operator_token
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 EVENTS = 15
-SERVICE_PORT, PAGE_PORT = 18295, 18296
+SERVICE_PORT, PAGE_PORT, LOCKED_PAGE_PORT = 18295, 18296, 18297
 CHROMIUM_FLAGS = [
     "--no-sandbox",  # we run as root
     "--disable-gpu",
@@ -48,20 +50,53 @@ def chromium() -> str:
     pytest.skip(message)
 
 
-def start_page(prefix: str, env: dict[str, str], tmp: Path) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "fivecogs_ops.lag", "ops", "--port", str(PAGE_PORT), "--prefix", prefix]
+def start_page(
+    prefix: str, env: dict[str, str], tmp: Path, port: int = PAGE_PORT, *options: str
+) -> subprocess.Popen[bytes]:
+    """`fivecogs ops` as a process; what it prints goes to ops.out (stdout) and ops.log (stderr)."""
+    command = [sys.executable, "-m", "fivecogs_ops.lag", "ops", "--port", str(port), "--prefix", prefix, *options]
     command += ["--window", "5", "--interval", "1", "--store", str(tmp / "samples.sqlite3")]
-    log = (tmp / "ops.log").open("ab")
-    page = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    out, log = (tmp / "ops.out").open("ab"), (tmp / "ops.log").open("ab")
+    page = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{PAGE_PORT}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return page
         except httpx.HTTPError:
             time.sleep(0.2)
     page.terminate()
     raise AssertionError(f"the ops page did not start; see {tmp / 'ops.log'}")
+
+
+def stop_page(page: subprocess.Popen[bytes]) -> None:
+    page.terminate()
+    page.wait(10)
+
+
+async def test_the_page_data_needs_the_operator_token(stack_env, tmp_path) -> None:
+    """No browser needed: the JSON is refused without the token, the page shell is served, the token is not
+    printed unless asked for."""
+    page = await asyncio.to_thread(start_page, "opstest-locked-", stack_env.as_env(), tmp_path, LOCKED_PAGE_PORT)
+    base = f"http://127.0.0.1:{LOCKED_PAGE_PORT}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=40) as client:
+            missing = await client.get("/api/lag")
+            wrong = await client.get("/api/lag", headers={"Authorization": f"Bearer {operator_token()[:-1]}x"})
+            shell = await client.get("/")
+            allowed = await client.get("/api/lag", headers={"Authorization": f"Bearer {operator_token()}"})
+    finally:
+        stop_page(page)
+    assert (missing.status_code, missing.json()) == (401, {"error": "missing bearer token"})
+    assert (wrong.status_code, wrong.json()) == (401, {"error": "invalid bearer token"})
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    assert allowed.status_code == 200
+    assert "groups" in allowed.json()
+    assert shell.status_code == 200  # the page itself holds no data; a browser navigation carries no header
+    assert "connect-src 'self'" in shell.headers["content-security-policy"]
+    printed = (tmp_path / "ops.out").read_text() + (tmp_path / "ops.log").read_text()
+    assert operator_token() not in printed
+    assert "FIVECOGS_OPERATOR_TOKENS" in printed  # where the token is, instead
 
 
 def card_shows(status: str, lag: int) -> str:
@@ -98,7 +133,11 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
     group = f"{prefix}g"
     env = {**stack_env.as_env(), "FIVECOGS_INPUTS_CONSUMER_GROUP": group, "FIVECOGS_INPUTS_DB_SCHEMA": schema}
     services = ServiceProcesses(
-        env=env, log_dir=tmp_path, ports={"inputs": SERVICE_PORT}, kafka=stack_env.service_kafka()
+        env=env,
+        log_dir=tmp_path,
+        ports={"inputs": SERVICE_PORT},
+        kafka=stack_env.service_kafka(),
+        operator_token=operator_token(),
     )
     ARTIFACTS.mkdir(exist_ok=True)
     page_server = None
@@ -106,7 +145,11 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
         await start_at_end(stack_env.kafka, group)  # the chart then shows only this test's climb and drain
         services.start("inputs")
         await asyncio.to_thread(services.wait_ready, ["inputs"], 90)
-        page_server = await asyncio.to_thread(start_page, prefix, stack_env.as_env(), tmp_path)
+        page_server = await asyncio.to_thread(
+            start_page, prefix, stack_env.as_env(), tmp_path, PAGE_PORT, "--print-url"
+        )
+        [address] = (tmp_path / "ops.out").read_text().split()  # stdout holds exactly the address asked for
+        assert address == f"http://127.0.0.1:{PAGE_PORT}/#token={operator_token()}"
         async with playwright.async_playwright() as p:
             browser = await p.chromium.launch_persistent_context(
                 str(tmp_path / "chromium-profile"),
@@ -117,11 +160,19 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
             )
             page = await browser.new_page()
             requested: list[str] = []
+            authorizations: set[str | None] = set()
             errors: list[str] = []
             page.on("request", lambda request: requested.append(request.url))
             page.on("pageerror", lambda error: errors.append(str(error)))
-            await page.goto(f"http://127.0.0.1:{PAGE_PORT}/")
+
+            def on_api(request: Any) -> None:  # playwright's Request
+                if request.url.endswith("/api/lag"):
+                    authorizations.add(request.headers.get("authorization"))
+
+            page.on("request", on_api)
+            await page.goto(address)
             await page.wait_for_function(card_shows("['OK']", 0), timeout=90_000)
+            assert page.url == f"http://127.0.0.1:{PAGE_PORT}/"  # the token left the address bar and the history
             await page.wait_for_timeout(3000)  # a flat start on the chart
 
             assert services.stop("inputs") == 0
@@ -153,9 +204,10 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
         assert errors == []
         assert requested
         assert all(url.startswith(f"http://127.0.0.1:{PAGE_PORT}/") for url in requested)  # nothing from elsewhere
+        assert all(operator_token() not in url for url in requested)  # the fragment never goes to the server
+        assert authorizations == {f"Bearer {operator_token()}"}  # every data request carried it
     finally:
         services.stop_all()
         if page_server:
-            page_server.terminate()
-            page_server.wait(10)
+            stop_page(page_server)
         await drop_schema(stack_env.database_url, schema)

@@ -19,6 +19,7 @@ import pytest
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_ops.simulate import SimulationResult, run_simulation
 from fivecogs_shared.contracts import COGS
+from tests.support import operator_token
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +49,7 @@ def services(stack_env, tmp_path_factory) -> Iterator[ServiceProcesses]:
         log_dir=Path(tmp_path_factory.mktemp("e2e-logs")),
         ports={cog: _free_port() for cog in COGS},
         kafka=stack_env.service_kafka(),
+        operator_token=operator_token(),
     )
     try:
         for cog in COGS:
@@ -69,6 +71,7 @@ async def played(stack_env, services: ServiceProcesses) -> SimulationResult:
                 services.url("management"),
                 ENTERPRISES,
                 SEED,
+                token=services.operator_token,
                 timeout=120,
                 database_url=stack_env.database_url,
             ),

@@ -32,7 +32,7 @@ from fivecogs_shared.contracts.topics import subscription_pattern
 from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.lag import export_lag
 from fivecogs_shared.service import http_app
-from tests.support import PARTNER_SOURCE, Partner, ingest
+from tests.support import PARTNER_SOURCE, Partner, ingest, operator_token
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +133,13 @@ async def test_stopped_service_falls_behind_then_drains(stack_env, tmp_path) -> 
     group, schema = f"fivecogs-inputs-lagtest-{suffix}", f"lagtest_{suffix}_inputs"
     source = f"{PARTNER_SOURCE}/lagtest-{suffix}"
     env = {**stack_env.as_env(), "FIVECOGS_INPUTS_CONSUMER_GROUP": group, "FIVECOGS_INPUTS_DB_SCHEMA": schema}
-    processes = ServiceProcesses(env=env, log_dir=tmp_path, ports={"inputs": 18291}, kafka=stack_env.service_kafka())
+    processes = ServiceProcesses(
+        env=env,
+        log_dir=tmp_path,
+        ports={"inputs": 18291},
+        kafka=stack_env.service_kafka(),
+        operator_token=operator_token(),
+    )
     store = SampleStore(tmp_path / "samples.sqlite3")
     kafka = stack_env.kafka
 

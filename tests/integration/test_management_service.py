@@ -25,7 +25,7 @@ from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.provinces import region_of
 from fivecogs_shared.service import Runtime, ServiceDefinition, http_app
 from fivecogs_shared.uow import UnitOfWork
-from tests.support import Partner, Tap, data, header, ingest
+from tests.support import Partner, Tap, bearer, data, header, ingest, operator_token
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +88,7 @@ class Chain:
 async def _running(run_service, chain: Chain) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
     async with run_service(chain.isolated(DEFINITION)) as runtime:
         transport = httpx.ASGITransport(app=http_app(runtime))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=bearer()) as client:
             yield runtime, client
 
 
@@ -432,3 +432,49 @@ def _order(order_id: str, enterprise_id: str, product_id: str, batch_id: str) ->
         "total_thb": "750.00",
         "lines": [line],
     }
+
+
+ROTATED = "management-rotated-token-0002"  # the token being retired, still accepted while it is listed
+
+
+async def test_the_management_api_needs_an_operator_token(run_service, stack_env) -> None:
+    """The real management API (its routes, the shared middleware, the settings): one current token, one being
+    retired; every read refused without either, the probes open."""
+    paths = ["/v1/report/provinces", "/v1/report/regions", f"/v1/enterprises/{_uid('e')}", "/v1/products/p/journey"]
+    skip_all = Chain(stack_env.bootstrap).isolated(DEFINITION)  # applies none of the topics' other events
+    async with run_service(skip_all, operator_tokens=[operator_token(), ROTATED]) as runtime:
+        transport = httpx.ASGITransport(app=http_app(runtime))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def status(path: str, authorization: str | None = None) -> tuple[int, Any]:
+                headers = {"Authorization": authorization} if authorization else {}
+                response = await client.get(path, headers=headers)
+                return response.status_code, response.json() if response.status_code == 401 else None
+
+            for path in paths:
+                assert await status(path) == (401, {"error": "missing bearer token"}), path
+                assert await status(path, "Bearer wrong") == (401, {"error": "invalid bearer token"}), path
+                assert await status(path, f"Bearer {operator_token()[:-2]}") == (401, {"error": "invalid bearer token"})
+                assert await status(path, f"Basic {operator_token()}") == (401, {"error": "missing bearer token"})
+            assert (await status("/v1/report/provinces", f"Bearer {operator_token()}"))[0] == 200
+            assert (await status("/v1/report/regions", f"bearer {ROTATED}"))[0] == 200
+            assert (await status(f"/v1/enterprises/{_uid('nobody')}", f"Bearer {ROTATED}"))[0] == 404  # past the door
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/metrics")).status_code == 200
+            assert (await client.get("/readyz")).status_code != 401  # 503 while the group forms, but open
+
+
+async def test_a_management_service_without_tokens_is_locked(run_service, stack_env, monkeypatch) -> None:
+    token = operator_token()
+    monkeypatch.setenv("FIVECOGS_OPERATOR_TOKENS", "")  # as a deployment that never set it
+    async with run_service(Chain(stack_env.bootstrap).isolated(DEFINITION)) as runtime:
+        assert runtime.settings.operator_tokens == ()
+        transport = httpx.ASGITransport(app=http_app(runtime))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            for authorization in (None, f"Bearer {token}"):
+                headers = {"Authorization": authorization} if authorization else {}
+                response = await client.get("/v1/report/provinces", headers=headers)
+                assert response.status_code == 401
+                assert "no operator token is configured" in response.json()["error"]
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/metrics")).status_code == 200

@@ -18,7 +18,7 @@ from fivecogs_shared.envelope import Envelope
 from fivecogs_shared.service import http_app, running
 from fivecogs_shared.settings import load_settings
 from fivecogs_shared.uow import UnitOfWork
-from tests.support import FEEDBACK, Partner, Tap, data, header, ingest, wait_caught_up
+from tests.support import FEEDBACK, Partner, Tap, bearer, data, header, ingest, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ async def test_replaying_management_rebuilds_the_identical_report(stack_env, par
         async with running(MANAGEMENT, settings) as runtime:
             await wait_caught_up(stack_env.kafka, settings.group_id, topics, timeout=240)
             transport = httpx.ASGITransport(app=http_app(runtime))
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=bearer()) as client:
                 body: dict[str, object] = (await client.get("/v1/report/provinces")).json()
                 return body
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import signal
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,18 +17,38 @@ import structlog
 
 from fivecogs_inputs.app import DEFINITION
 from fivecogs_ops.services import ServiceProcesses
-from tests.support import Partner, Tap, header, ingest
+from tests.support import Partner, Tap, bearer, header, ingest, operator_token
 
 pytestmark = pytest.mark.integration
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on `port`, from the kernel's own table (Linux)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, port_hex = local.partition(":")
+            if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
 def test_inputs_process_is_ready_serves_metrics_and_stops_on_sigterm(stack_env, tmp_path) -> None:
     processes = ServiceProcesses(
-        env=stack_env.as_env(), log_dir=tmp_path, ports={"inputs": 18181}, kafka=stack_env.service_kafka()
+        env=stack_env.as_env(),
+        log_dir=tmp_path,
+        ports={"inputs": 18181},
+        kafka=stack_env.service_kafka(),
+        operator_token=operator_token(),
     )
     processes.start("inputs")
     try:
         processes.wait_ready(["inputs"], timeout=60)
+        assert listening_addresses(18181) == {"0100007F"}  # 127.0.0.1 only: nobody set FIVECOGS_HTTP_HOST
+        # Behind the token check: with a token, the router answers (no such route); without, nothing does.
+        assert httpx.get(processes.url("inputs", "/v1/nothing"), headers=bearer()).status_code == 404
+        assert httpx.get(processes.url("inputs", "/v1/nothing")).status_code == 401
         assert httpx.get(processes.url("inputs", "/healthz")).json() == {"status": "ok", "service": "inputs"}
         ready = httpx.get(processes.url("inputs", "/readyz")).json()
         assert ready["checks"] == {
@@ -46,6 +68,30 @@ def test_inputs_process_is_ready_serves_metrics_and_stops_on_sigterm(stack_env, 
         processes.stop_all()
     log = (tmp_path / "inputs.log").read_text()
     assert '"event": "service stopped"' in log  # the shutdown ran its course: consumer stopped, outbox flushed
+    assert "management API is locked" not in log
+    assert operator_token() not in log
+
+
+def test_a_process_without_operator_tokens_is_locked_and_says_so(stack_env, tmp_path) -> None:
+    processes = ServiceProcesses(
+        env=stack_env.as_env(), log_dir=tmp_path, ports={"inputs": 18182}, operator_token=operator_token()
+    )
+    processes.start("inputs", extra_env={"FIVECOGS_OPERATOR_TOKENS": ""})  # what an unconfigured deployment has
+    try:
+        processes.wait_ready(["inputs"], timeout=60)  # the probes stay open: it is alive and ready
+        for headers in ({}, bearer()):
+            response = httpx.get(processes.url("inputs", "/v1/nothing"), headers=headers)
+            assert response.status_code == 401
+            assert "no operator token is configured" in response.json()["error"]
+        assert httpx.get(processes.url("inputs", "/metrics")).status_code == 200
+    finally:
+        processes.stop_all()
+    lines = [json.loads(line) for line in (tmp_path / "inputs.log").read_text().splitlines() if line.startswith("{")]
+    [listening] = [line for line in lines if line["event"] == "http listening"]
+    assert listening["host"] == "127.0.0.1"
+    [warning] = [line for line in lines if "management API is locked" in line["event"]]
+    assert warning["level"] == "warning"
+    assert "FIVECOGS_OPERATOR_TOKENS" in warning["event"]
 
 
 async def test_a_background_task_that_ignores_cancellation_cannot_hold_the_shutdown(run_service, capfd) -> None:

@@ -168,6 +168,31 @@ def test_kafka_advertises_the_address_the_services_use(services: dict[str, dict[
             assert server in addresses, f"{cog} bootstraps from {server!r}, which Kafka does not advertise"
 
 
+def _host_ip(entry: Any) -> str | None:
+    """The host interface a `ports` entry publishes on; None when it publishes on every interface."""
+    if isinstance(entry, dict):
+        return entry.get("host_ip") or None
+    spec = str(entry).partition("/")[0]
+    if spec.startswith("["):  # [IPv6]:HOST:CONTAINER
+        return spec[1:].partition("]")[0]
+    parts = spec.split(":")
+    return parts[0] if len(parts) == 3 else None
+
+
+def test_every_port_is_published_on_loopback_only(services: dict[str, dict[str, Any]]) -> None:
+    # The services listen on 0.0.0.0 inside their containers (Dockerfile): the host side decides who reaches them.
+    for name, service in services.items():
+        for entry in service.get("ports", []):
+            assert _host_ip(entry) == "127.0.0.1", f"{name} publishes {entry!r} beyond loopback"
+
+
+@pytest.mark.parametrize("cog", COGS)
+def test_service_requires_operator_tokens(services: dict[str, dict[str, Any]], cog: str) -> None:
+    # `${VAR:?message}`: compose refuses to start without it, rather than starting services that answer 401.
+    tokens = str(_as_dict(services[cog].get("environment")).get("FIVECOGS_OPERATOR_TOKENS", ""))
+    assert tokens.startswith("${FIVECOGS_OPERATOR_TOKENS:?"), f"{cog}: FIVECOGS_OPERATOR_TOKENS is not required"
+
+
 def test_no_two_services_publish_the_same_host_port(services: dict[str, dict[str, Any]]) -> None:
     owners: dict[tuple[int, str], str] = {}
     for name, service in services.items():
@@ -240,3 +265,10 @@ def test_dockerfile_has_a_healthcheck(stages: list[list[tuple[str, str]]]) -> No
     assert healthchecks, "the runtime stage has no HEALTHCHECK"
     assert healthchecks[-1].upper() != "NONE", "the runtime stage disables its HEALTHCHECK"
     assert "/readyz" in healthchecks[-1]
+
+
+def test_the_image_listens_on_every_interface_of_its_container(stages: list[list[tuple[str, str]]]) -> None:
+    # Loopback, the services' default, is unreachable from outside a container, even through a published port.
+    env = " ".join(arguments for keyword, arguments in stages[-1] if keyword == "ENV")
+    assert "FIVECOGS_HTTP_HOST=0.0.0.0" in env.split()
+    assert "FIVECOGS_OPERATOR_TOKENS" not in env  # a token baked into an image is in every copy of it

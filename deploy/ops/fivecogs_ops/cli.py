@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.table import Table
 
+from fivecogs_ops.auth import TokenError, operator_tokens
 from fivecogs_ops.console import make_console
 from fivecogs_ops.faults import register as register_fault_suite
 from fivecogs_ops.lag.cli import register as register_lag_commands
 from fivecogs_ops.partners_cli import register as register_partner_commands
 from fivecogs_ops.recovery_cli import register as register_recovery_commands
 from fivecogs_ops.stack import LocalStack, StackError, external_env, masked
+from fivecogs_shared.settings import OPERATOR_TOKENS_ENV
 
 app = typer.Typer(
     help="fivecogs: five Kafka services for a community economy's value chain, and the tools to run them.",
@@ -32,7 +35,7 @@ console = make_console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
-def _fail(error: Exception) -> None:
+def _fail(error: Exception) -> NoReturn:
     console.print(f"[bold red]error:[/] {error}")
     raise typer.Exit(1)
 
@@ -103,9 +106,18 @@ def _print_env(env: dict[str, str], as_json: bool) -> None:
 def serve(
     cog: Annotated[str, typer.Argument(help="inputs | knowledge | marketing | communication | management")],
 ) -> None:
-    """Run one service in this process (the same as its own `fivecogs-<cog>` command)."""
+    """Run one service in this process (the same as its own `fivecogs-<cog>` command).
+
+    Without FIVECOGS_OPERATOR_TOKENS it accepts the local stack's token (.stack/operator-token), as the other
+    commands send it; outside a checkout, none (its API is then locked, as `fivecogs-<cog>`'s would be)."""
     from fivecogs_ops.services import run_service
 
+    try:
+        os.environ[OPERATOR_TOKENS_ENV] = ",".join(t.get_secret_value() for t in operator_tokens().tokens)
+    except StackError:
+        pass  # no checkout, so no local stack: the service warns that its API is locked
+    except TokenError as error:
+        _fail(error)
     try:
         run_service(cog)
     except KeyError:
@@ -122,7 +134,7 @@ def run(
 
     try:
         sys.exit(run_everything(console, enterprises=enterprises, seed=seed))
-    except StackError as error:
+    except (StackError, TokenError) as error:
         _fail(error)
 
 
@@ -179,6 +191,7 @@ def simulate(
             kafka=kafka,
             database_url=database_url,
             management_url=management_url,
+            token=_token(),
             enterprises=enterprises,
             seed=seed,
             wait=not no_wait,
@@ -187,6 +200,14 @@ def simulate(
         )
     )
     raise typer.Exit(code)
+
+
+def _token() -> str:
+    """The token the CLI sends to the services: the first of FIVECOGS_OPERATOR_TOKENS, else the local stack's."""
+    try:
+        return operator_tokens().current
+    except (StackError, TokenError) as error:
+        _fail(error)
 
 
 @app.command("report")
@@ -199,15 +220,16 @@ def report(
 ) -> None:
     """Income, costs and distribution by province and region, as management reports them.
 
-    Exit 2 when the management service cannot be reached.
+    Exit 2 when the management service cannot be reached or refuses the operator token.
     """
     from fivecogs_ops.report import VIEWS, ReportUnavailable, fetch, report_tables
 
     if by is not None and by not in VIEWS:
         raise typer.BadParameter(f"{by!r}: use province or region", param_hint="--by")
     views = [by] if by else list(VIEWS)
+    token = _token()
     try:
-        bodies = {view: fetch(management_url, view) for view in views}
+        bodies = {view: fetch(management_url, view, token) for view in views}
     except ReportUnavailable as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(2) from error

@@ -8,6 +8,7 @@ import threading
 
 from rich.console import Console
 
+from fivecogs_ops.auth import operator_tokens
 from fivecogs_ops.principals import ADMIN, service_username
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_ops.simulate.show import simulate_and_show
@@ -28,7 +29,9 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
     else:
         console.print("using KAFKA_* and DATABASE_URL from the environment (one principal for everything)")
         admin, service_kafka = KafkaAccess.from_env(), {}  # one principal from the environment
-    services = ServiceProcesses(env=env, log_dir=stack.logs, kafka=service_kafka)
+    tokens = operator_tokens(stack.dir)  # FIVECOGS_OPERATOR_TOKENS when set, else .stack/operator-token
+    token = tokens.current
+    services = ServiceProcesses(env=env, log_dir=stack.logs, kafka=service_kafka, operator_token=token)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -48,6 +51,7 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
                 console,
                 kafka=admin,
                 management_url=services.url("management"),
+                token=token,
                 enterprises=enterprises,
                 seed=seed,
                 database_url=env["DATABASE_URL"],
@@ -60,6 +64,7 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
             f"  kafka         {env['KAFKA_BOOTSTRAP_SERVERS']} (SASL/SCRAM-SHA-512; `fivecogs partners list`)\n"
             f"  postgres      {masked(env['DATABASE_URL'])}"
         )
+        console.print(f"  operator token in {tokens.source} (send it as `Authorization: Bearer …`)")
         console.print("\n[bold]Press Ctrl-C to stop everything.[/]")
         stop.wait()
         return 0

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 from rich.table import Table
 
+from fivecogs_ops.auth import bearer, refusal
+
 # (field, heading, is money)
 COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("enterprises", "enterprises", False),
@@ -37,11 +39,13 @@ class ReportUnavailable(RuntimeError):
     pass
 
 
-def fetch(management_url: str, by: str, timeout: float = 10.0) -> dict[str, Any]:
-    """One report view as management serves it."""
+def fetch(management_url: str, by: str, token: str, timeout: float = 10.0) -> dict[str, Any]:
+    """One report view as management serves it; `token` is an operator token management accepts."""
     url = management_url.rstrip("/") + VIEWS[by]
     try:
-        response = httpx.get(url, timeout=timeout)
+        response = httpx.get(url, headers=bearer(token), timeout=timeout)
+        if refused := refusal(response):
+            raise ReportUnavailable(refused)
         response.raise_for_status()
     except httpx.HTTPError as error:
         raise ReportUnavailable(f"cannot read {url}: {error}. Is the management service running?") from error

@@ -16,7 +16,7 @@ import httpx
 
 from fivecogs_shared.contracts import COGS
 from fivecogs_shared.kafka_access import KafkaAccess
-from fivecogs_shared.settings import DEFAULT_HTTP_PORTS
+from fivecogs_shared.settings import DEFAULT_HTTP_PORTS, OPERATOR_TOKENS_ENV
 
 
 def run_service(cog: str) -> None:
@@ -39,6 +39,8 @@ class ServiceProcesses:
     # Each service's own Kafka principal (the local stack's `service-<cog>`); absent: what `env` says.
     kafka: Mapping[str, KafkaAccess] = field(default_factory=dict, repr=False)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # What every process started here accepts (FIVECOGS_OPERATOR_TOKENS), and so what their callers must send.
+    operator_token: str = field(kw_only=True, repr=False)
 
     def start(self, cog: str, *, name: str | None = None, extra_env: dict[str, str] | None = None) -> None:
         """Start `cog` as the process called `name` (default: the cog). A second instance of a service (same
@@ -51,6 +53,7 @@ class ServiceProcesses:
             **os.environ,
             **self.env,
             **(self.kafka[cog].env() if cog in self.kafka else {}),
+            OPERATOR_TOKENS_ENV: self.operator_token,  # over the caller's environment: this is what they send
             f"FIVECOGS_{cog.upper()}_HTTP_PORT": str(self.ports[name]),
             f"FIVECOGS_{cog.upper()}_LOG_FORMAT": "json",
             **(extra_env or {}),

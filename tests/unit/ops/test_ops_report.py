@@ -1,4 +1,5 @@
-"""`fivecogs report` against a stand-in management service: tables, raw JSON, and the exit code when it is down."""
+"""`fivecogs report` against a stand-in management service: tables, raw JSON, the operator token it sends, and the
+exit code when it is down or refuses the token."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 
 from fivecogs_ops.cli import app
 from fivecogs_ops.report import report_table
+from tests.support import operator_token
 
 ROW: dict[str, Any] = {
     "province": "Nakhon Si Thammarat",
@@ -33,16 +35,24 @@ ROW: dict[str, Any] = {
 }
 TOTALS = {"enterprises": 3, "revenue_thb": "1250.50", "margin_thb": "-49.50", "notices": 4}
 PROVINCES = {"rows": [ROW], "totals": TOTALS}
+# Fixed when the stand-in starts, as a service reads FIVECOGS_OPERATOR_TOKENS once.
+ACCEPTED = f"Bearer {operator_token()}"
 REGIONS = {"rows": [{key: value for key, value in ROW.items() if key != "province"}], "totals": TOTALS}
 
 
 class _Management(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.headers.get("Authorization") != ACCEPTED:
+            self._answer(401, {"error": "invalid bearer token"})
+            return
         body = {"/v1/report/provinces": PROVINCES, "/v1/report/regions": REGIONS}.get(self.path)
-        self.send_response(200 if body else 404)
+        self._answer(200 if body else 404, body or {})
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        self.send_response(status)
         self.send_header("content-type", "application/json")
         self.end_headers()
-        self.wfile.write(json.dumps(body or {}).encode())
+        self.wfile.write(json.dumps(body).encode())
 
     def log_message(self, *_: object) -> None:
         pass
@@ -102,6 +112,25 @@ def test_an_unreachable_service_exits_2_with_a_clear_message() -> None:
     assert "management service running" in result.output
 
 
+def test_a_refused_token_exits_2_and_says_so_without_printing_it(management: str) -> None:
+    other = "another-operator-token-0002"
+    result = CliRunner().invoke(
+        app, ["report", "--management-url", management], env={"FIVECOGS_OPERATOR_TOKENS": other}
+    )
+    assert result.exit_code == 2
+    assert "401 (invalid bearer token)" in result.output
+    assert "FIVECOGS_OPERATOR_TOKENS" in result.output
+    assert other not in result.output
+
+
+def test_a_malformed_token_variable_is_refused_before_any_request(management: str) -> None:
+    args = ["report", "--management-url", management]
+    result = CliRunner().invoke(app, args, env={"FIVECOGS_OPERATOR_TOKENS": "short"})
+    assert result.exit_code == 1
+    assert "shorter than 16 characters" in result.output
+    assert "short" not in result.output.replace("shorter", "")
+
+
 def test_an_unknown_view_is_a_usage_error(management: str) -> None:
     result = CliRunner().invoke(app, ["report", "--management-url", management, "--by", "district"])
     assert result.exit_code == 2
@@ -112,9 +141,12 @@ def test_simulate_refuses_fewer_than_three_enterprises() -> None:
     assert result.exit_code == 2
 
 
-def test_simulate_exits_2_when_kafka_cannot_be_reached() -> None:
-    args = ["simulate", "--bootstrap", f"127.0.0.1:{_closed_port()}", "--timeout", "5"]
-    result = CliRunner().invoke(app, args)
+def test_simulate_exits_2_when_kafka_cannot_be_reached(monkeypatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "admin")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "nobody-listens")
+    result = CliRunner().invoke(app, ["simulate", "--timeout", "5"])
     assert result.exit_code == 2, result.output
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from fivecogs_ops.auth import operator_token
 from fivecogs_ops.principals import ADMIN, service_username
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_ops.stack import LocalStack, StackError, StackState, repo_root
@@ -65,7 +66,11 @@ class FaultEnvironment:
         ports = _free_ports(HTTP_PORTS_FROM, [*COGS, SPARE])
         env = {**self.env, **{f"FIVECOGS_{cog.upper()}_RELAY_POLL_SECONDS": "0.2" for cog in COGS}}
         kafka: dict[str, KafkaAccess] = {cog: self.state.kafka(service_username(cog)) for cog in COGS}
-        self.services = ServiceProcesses(env=env, log_dir=self.stack.logs, ports=ports, kafka=kafka)
+        # The suite's own token (a new one each run: the directory was just wiped), never a deployment's.
+        token = operator_token(self.dir)
+        self.services = ServiceProcesses(
+            env=env, log_dir=self.stack.logs, ports=ports, kafka=kafka, operator_token=token
+        )
 
     @property
     def owned(self) -> bool:

@@ -123,11 +123,11 @@ async def _run_suite(env: FaultEnvironment, mode: Mode, seed: int, progress: Sui
     result = SuiteResult(mode, seed, workload, plan_faults(mode, workload.sent, seed))
     try:
         accesses = await _start(env, workload, progress)
-        management = env.processes().url("management")
-        before = await fetch_report(management)
+        management, token = env.processes().url("management"), env.processes().operator_token
+        before = await fetch_report(management, token)
         await _play(env, mode, result, accesses, progress, started)
         progress.stage("comparing the report, every answer and every dead letter with the model")
-        actual = await fetch_report(management)
+        actual = await fetch_report(management, token)
         expected = before.plus(model.report())
         result.verdict = await judge(workload.scenario, outcomes, expected, actual, result.recorded, env.database_url)
         result.final_stops = await _graceful_stops(env)

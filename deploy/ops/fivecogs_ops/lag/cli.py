@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -26,6 +26,9 @@ from fivecogs_ops.lag.report import GroupReport, Report, look
 from fivecogs_ops.lag.sampling import DEFAULT_PREFIX
 from fivecogs_ops.lag.store import SampleStore
 from fivecogs_shared.kafka_access import KafkaAccess
+
+if TYPE_CHECKING:
+    from fivecogs_ops.auth import OperatorTokens
 
 CANNOT_SAMPLE = 3
 WATCH_SECONDS = 2.0
@@ -112,15 +115,43 @@ def ops(
     window: WindowOption = 600.0,
     interval: Annotated[float, typer.Option(help="Seconds between samples.")] = 5.0,
     store: StoreOption = None,
+    print_url: Annotated[
+        bool, typer.Option("--print-url", help="Print the page's address with the operator token in it (on stdout).")
+    ] = False,
 ) -> None:
-    """Serve the operators' page: groups' status and lag, an hour of lag per group, outbox and dead letters."""
+    """Serve the operators' page: groups' status and lag, an hour of lag per group, outbox and dead letters.
+
+    It accepts the tokens of FIVECOGS_OPERATOR_TOKENS, else the local stack's (.stack/operator-token). Open it as
+    http://HOST:PORT/#token=TOKEN; --print-url prints that address, token included."""
     import uvicorn
 
     from fivecogs_ops.lag.page import PageConfig, create_app
 
-    config = PageConfig(_kafka(), _database_url(), SampleStore(store), prefix, window, interval)
-    make_console(stderr=True).print(f"ops page on [bold]http://{host}:{port}/[/] (JSON: /api/lag); Ctrl-C stops")
+    tokens = _page_tokens()
+    config = PageConfig(_kafka(), _database_url(), SampleStore(store), prefix, window, interval, tokens=tokens.tokens)
+    _announce(f"http://{host}:{port}/", tokens, print_url)
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+
+
+def _page_tokens() -> OperatorTokens:
+    from fivecogs_ops.auth import TokenError, operator_tokens
+    from fivecogs_ops.stack import StackError
+
+    try:
+        return operator_tokens()
+    except (TokenError, StackError) as error:
+        make_console(stderr=True).print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(1) from error
+
+
+def _announce(url: str, tokens: OperatorTokens, print_url: bool) -> None:
+    """Where the page is; the token itself only on stdout and only with --print-url (a terminal, not a log)."""
+    err = make_console(stderr=True)
+    err.print(f"ops page on [bold]{url}[/] (JSON: /api/lag, bearer token); Ctrl-C stops")
+    if print_url:
+        print(f"{url}#token={tokens.current}", flush=True)
+    else:
+        err.print(f"open it as {url}#token=<token>; the token is in {tokens.source} (or use --print-url)")
 
 
 def register(app: typer.Typer) -> None:

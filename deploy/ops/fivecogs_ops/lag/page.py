@@ -1,6 +1,11 @@
 """`fivecogs ops`: one self-contained page for operators (static/ops.html: inline CSS, JS and SVG, nothing
 fetched from elsewhere) and the JSON behind it (`/api/lag`). While it runs, the server samples every few seconds
-into the same store `fivecogs lag` uses, so the page's hour-long charts and the CLI's judgements share history."""
+into the same store `fivecogs lag` uses, so the page's hour-long charts and the CLI's judgements share history.
+
+The JSON needs an operator token (`Authorization: Bearer`, checked by the services' own `BearerAuth`). The page
+itself is open: it is the same static file for everyone and holds no data, and a browser cannot put a header on
+the navigation that loads it. It reads the token from the URL fragment (`#token=...`), which a browser never
+sends to a server, so the token is in no access log."""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import SecretStr
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -23,10 +30,21 @@ from fivecogs_ops.lag.report import HOUR, look
 from fivecogs_ops.lag.sampling import DEFAULT_PREFIX
 from fivecogs_ops.lag.store import SampleStore
 from fivecogs_shared.contracts import COGS
+from fivecogs_shared.http import BearerAuth
 from fivecogs_shared.kafka_access import KafkaAccess
 
 log = structlog.get_logger()
 PAGE = Path(__file__).parent / "static" / "ops.html"
+OPEN_PAGE_PATHS = frozenset({"/", "/healthz"})  # the data-free page shell and the liveness probe
+# The page holds a token in its tab: it may talk to this server only, be framed by nobody, and not be cached.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+        "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,8 @@ class PageConfig:
     window: float = 600.0
     interval: float = 5.0
     schemas: tuple[str, ...] = COGS
+    # What /api/lag accepts; none means it answers 401 to everyone.
+    tokens: tuple[SecretStr, ...] = field(default=(), repr=False)
 
 
 class Sampler:
@@ -85,7 +105,7 @@ def create_app(config: PageConfig) -> Starlette:
     sampler = Sampler(config)
 
     async def page(_: Request) -> Response:
-        return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers=PAGE_HEADERS)
 
     async def api_lag(_: Request) -> Response:
         with contextlib.suppress(TimeoutError):
@@ -106,4 +126,5 @@ def create_app(config: PageConfig) -> Starlette:
                 await task
 
     routes = [Route("/", page), Route("/api/lag", api_lag), Route("/healthz", healthz)]
-    return Starlette(routes=routes, lifespan=lifespan)
+    auth = Middleware(BearerAuth, tokens=config.tokens, open_paths=OPEN_PAGE_PATHS)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[auth])

@@ -13,6 +13,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from fivecogs_ops import partners
+from fivecogs_ops.auth import bearer, refusal
 from fivecogs_ops.simulate.figures import Report
 from fivecogs_ops.simulate.records import Sent
 from fivecogs_shared.contracts import COGS, dlq_topic, events_topic, feedback_topic, ingest_topic
@@ -148,9 +149,10 @@ def _as_sent(record: ConsumerRecord) -> Sent:
     return Sent(record.topic, record.key, record.value or b"", tuple((n, bytes(v)) for n, v in record.headers))
 
 
-async def fetch_report(management_url: str, timeout: float = 10.0) -> Report:
+async def fetch_report(management_url: str, token: str, timeout: float = 10.0) -> Report:
+    """Management's report; `token` is an operator token management accepts."""
     bodies: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(base_url=management_url, timeout=timeout) as client:
+    async with httpx.AsyncClient(base_url=management_url, headers=bearer(token), timeout=timeout) as client:
         for path in ("/v1/report/provinces", "/v1/report/regions"):
             bodies.append(await _get(client, path))
     return Report.from_json(bodies[0], bodies[1])
@@ -159,6 +161,8 @@ async def fetch_report(management_url: str, timeout: float = 10.0) -> Report:
 async def _get(client: httpx.AsyncClient, path: str) -> dict[str, Any]:
     try:
         response = await client.get(path)
+        if refused := refusal(response):
+            raise ManagementUnreachable(refused)
         response.raise_for_status()
     except httpx.HTTPError as error:
         raise ManagementUnreachable(f"cannot read {client.base_url}{path}: {error}") from error

@@ -141,6 +141,7 @@ async def run_simulation(
     enterprises: int,
     seed: int,
     *,
+    token: str,
     tag: str | None = None,
     wait: bool = True,
     timeout: float = 300.0,
@@ -149,7 +150,8 @@ async def run_simulation(
     database_url: str | None = None,
 ) -> SimulationResult:
     """Play the scenario for (enterprises, seed). With `wait=False` the steps are published back to back and
-    nothing is verified: events of different steps then race, and the model no longer predicts them."""
+    nothing is verified: events of different steps then race, and the model no longer predicts them. `token` is an
+    operator token management accepts (its report is read over HTTP)."""
     progress = progress or Progress()
     scenario = build_scenario(enterprises, seed, tag)
     cast = scenario.partners
@@ -166,13 +168,13 @@ async def run_simulation(
 
         initial = None
         if wait:
-            await fetch_report(management_url)  # fail fast when management is not there at all
+            await fetch_report(management_url, token)  # fail fast when management is not there at all
             progress.stage("waiting for the chain to finish what it already holds")
             initial = await settle()
         result = await _predict(kafka, scenario)
         result.initial_catch_up_seconds = initial
         if wait:
-            result.before = await fetch_report(management_url)
+            result.before = await fetch_report(management_url, token)
         for step in scenario.steps:
             progress.publishing(step.name, len(step.records))
             seconds, caught_up = 0.0, None
@@ -185,7 +187,7 @@ async def run_simulation(
             result.steps.append(StepTiming(step.name, len(step.records), seconds, caught_up))
         if wait:
             await collector.read_to_end()
-            result.actual = await fetch_report(management_url)
+            result.actual = await fetch_report(management_url, token)
     if wait:
         _verify(result, collector)
     return result
