@@ -55,7 +55,13 @@ def guarded(get_msg: GetMsg) -> GetMsg:
 
 async def _around_undecodable(consumer: AIOKafkaConsumer, error: Exception) -> tuple[Any, ...]:
     await _rewind_to_committed(consumer)
-    for tp in sorted(consumer.assignment()):
+    assigned = sorted(consumer.assignment())
+    # Only partitions with records left: an empty one would cost a whole probe timeout (a consumer of every
+    # partner's topics holds many, mostly quiet).
+    ends = await consumer.end_offsets(assigned)
+    for tp in assigned:
+        if await consumer.position(tp) >= ends[tp]:
+            continue
         found = await _probe(consumer, tp)
         if found:
             return found

@@ -192,7 +192,9 @@ async def test_a_batch_that_fails_as_a_whole_is_halved_until_the_record_is_found
             culprit_id = event_id if key == culprit else culprit_id
             await partner.send_raw(ingest("inputs"), _enterprise(key), key, ce_headers(REGISTERED, event_id=event_id))
         async with run_service(definition) as runtime:
-            await tap.wait_for(lambda r: r.topic == events and _key(r) in neighbours, count=len(neighbours))
+            await tap.wait_for(
+                lambda r: r.topic == events and _key(r) in neighbours, count=len(neighbours), timeout=120
+            )
             [dead] = await tap.wait_for(lambda r: r.topic == dlq and r.key == culprit.encode())
             [told] = await tap.wait_for(lambda r: r.topic == FEEDBACK and data(r)["event_id"] == culprit_id)
             await wait_caught_up(stack_env.kafka, runtime.settings.group_id, [ingest("inputs")])
