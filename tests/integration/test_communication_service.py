@@ -11,20 +11,20 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from fivecogs_communication import signing, webhooks
-from fivecogs_communication.app import DEFINITION
+from fivecogs_communication import signing
+from fivecogs_communication.app import definition
 from fivecogs_communication.domain import notice_id
 from fivecogs_communication.webhooks import WebhookSettings
 from fivecogs_shared.contracts import events_topic
 from fivecogs_shared.service import Runtime
-from tests.support import Partner, Tap, data, ingest, of_type
+from tests.support import PARTNER, Partner, Tap, data, ingest, of_type
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +43,13 @@ QUIET = "Mae Hong Son"
 
 def _service(**overrides: Any) -> Any:
     fast = {"poll_seconds": 0.1, "backoff_initial_seconds": 0.3, "backoff_cap_seconds": 2, "timeout_seconds": 2}
-    settings = WebhookSettings(secret=SECRET, lease_seconds=10, **{**fast, **overrides})
-    return replace(DEFINITION, background=(webhooks.worker(settings),))
+    return definition(_settings(**{**fast, **overrides}))
+
+
+def _settings(**overrides: Any) -> WebhookSettings:
+    # The webhook endpoints of these tests listen on 127.0.0.1: that takes the development-only setting.
+    loopback = {"environment": "development", "allow_loopback": True}
+    return WebhookSettings(secret=SECRET, lease_seconds=10, **{**loopback, **overrides})
 
 
 # --- upstream events, as the other cogs publish them -------------------------------------------------------
@@ -157,10 +162,14 @@ async def eventually(probe: Callable[[], Any], timeout: float = 30) -> Any:
         await asyncio.sleep(0.1)
 
 
-async def subscribe(partner: Partner, runtime: Runtime, *subscriptions: dict[str, Any]) -> None:
-    """Publish the subscriptions and wait until they are stored: only later events notify them."""
+async def subscribe(
+    partner: Partner, runtime: Runtime, *subscriptions: dict[str, Any], partner_id: str = PARTNER
+) -> None:
+    """Publish the subscriptions (on the partner's topic) and wait until they are stored: only later events
+    notify them."""
+    topic = ingest("communication", partner_id)
     for s in subscriptions:
-        await partner.send(ingest("communication"), SUBSCRIBED, {"network": "state", **s}, s["subscriber_id"])
+        await partner.send(topic, SUBSCRIBED, {"network": "state", **s}, s["subscriber_id"])
     ids = [s["subscriber_id"] for s in subscriptions]
 
     async def stored() -> bool:

@@ -441,7 +441,7 @@ async def test_the_management_api_needs_an_operator_token(run_service, stack_env
     """The real management API (its routes, the shared middleware, the settings): one current token, one being
     retired; every read refused without either, the probes open."""
     paths = ["/v1/report/provinces", "/v1/report/regions", f"/v1/enterprises/{_uid('e')}", "/v1/products/p/journey"]
-    skip_all = Chain(stack_env.bootstrap).isolated(DEFINITION)  # applies none of the topics' other events
+    skip_all = Chain(stack_env.kafka).isolated(DEFINITION)  # applies none of the topics' other events
     async with run_service(skip_all, operator_tokens=[operator_token(), ROTATED]) as runtime:
         transport = httpx.ASGITransport(app=http_app(runtime))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -467,7 +467,7 @@ async def test_the_management_api_needs_an_operator_token(run_service, stack_env
 async def test_a_management_service_without_tokens_is_locked(run_service, stack_env, monkeypatch) -> None:
     token = operator_token()
     monkeypatch.setenv("FIVECOGS_OPERATOR_TOKENS", "")  # as a deployment that never set it
-    async with run_service(Chain(stack_env.bootstrap).isolated(DEFINITION)) as runtime:
+    async with run_service(Chain(stack_env.kafka).isolated(DEFINITION)) as runtime:
         assert runtime.settings.operator_tokens == ()
         transport = httpx.ASGITransport(app=http_app(runtime))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

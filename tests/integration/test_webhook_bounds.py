@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,8 +21,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from fivecogs_communication import webhooks
-from fivecogs_communication.app import DEFINITION
+from fivecogs_communication.app import definition
 from fivecogs_communication.domain import notice_id
 from fivecogs_communication.webhooks import RECORD_SECONDS, WebhookSettings
 from fivecogs_shared.contracts import events_topic
@@ -50,14 +49,17 @@ MiB = 1024 * 1024
 
 def _bounded_service(timeout_seconds: float = TIMEOUT) -> Any:
     # One attempt per delivery, so every bad endpoint ends as exactly one failed attempt per notice.
+    # The endpoints listen on 127.0.0.1: that takes the development-only setting, said explicitly.
     settings = WebhookSettings(
         secret=SECRET,
         timeout_seconds=timeout_seconds,
         lease_seconds=timeout_seconds + RECORD_SECONDS + 5,
         max_attempts=1,
         poll_seconds=0.1,
+        environment="development",
+        allow_loopback=True,
     )
-    return replace(DEFINITION, background=(webhooks.worker(settings),))
+    return definition(settings)
 
 
 @asynccontextmanager

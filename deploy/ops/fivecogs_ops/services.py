@@ -58,6 +58,9 @@ class ServiceProcesses:
             f"FIVECOGS_{cog.upper()}_LOG_FORMAT": "json",
             **(extra_env or {}),
         }
+        if env["FIVECOGS_ENVIRONMENT"] == "development":
+            # The demo's webhook receivers listen on this machine; outside development the setting is refused.
+            env.setdefault("FIVECOGS_COMMUNICATION_WEBHOOK_ALLOW_LOOPBACK", "true")
         with (self.log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own copy of the handle
             self.processes[name] = subprocess.Popen(
                 service_command(cog), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

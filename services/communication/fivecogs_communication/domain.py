@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fivecogs_shared.contracts import internal, partner
+from fivecogs_shared.contracts.topics import source_partner
+from fivecogs_shared.errors import RuleViolation
 
 # Notice ids derive from (subscriber, subject event): the same event processed again names the same notices.
 _NOTICE_NAMESPACE = uuid.UUID("0b7e3c1a-2f47-4c1e-8e55-6a1d9c4f2b10")
@@ -21,6 +23,8 @@ class Subscriber:
     provinces: tuple[str, ...]  # empty: every province
     topics: tuple[partner.NoticeTopic, ...]
     webhook_url: str | None = None
+    # The partner that created it (`owner_of` its ce_source); None for one stored before owners were recorded.
+    owner: str | None = None
 
     def wants(self, subject: Subject) -> bool:
         in_province = not self.provinces or subject.province in self.provinces
@@ -53,14 +57,31 @@ class Notice:
     webhook_url: str | None  # where it is also POSTed, if the subscriber asked for it
 
 
-def subscribe(command: partner.SubscriptionCreated) -> Subscriber:
-    """A subscription replaces whatever the subscriber had before: the latest one wins."""
+def owner_of(source: str) -> str:
+    """Who a subscription belongs to: the partner its ce_source names (`partner/<id>` or `partner/<id>/...`, so
+    every desk of a partner shares its subscriptions), else the whole ce_source."""
+    return source_partner(source) or source
+
+
+def subscribe(command: partner.SubscriptionCreated, owner: str, existing: Subscriber | None) -> Subscriber:
+    """A subscription replaces whatever the subscriber had before, the latest one winning, but only its owner
+    may replace it: another partner reusing the id would otherwise redirect its notices (`subscription_owned`).
+    The webhook URL's destination is checked before this, with I/O (destinations.py)."""
+    if existing is not None and existing.owner is None:
+        raise RuleViolation(
+            "subscription_owned",
+            f"subscriber id {command.subscriber_id} was created before fivecogs recorded owners: "
+            "ask the operators to confirm you as its owner",
+        )
+    if existing is not None and existing.owner != owner:
+        raise RuleViolation("subscription_owned", f"subscriber id {command.subscriber_id} belongs to another partner")
     return Subscriber(
         subscriber_id=command.subscriber_id,
         network=command.network,
         provinces=tuple(command.provinces),
         topics=tuple(command.topics),
         webhook_url=str(command.webhook_url) if command.webhook_url else None,
+        owner=owner,
     )
 
 

@@ -5,17 +5,40 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fivecogs_communication import domain, store
+from fivecogs_communication import destinations, domain, store
 from fivecogs_shared.consumer import Handler
 from fivecogs_shared.contracts import internal, internal_type, partner
 from fivecogs_shared.envelope import Envelope, dump
+from fivecogs_shared.errors import RuleViolation
 from fivecogs_shared.uow import UnitOfWork
 
 NOTICE_PUBLISHED = internal_type("communication", "notice.published")
 
 
-async def on_subscription_created(uow: UnitOfWork, event: Envelope) -> None:
-    await store.save_subscriber(uow.conn, domain.subscribe(event.data_as(partner.SubscriptionCreated)))
+def subscription_handler(policy: destinations.DestinationPolicy) -> Handler:
+    """`subscription.created`, with the destination policy the service runs with (app.py builds it from the
+    webhook settings, so subscriptions and sends follow the same one)."""
+
+    async def on_subscription_created(uow: UnitOfWork, event: Envelope) -> None:
+        command = event.data_as(partner.SubscriptionCreated)
+        existing = await store.subscriber(uow.conn, command.subscriber_id)
+        # Ownership first: a takeover attempt is refused without resolving anything it names.
+        subscriber = domain.subscribe(command, domain.owner_of(event.source), existing)
+        if subscriber.webhook_url is not None:
+            await check_destination(policy, subscriber.webhook_url)
+        await store.save_subscriber(uow.conn, subscriber)
+
+    return on_subscription_created
+
+
+async def check_destination(policy: destinations.DestinationPolicy, url: str) -> None:
+    """Refuse the subscription (`rule:webhook_destination`) unless every address of its URL's host is allowed.
+    A name that does not resolve is refused too: nothing could be checked, and a subscription must not wait on
+    DNS while it holds its partition; the partner sends it again once the name resolves."""
+    try:
+        await policy.check(url)
+    except destinations.Unresolved as unresolved:
+        raise RuleViolation(destinations.RULE, unresolved.detail) from None
 
 
 async def on_certification_accepted(uow: UnitOfWork, event: Envelope) -> None:
@@ -60,10 +83,15 @@ def _published(n: domain.Notice) -> internal.NoticePublished:
     )
 
 
-HANDLERS: Mapping[str, Handler] = {
-    "th.fivecogs.subscription.created.v1": on_subscription_created,
-    internal_type("knowledge", "certification.accepted"): on_certification_accepted,
-    internal_type("marketing", "listing.accepted"): on_listing_accepted,
-    internal_type("marketing", "settlement.recorded"): on_settlement_recorded,
-    internal_type("management", "distribution.made"): on_distribution_made,
-}
+def handlers(policy: destinations.DestinationPolicy) -> Mapping[str, Handler]:
+    return {
+        "th.fivecogs.subscription.created.v1": subscription_handler(policy),
+        internal_type("knowledge", "certification.accepted"): on_certification_accepted,
+        internal_type("marketing", "listing.accepted"): on_listing_accepted,
+        internal_type("marketing", "settlement.recorded"): on_settlement_recorded,
+        internal_type("management", "distribution.made"): on_distribution_made,
+    }
+
+
+# The strict policy: every webhook destination must be public.
+HANDLERS: Mapping[str, Handler] = handlers(destinations.DestinationPolicy())

@@ -6,43 +6,59 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
+
 from fivecogs_communication.domain import Notice, Subscriber
 from fivecogs_shared.db import Connection
 
 
+async def subscriber(conn: Connection, subscriber_id: str) -> Subscriber | None:
+    """The stored subscriber, locked until the transaction ends: its owner cannot change under the check."""
+    row = await conn.fetchrow(
+        "SELECT subscriber_id, network, provinces, topics, webhook_url, owner FROM subscribers "
+        "WHERE subscriber_id = $1 FOR UPDATE",
+        subscriber_id,
+    )
+    return None if row is None else _subscriber(row)
+
+
 async def save_subscriber(conn: Connection, s: Subscriber) -> None:
+    # The owner never changes: a row of another owner is left as it is (the domain refused that case already).
     await conn.execute(
-        "INSERT INTO subscribers (subscriber_id, network, provinces, topics, webhook_url) "
-        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (subscriber_id) DO UPDATE SET network = EXCLUDED.network, "
+        "INSERT INTO subscribers (subscriber_id, network, provinces, topics, webhook_url, owner) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subscriber_id) DO UPDATE SET network = EXCLUDED.network, "
         "provinces = EXCLUDED.provinces, topics = EXCLUDED.topics, webhook_url = EXCLUDED.webhook_url, "
-        "subscribed_at = now()",
+        "subscribed_at = now() WHERE subscribers.owner = EXCLUDED.owner",
         s.subscriber_id,
         s.network,
         list(s.provinces),
         list(s.topics),
         s.webhook_url,
+        s.owner,
     )
 
 
 async def subscribers_for(conn: Connection, topic: str, province: str) -> list[Subscriber]:
     """One query per event. It narrows the candidates with the index; the domain decides who matches."""
     rows = await conn.fetch(
-        "SELECT subscriber_id, network, provinces, topics, webhook_url FROM subscribers "
+        "SELECT subscriber_id, network, provinces, topics, webhook_url, owner FROM subscribers "
         "WHERE topics @> ARRAY[$1::text] AND (cardinality(provinces) = 0 OR $2 = ANY(provinces)) "
         "ORDER BY subscriber_id",
         topic,
         province,
     )
-    return [
-        Subscriber(
-            subscriber_id=row["subscriber_id"],
-            network=row["network"],
-            provinces=tuple(row["provinces"]),
-            topics=tuple(row["topics"]),
-            webhook_url=row["webhook_url"],
-        )
-        for row in rows
-    ]
+    return [_subscriber(row) for row in rows]
+
+
+def _subscriber(row: asyncpg.Record) -> Subscriber:
+    return Subscriber(
+        subscriber_id=row["subscriber_id"],
+        network=row["network"],
+        provinces=tuple(row["provinces"]),
+        topics=tuple(row["topics"]),
+        webhook_url=row["webhook_url"],
+        owner=row["owner"],
+    )
 
 
 async def save_new_notices(conn: Connection, notices: Sequence[Notice]) -> list[Notice]:

@@ -10,6 +10,7 @@ import pytest
 from fivecogs_communication import domain
 from fivecogs_communication.domain import Subject, Subscriber
 from fivecogs_shared.contracts import internal, partner
+from fivecogs_shared.errors import RuleViolation
 
 NST, CMI = "Nakhon Si Thammarat", "Chiang Mai"
 
@@ -84,12 +85,44 @@ def test_notice_id_is_derived_from_subscriber_and_subject_event() -> None:
     assert domain.notice_id("a|b", "c") != domain.notice_id("a", "b|c")
 
 
+def _command(**changes: object) -> partner.SubscriptionCreated:
+    fields = {"subscriber_id": "s", "network": "people", "topics": ["sale"], "webhook_url": "https://example.org/h"}
+    return partner.SubscriptionCreated.model_validate(fields | changes)
+
+
 def test_subscription_replaces_with_its_own_values() -> None:
-    command = partner.SubscriptionCreated.model_validate(
-        {"subscriber_id": "s", "network": "people", "topics": ["sale"], "webhook_url": "http://127.0.0.1:9/h"}
-    )
-    subscriber = domain.subscribe(command)
-    assert subscriber == Subscriber("s", "people", (), ("sale",), "http://127.0.0.1:9/h")
+    subscriber = domain.subscribe(_command(), "cdd-nst", None)
+    assert subscriber == Subscriber("s", "people", (), ("sale",), "https://example.org/h", owner="cdd-nst")
+    update = domain.subscribe(_command(topics=["listing"], webhook_url=None), "cdd-nst", subscriber)
+    assert update == Subscriber("s", "people", (), ("listing",), None, owner="cdd-nst")
+
+
+def test_only_the_owner_replaces_a_subscription() -> None:
+    theirs = domain.subscribe(_command(), "cdd-nst", None)
+    with pytest.raises(RuleViolation) as refused:
+        domain.subscribe(_command(webhook_url="https://attacker.example/h"), "other-partner", theirs)
+    assert refused.value.reason == "rule:subscription_owned"
+    assert refused.value.detail == "subscriber id s belongs to another partner"
+
+
+def test_a_subscription_stored_before_owners_were_recorded_is_replaced_by_nobody() -> None:
+    legacy = Subscriber("s", "people", (), ("sale",), "https://example.org/h", owner=None)
+    with pytest.raises(RuleViolation, match="before fivecogs recorded owners") as refused:
+        domain.subscribe(_command(), "cdd-nst", legacy)
+    assert refused.value.rule == "subscription_owned"
+
+
+@pytest.mark.parametrize(
+    ("source", "owner"),
+    [
+        ("partner/cdd-nst", "cdd-nst"),
+        ("partner/cdd-nst/desk-2", "cdd-nst"),  # every desk of a partner shares its subscriptions
+        ("partner-test", "partner-test"),  # names no partner: the whole ce_source
+        ("partner/Not_An_Id", "partner/Not_An_Id"),
+    ],
+)
+def test_the_owner_is_the_partner_the_source_names(source: str, owner: str) -> None:
+    assert domain.owner_of(source) == owner
 
 
 def test_subjects_of_each_event_type() -> None:

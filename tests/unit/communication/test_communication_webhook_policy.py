@@ -108,3 +108,23 @@ def test_secret_and_intervals_come_from_the_environment(monkeypatch: pytest.Monk
 def test_a_claim_must_outlive_the_post() -> None:
     with pytest.raises(ValidationError):
         WebhookSettings(timeout_seconds=10, lease_seconds=5)
+
+
+def test_loopback_webhooks_are_for_development_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FIVECOGS_ENVIRONMENT", raising=False)
+    assert WebhookSettings(secret=KEY).allow_loopback is False
+    with pytest.raises(ValidationError, match="development only"):
+        WebhookSettings(secret=KEY, allow_loopback=True)
+    monkeypatch.setenv("FIVECOGS_COMMUNICATION_WEBHOOK_ALLOW_LOOPBACK", "true")
+    with pytest.raises(ValidationError, match="development only"):
+        WebhookSettings(secret=KEY)
+    monkeypatch.setenv("FIVECOGS_ENVIRONMENT", "development")
+    settings = WebhookSettings(secret=KEY)
+    assert settings.allow_loopback is True
+    assert settings.destination_policy().allow_loopback is True
+
+
+def test_a_refused_destination_fails_the_notice_at_its_first_attempt() -> None:
+    settings = WebhookSettings(secret=KEY, max_attempts=8)
+    assert outcome(1, None, settings, refused=True) == ("failed", 0.0)
+    assert outcome(1, None, settings) == ("pending", 1.0)

@@ -14,11 +14,21 @@ import pytest
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook
 
-from fivecogs_communication import signing, store, webhooks
+from fivecogs_communication import destinations, signing, store, webhooks
 from fivecogs_communication.webhooks import BODY_LIMIT, RECORD_SECONDS, WebhookSettings
 
 SETTINGS = WebhookSettings(secret="unit-test-signing-key", timeout_seconds=0.5, lease_seconds=10, max_attempts=3)
 DUE = store.DueDelivery("n-1", "sub-1", "http://hook.test/h", b'{"notice_id":"n-1"}', attempts=0)
+PUBLIC = "93.184.216.34"
+
+
+async def _hook_test(host: str, port: int) -> list[str]:
+    # The mock transports below never connect: hook.test only needs a public address to pass the check.
+    assert host == "hook.test"
+    return [PUBLIC]
+
+
+POLICY = destinations.DestinationPolicy(resolver=_hook_test)
 
 
 class Drip(httpx.AsyncByteStream):
@@ -44,7 +54,8 @@ def client(handler: Callable[[httpx.Request], Coroutine[None, None, httpx.Respon
 async def timed(http: httpx.AsyncClient) -> tuple[store.Attempt, str, float]:
     started = time.perf_counter()
     async with http:
-        result, response_start = await webhooks.attempt(http, DUE, SETTINGS)
+        result, response_start, refusal = await webhooks.attempt(http, DUE, SETTINGS, POLICY)
+    assert refusal is None
     return result, response_start, time.perf_counter() - started
 
 

@@ -17,6 +17,7 @@ BANGKOK = timezone(timedelta(hours=7))
 NOON = datetime(2025, 6, 10, 12, tzinfo=BANGKOK)
 PARTNER_ID = "cdd-phetchaburi"
 PARTNER = f"partner/{PARTNER_ID}"
+SUBSCRIBED = "th.fivecogs.subscription.created.v1"
 
 
 class Story:
@@ -237,6 +238,24 @@ def test_notices_go_to_matching_subscribers_after_they_subscribe(story: Story) -
     subscribe("subscription.created", subscriber_id="all", network="media", topics=["sale"])  # replaces
     story.list("sugar", "ent-1", "online", "25.00")  # "here" only: 1
     assert story.province()["notices"] == 4
+
+
+def test_a_subscription_belongs_to_its_partner_and_needs_a_public_webhook(story: Story) -> None:
+    def subscribe(source: str, **data: Any) -> str:
+        fields = {"subscriber_id": "office", "network": "state", "topics": ["listing"], **data}
+        return story.model.apply(story.writer.event(SUBSCRIBED, fields, source=source, time=NOON)).kind
+
+    assert subscribe(PARTNER) == "accepted"
+    assert subscribe(f"{PARTNER}/desk-2", topics=["sale"]) == "accepted"  # another desk of the same partner
+    assert subscribe("partner/someone-else", topics=["listing"]) == "rule:subscription_owned"
+    assert subscribe(PARTNER, webhook_url="http://169.254.169.254/latest/") == "rule:webhook_destination"
+    assert subscribe(PARTNER, webhook_url="http://[::ffff:10.0.0.1]/h") == "rule:webhook_destination"
+    assert subscribe(PARTNER, webhook_url="https://user:pw@93.184.216.34/h") == "rule:webhook_destination"
+    assert subscribe(PARTNER, webhook_url="https://93.184.216.34/h") == "accepted"
+    assert subscribe("partner/someone-else", topics=["sale"]) == "rule:subscription_owned"
+    story.batch("b-1", "ent-1", "sugar", 10, "2025-03-01")
+    story.list("sugar", "ent-1", "local_market", "20.00")
+    assert story.province()["notices"] == 1  # the owner's listing subscription stands
 
 
 def test_an_order_is_refused_whole_and_its_id_stays_free(story: Story) -> None:

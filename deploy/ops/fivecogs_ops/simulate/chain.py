@@ -4,14 +4,17 @@ waits for the real chain to catch up between its steps, so the delay never chang
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from fivecogs_ops.simulate.figures import Row
 from fivecogs_shared.contracts import partner
 from fivecogs_shared.contracts.partner import DEFAULT_DISTRIBUTION_POLICY, DistributionShares
+from fivecogs_shared.contracts.topics import source_partner
 from fivecogs_shared.money import round_half_up
 
 ZERO = Decimal("0.00")
@@ -114,6 +117,7 @@ class ValueChain:
     orders: dict[str, Order] = field(default_factory=dict)
     policies: dict[str, DistributionShares] = field(default_factory=dict)
     subscribers: dict[str, partner.SubscriptionCreated] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)  # subscriber -> the partner it belongs to
     ledgers: dict[str, Ledger] = field(default_factory=lambda: defaultdict(Ledger))
 
     # --- inputs -----------------------------------------------------------------------------------------
@@ -289,8 +293,14 @@ class ValueChain:
     def set_policy(self, p: partner.DistributionPolicySet) -> None:
         self.policies[p.province] = DistributionShares(p.members_share, p.community_fund_share, p.reinvest_share)
 
-    def subscribe(self, s: partner.SubscriptionCreated) -> None:
+    def subscribe(self, s: partner.SubscriptionCreated, source: str) -> None:
+        owner = source_partner(source) or source
+        if self.owners.get(s.subscriber_id, owner) != owner:
+            raise Refused("subscription_owned")
+        if s.webhook_url is not None and not public_webhook(str(s.webhook_url)):
+            raise Refused("webhook_destination")
         self.subscribers[s.subscriber_id] = s
+        self.owners[s.subscriber_id] = owner
 
     def _notify(self, topic: str, province: str) -> None:
         self.ledgers[province].notices += sum(
@@ -316,3 +326,20 @@ class ValueChain:
             target_poor_households_reached=sum(self.enterprises[e].households for e in ledger.active),
             notices=ledger.notices,
         )
+
+
+def public_webhook(url: str) -> bool:
+    """docs/rules.md's destination rule, offline: no userinfo, and an IP-literal host that is globally routable
+    (an IPv4-mapped one judged as its IPv4 address). A host name would need DNS, which this model does not
+    consult: it takes names as public. The scenario writes literal addresses only; names come from the topic's
+    history (tests' subscriptions, in provinces of their own), where no figure of the report depends on them."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        return False
+    try:
+        address = ipaddress.ip_address(parts.hostname or "")
+    except ValueError:
+        return True
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast

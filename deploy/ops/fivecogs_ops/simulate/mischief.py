@@ -72,6 +72,24 @@ def policies_and_subscriptions(story: Story) -> None:
     )
     first = next(s for s in story.writer.written if s.ce_type == SUBSCRIPTION and s.intent == "accepted")
     story.again(first, "duplicate", "the same subscription again")
+    _unsafe_subscriptions(story, first.data())
+
+
+def _unsafe_subscriptions(story: Story, taken: dict[str, Any]) -> None:
+    """Subscriptions that would let a partner reach inside or take over another's notices; none may change
+    anything. Only literal addresses: a name would be resolved by the service (and `fivecogs run` allows
+    loopback, for local receivers)."""
+    other = catalogue.cdd_office("Nan")  # a partner other than the network desk that owns the subscribers
+    takeover = {**taken, "topics": ["sale"], "provinces": ["Nan"]}
+    story.event(SUBSCRIPTION, takeover, source=other, time=WHEN, intent="rule:subscription_owned", note="takeover")
+    base = {"network": "media", "topics": ["sale"]}
+    for name, url, note in (
+        ("metadata", "http://169.254.169.254/latest/meta-data/", "a webhook to the cloud metadata service"),
+        ("private", "http://10.0.0.1:8080/hook", "a webhook to a private address"),
+        ("userinfo", "https://user:secret@93.184.216.34/hook", "a webhook URL with credentials"),
+    ):
+        data = {**base, "subscriber_id": f"{story.tag}-sub-{name}", "webhook_url": url}
+        story.event(SUBSCRIPTION, data, source=other, time=WHEN, intent="rule:webhook_destination", note=note)
 
 
 def _ghost(story: Story, note: str, **changes: Any) -> dict[str, Any]:

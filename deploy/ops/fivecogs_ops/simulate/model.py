@@ -47,19 +47,23 @@ class Outcome:
     dead_letter: DeadLetter | None = None
 
 
-Apply = Callable[[ValueChain, Any, datetime], Decimal | None]
+Apply = Callable[[ValueChain, Any, datetime, str], Decimal | None]  # (chain, data, ce_time, ce_source)
 
 
 def _ignore_time(method: Callable[[ValueChain, Any], Any]) -> Apply:
-    def apply(chain: ValueChain, data: Any, _: datetime) -> Decimal | None:
+    def apply(chain: ValueChain, data: Any, _: datetime, __: str) -> Decimal | None:
         result = method(chain, data)
         return result if isinstance(result, Decimal) else None
 
     return apply
 
 
-def _listing(chain: ValueChain, data: Any, at: datetime) -> None:
+def _listing(chain: ValueChain, data: Any, at: datetime, _: str) -> None:
     chain.list_product(data, at)
+
+
+def _subscription(chain: ValueChain, data: Any, _: datetime, source: str) -> None:
+    chain.subscribe(data, source)
 
 
 RULES: dict[str, Apply] = {
@@ -73,7 +77,7 @@ RULES: dict[str, Apply] = {
     ORDER_PLACED: _ignore_time(ValueChain.place),
     "th.fivecogs.order.cancelled.v1": _ignore_time(ValueChain.cancel),
     "th.fivecogs.payment.received.v1": _ignore_time(ValueChain.pay),
-    "th.fivecogs.subscription.created.v1": _ignore_time(ValueChain.subscribe),
+    "th.fivecogs.subscription.created.v1": _subscription,
     "th.fivecogs.distribution.policy.set.v1": _ignore_time(ValueChain.set_policy),
 }
 
@@ -97,7 +101,7 @@ class ChainModel:
             return Outcome(DUPLICATE) if self.inbox[taken] == reading.fingerprint else _dead(sent, "conflict")
         self.inbox[taken] = reading.fingerprint
         try:
-            total = RULES[reading.ce_type](self.chain, reading.data, reading.time)
+            total = RULES[reading.ce_type](self.chain, reading.data, reading.time, reading.source)
         except Refused as refusal:
             return _refused(sent.partner, reading, refusal.reason)
         if total is None:
