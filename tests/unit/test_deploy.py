@@ -9,6 +9,7 @@ resolves them, so every check below reads the values a service really ends up wi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -160,12 +161,35 @@ def test_infrastructure_has_healthchecks(services: dict[str, dict[str, Any]], na
 
 
 def test_kafka_advertises_the_address_the_services_use(services: dict[str, dict[str, Any]]) -> None:
-    advertised = _as_dict(services["kafka"].get("environment")).get("KAFKA_ADVERTISED_LISTENERS", "")
-    addresses = {listener.partition("://")[2] for listener in str(advertised).split(",")}
+    # compose-start.sh fills deploy/kafka/server.properties: the internal listener is advertised as kafka:9092.
+    script = (REPO_ROOT / "deploy" / "kafka" / "compose-start.sh").read_text()
+    assert "s|\\${ADVERTISED_HOST}|kafka|g" in script
+    assert "s|\\${ADVERTISED_PORT}|9092|g" in script
     for cog in COGS:
         kafka = _as_dict(services[cog].get("environment")).get("KAFKA_BOOTSTRAP_SERVERS", "")
-        for server in str(kafka).split(","):
-            assert server in addresses, f"{cog} bootstraps from {server!r}, which Kafka does not advertise"
+        assert str(kafka) == "kafka:9092", f"{cog} bootstraps from {kafka!r}, which Kafka does not advertise"
+
+
+def test_the_compose_broker_fills_every_placeholder_of_the_stack_config() -> None:
+    template = (REPO_ROOT / "deploy" / "kafka" / "server.properties").read_text()
+    script = (REPO_ROOT / "deploy" / "kafka" / "compose-start.sh").read_text()
+    for placeholder in set(re.findall(r"\$\{([A-Z_]+)\}", template)):
+        assert f"s|\\${{{placeholder}}}|" in script, f"compose-start.sh leaves ${{{placeholder}}} in the config"
+
+
+def test_the_compose_acls_are_those_of_the_principals_module() -> None:
+    from fivecogs_ops.principals import kafka_acls_arguments, stack_acls
+
+    committed = (REPO_ROOT / "deploy" / "kafka" / "acls.txt").read_text().splitlines()
+    assert committed == kafka_acls_arguments(stack_acls()), "regenerate deploy/kafka/acls.txt (docs/operations.md)"
+
+
+@pytest.mark.parametrize("cog", COGS)
+def test_each_service_connects_as_its_own_principal(services: dict[str, dict[str, Any]], cog: str) -> None:
+    env = _as_dict(services[cog].get("environment"))
+    assert env.get("KAFKA_SECURITY_PROTOCOL") == "SASL_PLAINTEXT"
+    assert env.get("KAFKA_SASL_USERNAME") == f"service-{cog}"
+    assert str(env.get("KAFKA_SASL_PASSWORD", "")).startswith(f"${{FIVECOGS_KAFKA_PASSWORD_SERVICE_{cog.upper()}:?")
 
 
 def _host_ip(entry: Any) -> str | None:

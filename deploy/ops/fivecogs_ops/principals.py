@@ -102,3 +102,21 @@ def partner_topics(partner: str, cogs: Iterable[str]) -> list[str]:
     for cog in cogs:
         topics += [ingest_topic(cog, partner), dlq_topic(ingest_topic(cog, partner))]
     return topics
+
+
+def kafka_acls_arguments(acls: Iterable[Acl]) -> list[str]:
+    """The ACLs as `kafka-acls.sh --add` argument lines, one per principal, resource kind, pattern and set of
+    operations (what the compose broker applies: deploy/kafka/acls.txt, kept current by a test)."""
+    grouped: dict[tuple[str, str, str, tuple[str, ...]], list[str]] = {}
+    by_resource: dict[tuple[str, str, str, str], set[str]] = {}
+    for acl in acls:
+        by_resource.setdefault((acl.principal, acl.resource, acl.pattern, acl.name), set()).add(acl.operation)
+    for (principal, resource, pattern, name), ops in by_resource.items():
+        grouped.setdefault((principal, resource, pattern, tuple(sorted(ops))), []).append(name)
+    lines = []
+    for (principal, resource, pattern, operations), names in sorted(grouped.items()):
+        words = [f"--allow-principal {principal}", f"--resource-pattern-type {pattern}"]
+        words += [f"--operation {''.join(w.capitalize() for w in op.split('_'))}" for op in operations]
+        words += [f"--{resource} {name}" for name in sorted(names)]
+        lines.append(" ".join(words))
+    return lines

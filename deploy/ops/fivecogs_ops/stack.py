@@ -118,6 +118,7 @@ class TlsListener:
     def properties(self) -> dict[str, str]:
         tls = "listener.name.sasl_ssl."
         return {
+            "EXTRA_PROTOCOLS": "",
             "EXTRA_LISTENERS": f",SASL_SSL://127.0.0.1:{self.port}",
             "EXTRA_ADVERTISED": f",SASL_SSL://127.0.0.1:{self.port}",
             "TLS_SETTINGS": "\n".join(
@@ -132,7 +133,7 @@ class TlsListener:
 
 
 SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule"
-NO_TLS = {"EXTRA_LISTENERS": "", "EXTRA_ADVERTISED": "", "TLS_SETTINGS": ""}
+NO_TLS = {"EXTRA_LISTENERS": "", "EXTRA_ADVERTISED": "", "EXTRA_PROTOCOLS": "", "TLS_SETTINGS": ""}
 
 
 class LocalStack:
@@ -635,6 +636,7 @@ def kafka_config(
     template = (repo / "deploy" / "kafka" / "server.properties").read_text()
     values = {
         "KAFKA_PORT": str(kafka_port),
+        "ADVERTISED_HOST": "127.0.0.1",
         "ADVERTISED_PORT": str(advertised_port or kafka_port),
         "LISTEN_HOST": listen_host,
         "CONTROLLER_PORT": str(controller_port),

@@ -43,6 +43,9 @@ def _broken_headers(story: Story) -> None:
     broken({"ce_id": (story.tag + "-" + "x" * 200).encode()}, "malformed", "ce_id over 200 bytes")
     broken({"ce_type": b"th.fivecogs.enterprise.deleted.v1"}, "unknown_type", "a type nobody defined")
     broken({"ce_type": b"th.fivecogs.listing.requested.v1"}, "unknown_type", "a marketing type on the inputs topic")
+    # On the sender's own topic, in another partner's name: refused, and only the sender is told.
+    claimed = catalogue.pracharat_company("Phetchaburi").encode()
+    broken({"ce_source": claimed}, "unauthorized_source", "a registration in another partner's name")
     not_json = _build(story, _ghost(story, "not JSON"))
     story.writer.add(with_value(not_json, not_json.value[:-9], "malformed", "the value is cut short: not JSON"))
 
