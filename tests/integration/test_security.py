@@ -3,12 +3,13 @@ Kafka itself (authentication, ACLs) or, where Kafka cannot know, by the binding 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
 from typer.testing import CliRunner
 
@@ -56,12 +57,13 @@ async def _produce(access: KafkaAccess, topic: str, value: bytes = b"{}") -> Non
 
 
 async def _read(access: KafkaAccess, topic: str) -> None:
-    consumer = AIOKafkaConsumer(**access.client(), group_id=None, enable_auto_commit=False)
-    await consumer.start()
+    """Subscribe and fetch once: a topic the principal may not read raises TopicAuthorizationFailedError."""
+    consumer = AIOKafkaConsumer(
+        topic, **access.client(), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     try:
-        consumer.assign([TopicPartition(topic, 0)])
-        await consumer.seek_to_beginning()
-        await consumer.getmany(timeout_ms=3000)
+        await consumer.start()
+        await asyncio.wait_for(consumer.getmany(timeout_ms=3000), 15)
     finally:
         await consumer.stop()
 

@@ -74,7 +74,11 @@ def test_inputs_process_is_ready_serves_metrics_and_stops_on_sigterm(stack_env, 
 
 def test_a_process_without_operator_tokens_is_locked_and_says_so(stack_env, tmp_path) -> None:
     processes = ServiceProcesses(
-        env=stack_env.as_env(), log_dir=tmp_path, ports={"inputs": 18182}, operator_token=operator_token()
+        env=stack_env.as_env(),
+        log_dir=tmp_path,
+        ports={"inputs": 18182},
+        kafka=stack_env.service_kafka(),
+        operator_token=operator_token(),
     )
     processes.start("inputs", extra_env={"FIVECOGS_OPERATOR_TOKENS": ""})  # what an unconfigured deployment has
     try:

@@ -164,6 +164,8 @@ async def _play(
     t0: float,
 ) -> None:
     stream = [published for wave in result.workload.waves for published in wave.records]
+    cast = result.workload.scenario.partners
+    watched_topics = [*answer_topics(cast), *chain_topics(cast)]
     async with (
         Collector(env.kafka, recorded_topics(result.workload), from_beginning=True) as recorder,
         Publisher(accesses) as publisher,
@@ -177,7 +179,7 @@ async def _play(
                 progress.wave(wave.name, len(wave.records))
                 publish = await player.play(wave, mode.rate)
                 await injector.settle()
-                async with LagWatcher(env.kafka, database_url=env.database_url) as watcher:
+                async with LagWatcher(env.kafka, database_url=env.database_url, topics=watched_topics) as watcher:
                     caught_up = await watcher.wait(timeout=mode.catch_up_timeout, quiet=2.0, progress=progress.lag)
                 progress.settled(wave.name, publish, caught_up)
                 result.waves.append(WaveTiming(wave.name, len(wave.records), publish, caught_up))

@@ -52,8 +52,16 @@ Progress = Callable[[Lag], None]
 class LagWatcher:
     """One admin client and one group-less consumer, kept open while a simulation runs."""
 
-    def __init__(self, kafka: KafkaAccess, timeout: float = 10.0, database_url: str | None = None) -> None:
+    def __init__(
+        self,
+        kafka: KafkaAccess,
+        timeout: float = 10.0,
+        database_url: str | None = None,
+        topics: Iterable[str] | None = None,
+    ) -> None:
+        """`topics`: those a run waits for (its partners' and the events); None: every chain topic there is."""
         self.kafka, self.timeout, self.database_url = kafka, timeout, database_url
+        self.topics = sorted(set(topics)) if topics is not None else None
         self.admin = AIOKafkaAdminClient(**kafka.client(), request_timeout_ms=int(timeout * 1000))
         self.consumer = AIOKafkaConsumer(**kafka.client(), enable_auto_commit=False)
         self.partitions: dict[str, list[TopicPartition]] = {}
@@ -61,8 +69,10 @@ class LagWatcher:
     async def __aenter__(self) -> LagWatcher:
         await asyncio.wait_for(self.admin.start(), self.timeout)
         await asyncio.wait_for(self.consumer.start(), self.timeout)
-        # Every chain topic there is now: partners provisioned later are not this run's.
-        topics = [t for t in await asyncio.wait_for(self.admin.list_topics(), self.timeout) if watched(t)]
+        # Every chain topic there is now, unless told which: partners provisioned later are not this run's.
+        topics = self.topics or [
+            t for t in await asyncio.wait_for(self.admin.list_topics(), self.timeout) if watched(t)
+        ]
         described = await asyncio.wait_for(self.admin.describe_topics(topics), self.timeout)
         for topic in described:
             self.partitions[topic["topic"]] = [

@@ -158,7 +158,7 @@ async def run_simulation(
     progress.stage(f"provisioning the scenario's {len(cast)} partners (credentials, topics, ACLs)")
     accesses = await provision(kafka, cast)
     async with (
-        LagWatcher(kafka, database_url=database_url) as watcher,
+        LagWatcher(kafka, database_url=database_url, topics=[*answer_topics(cast), *chain_topics(cast)]) as watcher,
         Collector(kafka, (*answer_topics(cast), *chain_topics(cast))) as collector,
         Publisher(accesses) as publisher,
     ):
