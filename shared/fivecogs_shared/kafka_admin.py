@@ -208,13 +208,23 @@ async def end_offsets(
     access: KafkaAccess, partitions: Iterable[TopicPartition], timeout: float = 10.0
 ) -> dict[TopicPartition, int]:
     """Log-end offset per partition, through a consumer that joins no group."""
-    wanted = list(partitions)
     consumer = AIOKafkaConsumer(**access.client(), enable_auto_commit=False)
     await asyncio.wait_for(consumer.start(), timeout)
     try:
-        result: dict[TopicPartition, int] = await asyncio.wait_for(consumer.end_offsets(wanted), timeout)
+        return await log_ends(consumer, partitions, timeout)
     finally:
         await consumer.stop()
+
+
+async def log_ends(
+    consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition], timeout: float = 10.0
+) -> dict[TopicPartition, int]:
+    """Log-end offsets through a group-less consumer. The metadata of every topic is fetched in one request
+    first: aiokafka would refresh it once per topic it has not seen yet (seconds, with every partner's topics)."""
+    wanted = list(partitions)
+    client = consumer._client  # aiokafka has no public call to track several topics at once
+    await asyncio.wait_for(client.set_topics({tp.topic for tp in wanted} | set(client._topics)), timeout)
+    result: dict[TopicPartition, int] = await asyncio.wait_for(consumer.end_offsets(wanted), timeout)
     return result
 
 

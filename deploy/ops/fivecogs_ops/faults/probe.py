@@ -63,8 +63,7 @@ async def _end_offsets(
     consumer = AIOKafkaConsumer(**kafka.client(), enable_auto_commit=False)
     await asyncio.wait_for(consumer.start(), timeout)
     try:
-        ends: dict[TopicPartition, int] = await asyncio.wait_for(consumer.end_offsets(partitions), timeout)
-        return ends
+        return await kafka_admin.log_ends(consumer, partitions, timeout)
     finally:
         await consumer.stop()
 

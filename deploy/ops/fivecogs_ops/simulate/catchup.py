@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from fivecogs_shared.contracts import COGS
 from fivecogs_shared.contracts.topics import subscription_pattern
 from fivecogs_shared.kafka_access import KafkaAccess
+from fivecogs_shared.kafka_admin import log_ends
 
 CONSUMED: dict[str, re.Pattern[str]] = {cog: re.compile(subscription_pattern(cog)) for cog in COGS}
 
@@ -86,8 +87,7 @@ class LagWatcher:
 
     async def ends(self) -> dict[TopicPartition, int]:
         wanted = [tp for tps in self.partitions.values() for tp in tps]
-        result: dict[TopicPartition, int] = await asyncio.wait_for(self.consumer.end_offsets(wanted), self.timeout)
-        return result
+        return await log_ends(self.consumer, wanted, self.timeout)
 
     async def lag(self, ends: Mapping[TopicPartition, int]) -> dict[str, int]:
         by_group = {}
