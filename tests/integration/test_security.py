@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from fivecogs_inputs.app import DEFINITION as INPUTS
 from fivecogs_ops import dlq, partners
+from fivecogs_ops.kafka_security import describe_acls
 from fivecogs_ops.partners import PartnerAccess
 from fivecogs_ops.principals import OPERATOR, REPLAYER
 from fivecogs_shared import kafka_admin
@@ -99,6 +100,11 @@ async def test_rotation_ends_the_old_password_and_removal_ends_the_partner(stack
     assert await partners.remove(stack_env.kafka, partner) > 0
     assert not await _connects(second.access)
     assert partner not in [p.partner for p in await partners.listing(stack_env.kafka)]
+    # The services keep their right to dead-letter what the partner sent before it was removed.
+    async with kafka_admin.admin_client(stack_env.kafka) as admin:
+        dead_letters = f"{ingest_topic('inputs', partner)}.dlq"
+        kept = await describe_acls(admin, principal="User:service-inputs", name=dead_letters)
+    assert {acl.operation for acl in kept} == {"write", "describe"}
 
 
 # -- authorization: what each principal may write and read -----------------------------------------------

@@ -112,11 +112,14 @@ async def rotate(admin_access: KafkaAccess, partner: str) -> PartnerAccess:
 
 
 async def remove(admin_access: KafkaAccess, partner: str) -> int:
-    """Revoke the partner's user and every ACL that names it or its topics; returns how many ACLs went."""
+    """Revoke the partner's user and every ACL of its principal; returns how many ACLs went. Its topics stay, and
+    so do the services' rights on them: what the partner sent before is still answered and dead-lettered."""
     partner, _ = checked(partner)
     cogs = await cogs_of(admin_access, partner)
+    own = principals.user(principals.partner_user(partner))
     async with kafka_admin.admin_client(admin_access) as admin:
-        deleted = await delete_acls(admin, principals.partner_acls(partner, cogs or PARTNER_COGS))
+        theirs = [acl for acl in principals.partner_acls(partner, cogs or PARTNER_COGS) if acl.principal == own]
+        deleted = await delete_acls(admin, theirs)
         await delete_scram_user(admin, principals.partner_user(partner))
     return len(deleted)
 
