@@ -9,10 +9,11 @@ and the history on them, stay).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,13 +149,29 @@ async def _new_password(admin: Any, admin_access: KafkaAccess, partner: str) -> 
     await set_scram_password(admin, principals.partner_user(partner), password)
     access = admin_access.as_user(principals.partner_user(partner), password)
     deadline = time.monotonic() + CREDENTIAL_WAIT_SECONDS
-    aiokafka_log = logging.getLogger("aiokafka")  # it logs every refusal while the credential is on its way
-    level, aiokafka_log.level = aiokafka_log.level, logging.CRITICAL
-    try:
+    with _aiokafka_quiet():  # it logs every refusal while the credential is on its way
         while not await kafka_admin.broker_reachable(access, timeout=2.0):
             if time.monotonic() > deadline:
                 raise PartnerError(f"the broker did not accept the new credentials of {partner!r} in time")
             await asyncio.sleep(0.2)
-    finally:
-        aiokafka_log.setLevel(level)
     return password
+
+
+_quieted = {"callers": 0, "level": logging.NOTSET}
+
+
+@contextlib.contextmanager
+def _aiokafka_quiet() -> Iterator[None]:
+    """aiokafka's log muted while any caller needs it: several partners are provisioned at once, and each saving
+    and restoring the level on its own would leave it muted for good."""
+    aiokafka_log = logging.getLogger("aiokafka")
+    if not _quieted["callers"]:
+        _quieted["level"] = aiokafka_log.level
+        aiokafka_log.setLevel(logging.CRITICAL)
+    _quieted["callers"] += 1
+    try:
+        yield
+    finally:
+        _quieted["callers"] -= 1
+        if not _quieted["callers"]:
+            aiokafka_log.setLevel(_quieted["level"])
