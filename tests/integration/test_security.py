@@ -21,21 +21,11 @@ from fivecogs_ops.principals import OPERATOR, REPLAYER
 from fivecogs_shared import kafka_admin
 from fivecogs_shared.contracts import dlq_topic, events_topic, feedback_topic, ingest_topic
 from fivecogs_shared.kafka_access import KafkaAccess
+from tests.integration.test_lag import enterprise
 from tests.support import Partner, Tap, data, header
 
 REGISTERED = "th.fivecogs.enterprise.registered.v1"
 SETTLEMENT = "th.fivecogs.marketing.settlement.recorded.v1"
-
-
-def enterprise(enterprise_id: str) -> dict[str, object]:
-    return {
-        "enterprise_id": enterprise_id,
-        "name": "Ban Khiriwong Dyed Cloth Group",
-        "province": "Nakhon Si Thammarat",
-        "sector": "processing",
-        "members": 12,
-        "target_poor_households": 4,
-    }
 
 
 @pytest.fixture
