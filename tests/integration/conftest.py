@@ -14,6 +14,11 @@ from fivecogs_shared.settings import load_settings
 RunService = Callable[..., AbstractAsyncContextManager[Runtime]]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _test_partner_exists(test_partner) -> None:
+    """Every test here may publish on the test partner's topics (tests.support.ingest): they exist first."""
+
+
 @pytest.fixture
 def run_service(stack_env) -> RunService:
     """Start a service with a fresh schema and consumer group, so each test sees only its own state."""

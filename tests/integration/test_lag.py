@@ -100,6 +100,8 @@ async def start_at_end(kafka: KafkaAccess, group: str, cog: str = "inputs") -> N
     async with kafka_admin.admin_client(kafka) as admin:
         topics = [t for t in await kafka_admin.list_topics(admin) if re.match(subscription_pattern(cog), t)]
         partitions = await kafka_admin.partitions_of(admin, topics)
+    if not partitions:
+        return
     ends = await kafka_admin.end_offsets(kafka, partitions)
     await kafka_admin.reset_group_offsets(kafka, group, ends)
 
