@@ -23,6 +23,8 @@ log = structlog.get_logger()
 
 GetMsg = Callable[[AIOKafkaConsumer], Coroutine[Any, Any, tuple[Any, ...]]]
 PROBE_TIMEOUT_MS = 1000  # long enough for a re-fetch of the partition after the failed iteration
+PROBE_PARTITION_LIMIT = 100  # records taken from one partition while stepping around a bad record
+PROBE_BUDGET = 2000  # records taken in all, so that the batch handed on stays a batch
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,16 @@ async def _around_undecodable(consumer: AIOKafkaConsumer, error: Exception) -> t
     # Only partitions with records left: an empty one would cost a whole probe timeout (a consumer of every
     # partner's topics holds many, mostly quiet).
     ends = await consumer.end_offsets(assigned)
+    # Every partition's good records up to its next undecodable one, in one go: stopping at the first partition
+    # that has records would take a rewind per partition to reach the bad one among hundreds.
+    found: list[Any] = []
     for tp in assigned:
-        if await consumer.position(tp) >= ends[tp]:
-            continue
-        found = await _probe(consumer, tp)
-        if found:
-            return found
+        if len(found) >= PROBE_BUDGET:
+            break
+        if await consumer.position(tp) < ends[tp]:
+            found += await _probe(consumer, tp, limit=min(PROBE_PARTITION_LIMIT, PROBE_BUDGET - len(found)))
+    if found:
+        return tuple(found)
     log.warning("a fetch failed to decode, and no partition fails alone; fetching again", error=repr(error))
     return ()
 
@@ -73,12 +79,18 @@ async def _rewind_to_committed(consumer: AIOKafkaConsumer) -> None:
     """aiokafka's failed `getmany` may already have taken other partitions' records (their positions moved on)
     when the bad one raised: those records were never returned. Every partition goes back to its committed offset
     (batches are committed before the next fetch, so nothing is lost; the inbox absorbs what is read again)."""
-    for tp in consumer.assignment():
-        committed = await consumer.committed(tp)
-        if committed is None:
-            await consumer.seek_to_beginning(tp)
+    assigned = list(consumer.assignment())
+    # One OffsetFetch for them all (`consumer.committed` asks per partition: minutes over hundreds of partitions).
+    committed = await consumer._coordinator.fetch_committed_offsets(assigned)
+    never = []
+    for tp in assigned:
+        found = committed.get(tp)
+        if found is None or found.offset < 0:
+            never.append(tp)
         else:
-            consumer.seek(tp, committed)
+            consumer.seek(tp, found.offset)
+    if never:
+        await consumer.seek_to_beginning(*never)
 
 
 async def _probe(consumer: AIOKafkaConsumer, tp: TopicPartition, limit: int = 500) -> tuple[Any, ...]:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
 import pytest
 
+from fivecogs_shared import kafka_admin
+from fivecogs_shared.contracts import partner_of_topic
+from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.service import Runtime, ServiceDefinition, running
-from fivecogs_shared.settings import load_settings
+from fivecogs_shared.settings import ServiceSettings, load_settings
+from tests.support import PARTNER
 
 RunService = Callable[..., AbstractAsyncContextManager[Runtime]]
 
@@ -33,9 +39,32 @@ def run_service(stack_env) -> RunService:
             "relay_poll_seconds": 0.2,
         }
         settings = load_settings(definition.cog, **stack_env.service_settings(definition.cog) | fresh | overrides)
-        return running(definition, settings)
+        return _isolated(stack_env, definition, settings, prepared="consumer_group" in overrides)
 
     return start
+
+
+@contextlib.asynccontextmanager
+async def _isolated(
+    stack_env, definition: ServiceDefinition, settings: ServiceSettings, prepared: bool
+) -> AsyncIterator[Runtime]:
+    """The service, with its new group past what other partners (the simulator's cast, other tests' partners)
+    wrote before: it reads the test partner's topics and the upstream events from the start, as before per-partner
+    topics, instead of every partner's whole history. A group the test prepared itself is left as it is."""
+    if not prepared:
+        await _past_other_partners(stack_env.kafka, settings.group_id, definition)
+    async with running(definition, settings) as runtime:
+        yield runtime
+
+
+async def _past_other_partners(kafka: KafkaAccess, group: str, definition: ServiceDefinition) -> None:
+    pattern = re.compile(definition.sources().pattern())
+    async with kafka_admin.admin_client(kafka) as admin:
+        topics = [t for t in await kafka_admin.list_topics(admin) if pattern.match(t)]
+        others = [t for t in topics if partner_of_topic(t) not in (None, PARTNER)]
+        partitions = await kafka_admin.partitions_of(admin, others)
+    if partitions:
+        await kafka_admin.reset_group_offsets(kafka, group, await kafka_admin.end_offsets(kafka, partitions))
 
 
 @pytest.fixture
