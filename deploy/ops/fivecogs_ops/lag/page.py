@@ -34,6 +34,7 @@ from fivecogs_shared.http import BearerAuth
 from fivecogs_shared.kafka_access import KafkaAccess
 
 log = structlog.get_logger()
+SAMPLER_STOP_SECONDS = 2.0
 PAGE = Path(__file__).parent / "static" / "ops.html"
 OPEN_PAGE_PATHS = frozenset({"/", "/healthz"})  # the data-free page shell and the liveness probe
 # The page holds a token in its tab: it may talk to this server only, be framed by nobody, and not be cached.
@@ -121,9 +122,9 @@ def create_app(config: PageConfig) -> Starlette:
         try:
             yield
         finally:
+            # Bounded: a sample cut short in aiokafka's client shutdown must not hold Ctrl-C or SIGTERM.
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait([task], timeout=SAMPLER_STOP_SECONDS)
 
     routes = [Route("/", page), Route("/api/lag", api_lag), Route("/healthz", healthz)]
     auth = Middleware(BearerAuth, tokens=config.tokens, open_paths=OPEN_PAGE_PATHS)
