@@ -130,7 +130,8 @@ def ops(
     tokens = _page_tokens()
     config = PageConfig(_kafka(), _database_url(), SampleStore(store), prefix, window, interval, tokens=tokens.tokens)
     _announce(f"http://{host}:{port}/", tokens, print_url)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+    # Bounded, like the sampler: a browser tab left open must not keep Ctrl-C or SIGTERM waiting.
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
 def _page_tokens() -> OperatorTokens:
