@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,10 +22,10 @@ from fivecogs_shared.contracts.feedback import REJECTED_TYPE, PartnerEventReject
 from fivecogs_shared.contracts.topics import (
     DLQ_MAX_RECORD_BYTES,
     feedback_topic,
-    ingest_pattern,
     partner_of_topic,
     record_bytes,
     source_belongs_to,
+    subscription_pattern,
 )
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import (
@@ -107,7 +106,7 @@ class Sources:
 
     def pattern(self) -> str:
         """One anchored regex for the subscription (aiokafka takes topics or a pattern, not both)."""
-        return "^(?:" + "|".join([ingest_pattern(self.cog), *map(re.escape, self.upstream)]) + ")$"
+        return subscription_pattern(self.cog, [topic.split(".")[1] for topic in self.upstream])
 
 
 @dataclass

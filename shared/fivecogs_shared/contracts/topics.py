@@ -81,10 +81,11 @@ def ingest_pattern(cog: str) -> str:
     return rf"fivecogs\.{_checked(cog)}\.ingest\.[a-z0-9][a-z0-9-]*"
 
 
-def subscription_pattern(cog: str) -> str:
+def subscription_pattern(cog: str, upstream: Iterable[str] | None = None) -> str:
     """Everything the cog's service consumes, as one anchored regex: its partners' ingest topics and the events
-    of the cogs upstream (aiokafka subscribes to topics or to a pattern, not both)."""
-    names = [ingest_pattern(cog), *(re.escape(events_topic(upstream)) for upstream in UPSTREAM[cog])]
+    of the cogs upstream (UPSTREAM unless given; aiokafka subscribes to topics or to a pattern, not both)."""
+    cogs = UPSTREAM[cog] if upstream is None else upstream
+    names = [ingest_pattern(cog), *(re.escape(events_topic(up)) for up in cogs)]
     return "^(?:" + "|".join(names) + ")$"
 
 
