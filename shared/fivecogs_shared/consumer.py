@@ -2,8 +2,9 @@
 
 One Postgres transaction per batch: each record is read (CloudEvents + contract), checked against the inbox,
 and handed to its handler inside a savepoint, so a rule violation or a bug in one record undoes that record
-only. Rejections and dead letters are written to the outbox in the same transaction. The caller commits the
-Kafka offsets only after this transaction committed.
+only. An event that refers to something not applied yet is held (`holding`) and applied when that is. Answers
+to partners, rejections and dead letters are written to the outbox in the same transaction. The caller commits
+the Kafka offsets only after this transaction committed.
 """
 
 from __future__ import annotations
@@ -13,12 +14,21 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 import structlog
+from pydantic import BaseModel
 
-from fivecogs_shared import inbox, outbox
-from fivecogs_shared.contracts.feedback import REJECTED_TYPE, PartnerEventRejected
+from fivecogs_shared import holding, inbox, outbox
+from fivecogs_shared.contracts.feedback import (
+    ACCEPTED_TYPE,
+    HELD_TYPE,
+    REJECTED_TYPE,
+    PartnerEventAccepted,
+    PartnerEventHeld,
+    PartnerEventRejected,
+)
 from fivecogs_shared.contracts.topics import (
     DLQ_MAX_RECORD_BYTES,
     feedback_topic,
@@ -37,7 +47,7 @@ from fivecogs_shared.envelope import (
     identify,
     read_event,
 )
-from fivecogs_shared.errors import BadRecord, RuleViolation
+from fivecogs_shared.errors import Awaiting, BadRecord, RuleViolation
 from fivecogs_shared.fetching import UndecodableRecord
 from fivecogs_shared.metrics import ServiceMetrics
 from fivecogs_shared.stalls import PartitionHealth
@@ -122,6 +132,7 @@ class BatchProcessor:
     backoff_cap: float = 10.0
     retry_budget: float = 60.0
     stall_seconds: float = 30.0
+    hold_seconds: float = 300.0  # how long an event may wait for what it refers to
     processed: int = field(default=0)
 
     def __post_init__(self) -> None:
@@ -208,8 +219,8 @@ class BatchProcessor:
                     continue
                 if isinstance(reading, Envelope) and (reading.source, reading.id) not in seen:
                     seen[(reading.source, reading.id)] = reading.digest
-                    outcome = await self._handle(uow, record, reading, source)
-                    if outcome == "ignored":
+                    outcome = await self._take(uow, record, reading, source)
+                    if outcome in ("ignored", "held"):
                         continue
                     if outcome != "processing_error":  # a failed event may be replayed from the DLQ later
                         entries.append(inbox.InboxEntry.of(reading, outcome))
@@ -218,7 +229,7 @@ class BatchProcessor:
                     self.metrics.events.labels(record.topic, "duplicate").inc()
                     continue
                 else:
-                    self._dead_letter(uow, record, _bad_reading(reading), source)
+                    self._dead_letter(uow, record, _bad_reading(reading, record), source)
                 entries.append(_position_entry(record))
             await inbox.record(conn, entries)
             await outbox.write(conn, uow.outgoing)
@@ -231,7 +242,62 @@ class BatchProcessor:
         except BadRecord as bad:
             return bad
 
-    async def _handle(self, uow: UnitOfWork, record: RecordLike, event: Envelope, source: Source) -> str:
+    async def _take(self, uow: UnitOfWork, record: RecordLike, event: Envelope, source: Source) -> str:
+        """Apply an event read for the first time, or hold it; then whatever was held for what it made known."""
+        outcome = await self._handle(uow, record, event, source)
+        if isinstance(outcome, Awaiting):
+            until = await holding.hold(uow.conn, record, event, outcome, self.hold_seconds)
+            await inbox.record(uow.conn, [inbox.InboxEntry.of(event, "held")])  # now: a release may settle it
+            self._tell(uow, source, event.id, HELD_TYPE, _held_notice(event, outcome, until))
+            self.metrics.events.labels(record.topic, "held").inc()
+            return "held"
+        await self._release(uow)
+        return outcome
+
+    async def _release(self, uow: UnitOfWork) -> None:
+        """Apply, in arrival order, the events held for the references this transaction made known, and those
+        held for what they in turn make known."""
+        while uow.provided:
+            references = sorted(set(uow.provided))
+            uow.provided.clear()
+            for held in await holding.awaiting(uow.conn, references):
+                await self._settle_held(uow, held)
+
+    async def expire_held(self, limit: int = 200) -> int:
+        """Reject the held events whose wait is over, with the reason they would have had; how many."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            due = await holding.expired(conn, limit)
+            uow = UnitOfWork(conn=conn, cog=self.cog)
+            for held in due:
+                await self._settle_held(uow, held, final=True)
+            await self._release(uow)
+            await outbox.write(conn, uow.outgoing)
+        return len(due)
+
+    async def _settle_held(self, uow: UnitOfWork, held: holding.HeldRecord, final: bool = False) -> None:
+        """A held event read again and applied, held again for another reference, or (`final`) rejected."""
+        source, key = self.sources[held.topic], (held.source, held.event_id)
+        reading = self._read(held)
+        if isinstance(reading, BadRecord):  # the contract changed under it (a new deployment): park it
+            self._dead_letter(uow, held, reading, source)
+            outcome: str | Awaiting = "dead_lettered"
+        else:
+            outcome = await self._handle(uow, held, reading, source, final)
+        if isinstance(outcome, Awaiting):
+            await holding.wait_again(uow.conn, held.seq, outcome)
+            return
+        await holding.release(uow.conn, [held.seq])
+        self.metrics.events.labels(held.topic, "released").inc()
+        if outcome == "processing_error":
+            await inbox.forget(uow.conn, key)
+        else:
+            await inbox.settle(uow.conn, key, outcome)
+
+    async def _handle(
+        self, uow: UnitOfWork, record: RecordLike, event: Envelope, source: Source, final: bool = False
+    ) -> str | Awaiting:
+        """The handler's outcome: "accepted", "ignored", a rejection reason, "processing_error", or the `Awaiting`
+        that holds the event (never when `final`). The partner is answered here, except for a hold."""
         handler = self.handlers.get(event.handled_as)
         if handler is None:  # an upstream event this service has no use for
             self.metrics.events.labels(record.topic, "ignored").inc()
@@ -246,7 +312,8 @@ class BatchProcessor:
             partition=record.partition,
             offset=record.offset,
         )
-        scoped = uow.caused_by(event, source.partner)
+        known = len(uow.provided)
+        scoped = uow.caused_by(event, source.partner, final)
         try:
             async with uow.conn.transaction():  # a savepoint: this record's effects only
                 await handler(scoped, event)
@@ -258,6 +325,9 @@ class BatchProcessor:
                     return violation.reason
         except RuleViolation as violation:
             uow.rollback_to(mark)
+            del uow.provided[known:]
+            if isinstance(violation, Awaiting) and not final:
+                return violation
             bound.info("event rejected", reason=violation.reason, detail=violation.detail)
             self._tell_rejected(uow, source, event.id, event.type, violation.reason, violation.detail)
             self.metrics.events.labels(record.topic, "rejected").inc()
@@ -266,11 +336,12 @@ class BatchProcessor:
             if is_transient(error):
                 raise
             uow.rollback_to(mark)
+            del uow.provided[known:]
             bound.exception("handler failed; record dead-lettered")
             self._dead_letter(uow, record, _processing_error(record, error), source, internal=repr(error))
             return "processing_error"
-        bound.debug("event applied")
         self.metrics.events.labels(record.topic, "accepted").inc()
+        self._tell(uow, source, event.id, ACCEPTED_TYPE, PartnerEventAccepted(event_id=event.id, event_type=event.type))
         return "accepted"
 
     def _dead_letter(
@@ -313,17 +384,32 @@ class BatchProcessor:
     def _tell_rejected(
         self, uow: UnitOfWork, source: Source, event_id: str, event_type: str, reason: str, detail: str
     ) -> None:
-        if source.partner is None:  # an upstream cog's event: there is no partner to answer
-            return
-        self.metrics.rejections.labels(reason).inc()
+        if source.partner is not None:
+            self.metrics.rejections.labels(reason).inc()
         rejected = PartnerEventRejected(event_id=event_id, event_type=event_type, reason=reason, detail=detail)
-        uow.publish_raw(feedback_record(uow, source.partner, rejected, event_id))
+        self._tell(uow, source, event_id, REJECTED_TYPE, rejected)
+
+    def _tell(self, uow: UnitOfWork, source: Source, event_id: str, ce_type: str, answer: BaseModel) -> None:
+        if source.partner is not None:  # an upstream cog's event: there is no partner to answer
+            uow.publish_raw(feedback_record(uow, source.partner, ce_type, answer, event_id))
 
 
-def feedback_record(uow: UnitOfWork, partner: str, rejected: PartnerEventRejected, event_id: str) -> OutgoingRecord:
-    """On the partner's own feedback topic, keyed by its id: its answers stay in order."""
-    headers = event_headers(ce_type=REJECTED_TYPE, source=uow.source, correlation_id=event_id or "unknown")
-    return OutgoingRecord(feedback_topic(partner), partner.encode(), dump(rejected), headers)
+def feedback_record(uow: UnitOfWork, partner: str, ce_type: str, answer: BaseModel, event_id: str) -> OutgoingRecord:
+    """On the partner's own feedback topic, keyed by its id: its answers stay in order. The correlation id is
+    the partner's own ce_id, so each answer names the event it answers."""
+    headers = event_headers(ce_type=ce_type, source=uow.source, correlation_id=event_id or "unknown")
+    return OutgoingRecord(feedback_topic(partner), partner.encode(), dump(answer), headers)
+
+
+def _held_notice(event: Envelope, waiting: Awaiting, until: datetime) -> PartnerEventHeld:
+    return PartnerEventHeld(
+        event_id=event.id,
+        event_type=event.type,
+        awaits=waiting.awaits,
+        reason=waiting.reason,
+        detail=waiting.detail,
+        until=until,
+    )
 
 
 def _authorized(event: Envelope, source: Source) -> bool:
@@ -400,8 +486,14 @@ def _repeat(event: Envelope, seen: dict[inbox.EventKey, bytes], source: Source) 
     return False
 
 
-def _bad_reading(reading: Envelope | BadRecord) -> BadRecord:
+def _bad_reading(reading: Envelope | BadRecord, record: RecordLike) -> BadRecord:
     if isinstance(reading, BadRecord):
         return reading
-    detail = f"event id {reading.id!r} from {reading.source!r} was already used for a different event"
+    copy = (
+        f"{record.topic}/{record.partition}@{record.offset}, sha256 {hashlib.sha256(record.value or b'').hexdigest()}"
+    )
+    detail = (
+        f"event id {reading.id!r} from {reading.source!r} was already used for a different event: this copy "
+        f"({copy}) is refused, the first one stands"
+    )
     return BadRecord("conflict", detail)

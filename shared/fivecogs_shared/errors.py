@@ -1,4 +1,4 @@
-"""Outcomes that are not bugs: a partner event that breaks a rule, or a record that cannot be read."""
+"""Outcomes that are not bugs: a partner event that breaks a rule (or must wait), or a record that cannot be read."""
 
 from __future__ import annotations
 
@@ -14,6 +14,16 @@ class RuleViolation(Exception):
     @property
     def reason(self) -> str:
         return f"rule:{self.rule}"
+
+
+class Awaiting(RuleViolation):
+    """The event refers to something not applied yet (`awaits`, e.g. "enterprise:E1"): another partner's event,
+    or one still on its way through the chain. It is held until that reference is applied, and rejected with
+    this rule only if the wait expires."""
+
+    def __init__(self, rule: str, detail: str, awaits: str) -> None:
+        super().__init__(rule, detail)
+        self.awaits = awaits
 
 
 class BadRecord(Exception):

@@ -45,3 +45,13 @@ async def record(conn: Connection, entries: list[InboxEntry]) -> None:
         "INSERT INTO inbox (source, event_id, event_type, digest, outcome) VALUES ($1, $2, $3, $4, $5)",
         [(e.source, e.event_id, e.event_type, e.digest, e.outcome) for e in entries],
     )
+
+
+async def settle(conn: Connection, key: EventKey, outcome: str) -> None:
+    """A held event's final outcome, once it was applied or its wait expired."""
+    await conn.execute("UPDATE inbox SET outcome = $3 WHERE source = $1 AND event_id = $2", *key, outcome)
+
+
+async def forget(conn: Connection, key: EventKey) -> None:
+    """A held event that failed when released is dead-lettered: a replay from the DLQ may apply it later."""
+    await conn.execute("DELETE FROM inbox WHERE source = $1 AND event_id = $2", *key)

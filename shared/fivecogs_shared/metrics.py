@@ -50,3 +50,15 @@ class ServiceMetrics:
             "Age of the oldest outbox row not yet relayed",
             registry=r,
         )
+        self.events_held = Gauge(
+            "fivecogs_events_held",
+            "Events held until what they refer to is applied, by service and reason",
+            ["service", "reason"],
+            registry=r,
+        )
+        self.events_held_oldest = Gauge(
+            "fivecogs_events_held_oldest_seconds",
+            "How long the oldest held event has waited, by service and reason",
+            ["service", "reason"],
+            registry=r,
+        )

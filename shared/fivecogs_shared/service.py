@@ -28,8 +28,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from fivecogs_shared import db, kafka_admin, outbox
-from fivecogs_shared.consumer import BatchProcessor, Handler, Source, Sources
+from fivecogs_shared import db, holding, kafka_admin, outbox
+from fivecogs_shared.consumer import BatchProcessor, Handler, Source, Sources, is_transient
 from fivecogs_shared.contracts import INTERNAL_EVENT_TYPES, PARTNER_EVENT_TYPES, dlq_topic, events_topic
 from fivecogs_shared.fetching import guarded
 from fivecogs_shared.http import BearerAuth, health_routes
@@ -145,6 +145,7 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         group_id=settings.group_id,
         max_value_bytes=settings.max_value_bytes,
         stall_seconds=settings.stall_seconds,
+        hold_seconds=settings.hold_seconds,
     )
     assignment = AssignmentTracker(processor.health.forget)
     failures = 0  # batches in a row that failed after their retries
@@ -200,7 +201,7 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
     # Every service exports its own consumer lag (fivecogs_consumer_lag, fivecogs_consumer_lag_seconds).
     tasks = [
         asyncio.create_task(work(runtime), name=getattr(work, "__name__", "background"))
-        for work in (export_lag, *definition.background)
+        for work in (export_lag, keep_held, *definition.background)
     ]
     try:
         yield runtime
@@ -222,6 +223,29 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         except TimeoutError:
             pool.terminate()
         log.info("service stopped")
+
+
+async def keep_held(runtime: Runtime) -> None:
+    """Reject held events whose wait is over, and export how many are held and for how long."""
+    processor, metrics, cog = runtime.processor, runtime.metrics, runtime.settings.cog
+    reported: set[str] = set()
+    while True:
+        try:
+            while await processor.expire_held() > 0:
+                pass
+            async with runtime.pool.acquire() as conn:
+                found = await holding.summary(conn)
+            for gone in reported - {row.reason for row in found}:
+                metrics.events_held.labels(cog, gone).set(0)
+                metrics.events_held_oldest.labels(cog, gone).set(0)
+            for row in found:
+                metrics.events_held.labels(cog, row.reason).set(row.count)
+                metrics.events_held_oldest.labels(cog, row.reason).set(row.oldest_seconds)
+            reported = {row.reason for row in found}
+        except Exception as error:  # Postgres away for a moment: the next round tries again
+            if not is_transient(error):
+                log.exception("expiring held events failed")
+        await asyncio.sleep(runtime.settings.hold_check_seconds)
 
 
 async def _undecoded(message: KafkaMessage) -> None:

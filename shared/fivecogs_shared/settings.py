@@ -46,6 +46,14 @@ def _http_host_field(*env_names: str) -> Any:
     return Field(DEFAULT_HTTP_HOST, validation_alias=AliasChoices(*env_names, "FIVECOGS_HTTP_HOST"))
 
 
+DEFAULT_HOLD_SECONDS = 300.0
+
+
+def _hold_field(*env_names: str) -> Any:
+    """FIVECOGS_<COG>_HOLD_SECONDS for one service, FIVECOGS_HOLD_SECONDS for all of them."""
+    return Field(DEFAULT_HOLD_SECONDS, gt=0, validation_alias=AliasChoices(*env_names, "FIVECOGS_HOLD_SECONDS"))
+
+
 class ServiceSettings(BaseSettings):
     """Kafka and Postgres come from the unprefixed KAFKA_* and DATABASE_URL variables (each service gets its own
     Kafka principal there); the rest is per service, e.g. FIVECOGS_MARKETING_HTTP_PORT."""
@@ -85,6 +93,9 @@ class ServiceSettings(BaseSettings):
     max_value_bytes: int = 256 * 1024
     # A partition whose batch has kept failing this long is reported stalled (/readyz, fivecogs_partition_stalled).
     stall_seconds: float = 30.0
+    # An event that refers to something not applied yet waits this long for it before it is rejected.
+    hold_seconds: float = _hold_field("hold_seconds")
+    hold_check_seconds: float = Field(1.0, gt=0)  # how often expired holds are looked for
     # Defaults are `fivecogs-<cog>` and `<cog>`; tests and blue/green deployments set their own.
     consumer_group: str | None = None
     db_schema: str | None = None
@@ -125,8 +136,9 @@ def load_settings(cog: str, **overrides: object) -> ServiceSettings:
         {
             "model_config": SettingsConfigDict(env_prefix=prefix, extra="ignore"),
             # A field with an alias ignores env_prefix: the service's own variable is named here, and wins.
-            "__annotations__": {"http_host": str},
+            "__annotations__": {"http_host": str, "hold_seconds": float},
             "http_host": _http_host_field(f"{prefix}HTTP_HOST"),
+            "hold_seconds": _hold_field(f"{prefix}HOLD_SECONDS", "hold_seconds"),
         },
     )
     settings: ServiceSettings = prefixed(cog=cog, **overrides)

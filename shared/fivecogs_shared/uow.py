@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from fivecogs_shared.contracts import events_topic, feedback_topic
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import Envelope, dump, event_headers
-from fivecogs_shared.errors import RuleViolation
+from fivecogs_shared.errors import Awaiting, RuleViolation
 
 # Ids of the events we publish derive from the event that caused them: processing the same input again (a
 # replay, a redelivery after a crash) publishes the same ids, which every downstream inbox recognises.
@@ -38,16 +38,37 @@ class UnitOfWork:
     partner: str | None = None  # whose ingest topic the cause came from (None: an upstream cog's event)
     rejection: RuleViolation | None = None
     first: int = 0  # where the cause's own records start in `outgoing`
+    # References this transaction made known (`known`): the events held for them are applied next.
+    provided: list[str] = field(default_factory=list)
+    final: bool = False  # the cause's wait has expired: `Awaiting` is now a rejection like any other
 
     @property
     def source(self) -> str:
         return f"fivecogs/{self.cog}"
 
-    def caused_by(self, cause: Envelope, partner: str | None = None) -> UnitOfWork:
-        """The same transaction and outbox, with the event being handled as the cause of what is emitted."""
+    def caused_by(self, cause: Envelope, partner: str | None = None, final: bool = False) -> UnitOfWork:
+        """The same transaction and outbox, with the event being handled as the cause of what is emitted
+        (`final`: its wait is over, it cannot be held again)."""
         return UnitOfWork(
-            conn=self.conn, cog=self.cog, outgoing=self.outgoing, cause=cause, partner=partner, first=len(self.outgoing)
+            conn=self.conn,
+            cog=self.cog,
+            outgoing=self.outgoing,
+            cause=cause,
+            partner=partner,
+            first=len(self.outgoing),
+            provided=self.provided,
+            final=final,
         )
+
+    def known(self, *references: str) -> None:
+        """Say that what others may wait for now exists (`enterprise:E1`): events held for it are applied after
+        this one, in the order they arrived."""
+        self.provided.extend(references)
+
+    def waits(self, violation: RuleViolation) -> bool:
+        """Whether the violation holds the cause rather than rejects it: for handlers that turn violations into
+        facts of their own (an order rejected) and must let a wait pass through."""
+        return isinstance(violation, Awaiting) and not self.final
 
     def reject(self, violation: RuleViolation) -> None:
         """Refuse the cause but keep what was emitted so far: for a refusal that is itself a fact others

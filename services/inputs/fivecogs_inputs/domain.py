@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 
 from fivecogs_shared.contracts import partner
-from fivecogs_shared.errors import RuleViolation
+from fivecogs_shared.errors import Awaiting, RuleViolation
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,14 @@ class ProductCatalogue:
     owners: dict[str, str] = field(default_factory=dict)
 
 
+def enterprise_ref(enterprise_id: str) -> str:
+    return f"enterprise:{enterprise_id}"
+
+
+def delivery_ref(batch_id: str, delivery_id: str) -> str:
+    return f"delivery:{batch_id}:{delivery_id}"
+
+
 def register(existing: Enterprise | None, command: partner.EnterpriseRegistered) -> Enterprise:
     """A first registration creates the enterprise; a later one updates its members and households (TPMAP
     figures change), and may rename it, but the province and sector define the enterprise and cannot move."""
@@ -123,12 +131,15 @@ def produce(
     product_owner: str | None,
     command: partner.BatchProducedV2,
 ) -> Batch:
-    """Close the batch: its cost is fixed to the deliveries received before it."""
+    """Close the batch. A batch that names its deliveries waits for each and costs exactly those, whatever
+    order they arrive in; one that does not costs the deliveries received before it."""
     _require_enterprise(enterprise, command.enterprise_id)
     batch = batch or Batch(command.batch_id, command.enterprise_id)
     _require_same_enterprise(batch, command.enterprise_id)
     if batch.closed:
         raise RuleViolation("batch_closed", f"batch {batch.batch_id} was produced already")
+    if command.delivery_ids is not None:
+        _require_deliveries(batch, command.delivery_ids)
     if product_owner is not None and product_owner != command.enterprise_id:
         raise RuleViolation(
             "product_enterprise_mismatch",
@@ -148,7 +159,25 @@ def produce(
 
 def _require_enterprise(enterprise: Enterprise | None, enterprise_id: str) -> None:
     if enterprise is None:
-        raise RuleViolation("unknown_enterprise", f"enterprise {enterprise_id} is not registered")
+        raise Awaiting(
+            "unknown_enterprise", f"enterprise {enterprise_id} is not registered", enterprise_ref(enterprise_id)
+        )
+
+
+def _require_deliveries(batch: Batch, named: list[str]) -> None:
+    received = {d.delivery_id for d in batch.deliveries}
+    unnamed = sorted(received - set(named))
+    if unnamed:
+        raise RuleViolation(
+            "delivery_not_named", f"batch {batch.batch_id} received deliveries it does not name: {', '.join(unnamed)}"
+        )
+    for delivery_id in named:
+        if delivery_id not in received:
+            raise Awaiting(
+                "missing_delivery",
+                f"batch {batch.batch_id} names delivery {delivery_id}, which has not been received",
+                delivery_ref(batch.batch_id, delivery_id),
+            )
 
 
 def _require_same_enterprise(batch: Batch, enterprise_id: str) -> None:

@@ -20,6 +20,7 @@ async def on_enterprise_registered(uow: UnitOfWork, event: Envelope) -> None:
     command = event.data_as(partner.EnterpriseRegistered)
     enterprise = domain.register(await store.load_enterprise(uow.conn, command.enterprise_id), command)
     await store.save_enterprise(uow.conn, enterprise)
+    uow.known(domain.enterprise_ref(enterprise.enterprise_id))
     uow.emit(
         ENTERPRISE_REGISTERED,
         internal.EnterpriseRegistered(
@@ -40,6 +41,7 @@ async def on_input_delivered(uow: UnitOfWork, event: Envelope) -> None:
     enterprise = await store.load_enterprise(uow.conn, command.enterprise_id)
     batch = domain.deliver(enterprise, await store.load_batch(uow.conn, command.batch_id), command)
     await store.save_batch(uow.conn, batch)
+    uow.known(domain.delivery_ref(command.batch_id, command.delivery_id))
     assert enterprise is not None  # deliver() refused an unknown enterprise
     uow.emit(
         INPUT_DELIVERED,
@@ -58,7 +60,7 @@ async def on_batch_produced(uow: UnitOfWork, event: Envelope) -> None:
     uow.emit(
         BATCH_PRODUCED,
         internal.BatchProduced(
-            **command.model_dump(),
+            **command.model_dump(exclude={"delivery_ids"}),  # the batch's own list below: the same when named
             province=enterprise.province,
             sector=enterprise.sector,
             cost_thb=batch.cost_thb,

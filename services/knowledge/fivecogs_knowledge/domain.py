@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from fivecogs_shared.contracts import internal, partner
-from fivecogs_shared.errors import RuleViolation
+from fivecogs_shared.errors import Awaiting, RuleViolation
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,15 @@ class Certification:
         return self.valid_from <= day <= self.valid_until
 
 
+def enterprise_ref(enterprise_id: str) -> str:
+    return f"enterprise:{enterprise_id}"
+
+
+def product_ref(enterprise_id: str, product_id: str) -> str:
+    """A product as made by one enterprise: what a certification of it waits for."""
+    return f"product:{enterprise_id}:{product_id}"
+
+
 def learn_enterprise(event: internal.EnterpriseRegistered) -> Enterprise:
     """Inputs decides registrations; knowledge keeps the latest values it announced."""
     return Enterprise(event.enterprise_id, event.province, event.sector)
@@ -85,9 +94,10 @@ def grant(
     `products_made` are the products of the enterprise's produced batches."""
     _require_enterprise(enterprise, command.enterprise_id)
     if command.product_id not in products_made:
-        raise RuleViolation(
+        raise Awaiting(
             "unknown_product",
             f"enterprise {command.enterprise_id} has never produced a batch of product {command.product_id}",
+            product_ref(command.enterprise_id, command.product_id),
         )
     if existing is not None:
         raise RuleViolation(
@@ -129,4 +139,6 @@ def assess(
 
 def _require_enterprise(enterprise: Enterprise | None, enterprise_id: str) -> None:
     if enterprise is None:
-        raise RuleViolation("unknown_enterprise", f"enterprise {enterprise_id} is not registered")
+        raise Awaiting(
+            "unknown_enterprise", f"enterprise {enterprise_id} is not registered", enterprise_ref(enterprise_id)
+        )

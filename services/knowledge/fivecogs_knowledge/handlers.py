@@ -18,6 +18,7 @@ BATCH_ASSESSED = internal_type("knowledge", "batch.assessed")
 async def on_enterprise_registered(uow: UnitOfWork, event: Envelope) -> None:
     enterprise = domain.learn_enterprise(event.data_as(internal.EnterpriseRegistered))
     await store.save_enterprise(uow.conn, enterprise)
+    uow.known(domain.enterprise_ref(enterprise.enterprise_id))
 
 
 async def on_batch_produced(uow: UnitOfWork, event: Envelope) -> None:
@@ -25,6 +26,7 @@ async def on_batch_produced(uow: UnitOfWork, event: Envelope) -> None:
     enterprise, batch = domain.learn_batch(facts)
     await store.know_enterprise(uow.conn, enterprise)
     await store.save_batch(uow.conn, batch)
+    uow.known(domain.enterprise_ref(batch.enterprise_id), domain.product_ref(batch.enterprise_id, batch.product_id))
     assessed = domain.assess(
         facts,
         await store.certifications_of(uow.conn, facts.product_id),

@@ -26,6 +26,7 @@ SETTLEMENT_RECORDED = internal_type("marketing", "settlement.recorded")
 async def on_enterprise_registered(uow: UnitOfWork, event: Envelope) -> None:
     e = event.data_as(internal.EnterpriseRegistered)
     await store.save_enterprise(uow.conn, listings.Enterprise(e.enterprise_id, e.province, e.sector))
+    uow.known(listings.enterprise_ref(e.enterprise_id))
 
 
 async def on_batch_assessed(uow: UnitOfWork, event: Envelope) -> None:
@@ -41,6 +42,7 @@ async def on_batch_assessed(uow: UnitOfWork, event: Envelope) -> None:
         b.non_local_cost_thb,
     )
     await store.add_batch(uow.conn, batch)
+    uow.known(listings.product_ref(b.enterprise_id, b.product_id), orders.stock_ref(b.product_id))
 
 
 async def on_certification_accepted(uow: UnitOfWork, event: Envelope) -> None:
@@ -49,6 +51,7 @@ async def on_certification_accepted(uow: UnitOfWork, event: Envelope) -> None:
         c.certificate_id, c.product_id, c.scheme, c.level, c.valid_from, c.valid_until
     )
     await store.add_certification(uow.conn, certification, c.enterprise_id)
+    uow.known(listings.certification_ref(c.product_id))
 
 
 # --- partners ---------------------------------------------------------------------------------------------
@@ -64,6 +67,7 @@ async def on_listing_requested(uow: UnitOfWork, event: Envelope) -> None:
         listed_at=event.time,
     )
     await store.save_listing(uow.conn, listing)
+    uow.known(listings.listing_ref(listing.channel, listing.product_id))
     uow.emit(
         LISTING_ACCEPTED,
         internal.ListingAccepted(
@@ -90,10 +94,13 @@ async def on_order_placed(uow: UnitOfWork, event: Envelope) -> None:
             await store.lock_stock(uow.conn, products),
         )
     except RuleViolation as violation:
+        if uow.waits(violation):
+            raise  # held, not rejected: the listing or the stock it names may be on its way
         _reject_order(uow, command, violation)
         return
     await store.save_stock(uow.conn, taken)
     await store.add_order(uow.conn, order)
+    uow.known(orders.order_ref(order.order_id))
     uow.emit(ORDER_ACCEPTED, _accepted(order), key=order.order_id)
     uow.tell_partner(
         feedback.ORDER_ACCEPTED_TYPE,

@@ -1,7 +1,9 @@
-"""What partners read on `fivecogs.partner.feedback`, keyed by the partner's ce_source: so a partner can
-follow its own answers by key, and the answers to one partner stay in order."""
+"""What partners read on their own `fivecogs.feedback.<partner>`, keyed by the partner id, so its answers stay
+in order. Every partner event gets exactly one outcome there: `partner.event.accepted` or
+`partner.event.rejected`, perhaps after a `partner.event.held` notice saying what it waits for."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, StringConstraints
@@ -10,11 +12,15 @@ from fivecogs_shared.contracts.partner import Contract, Id
 from fivecogs_shared.money import PositiveThb
 
 __all__ = [
+    "ACCEPTED_TYPE",
     "FEEDBACK_EVENT_TYPES",
+    "HELD_TYPE",
     "ORDER_ACCEPTED_TYPE",
     "ORDER_REJECTED_TYPE",
     "REJECTED_TYPE",
     "FeedbackEventType",
+    "PartnerEventAccepted",
+    "PartnerEventHeld",
     "PartnerEventRejected",
     "PartnerOrderAccepted",
     "PartnerOrderRejected",
@@ -23,6 +29,8 @@ __all__ = [
 ]
 
 REJECTED_TYPE = "th.fivecogs.partner.event.rejected.v1"
+ACCEPTED_TYPE = "th.fivecogs.partner.event.accepted.v1"
+HELD_TYPE = "th.fivecogs.partner.event.held.v1"
 ORDER_ACCEPTED_TYPE = "th.fivecogs.order.accepted.v1"
 ORDER_REJECTED_TYPE = "th.fivecogs.order.rejected.v1"
 
@@ -42,6 +50,23 @@ class PartnerEventRejected(Contract):
     event_type: str
     reason: RejectionReason
     detail: str
+
+
+class PartnerEventAccepted(Contract):
+    event_id: str
+    event_type: str
+
+
+class PartnerEventHeld(Contract):
+    """Not an outcome: the event waits for `awaits` (e.g. "enterprise:E1") and is applied when that is, or
+    rejected with `reason` at `until`."""
+
+    event_id: str
+    event_type: str
+    awaits: str
+    reason: RuleReason
+    detail: str
+    until: datetime
 
 
 class PartnerOrderAccepted(Contract):
@@ -69,6 +94,8 @@ FEEDBACK_EVENT_TYPES: dict[str, FeedbackEventType] = {
     event_type.ce_type: event_type
     for event_type in (
         FeedbackEventType(REJECTED_TYPE, PartnerEventRejected),
+        FeedbackEventType(ACCEPTED_TYPE, PartnerEventAccepted),
+        FeedbackEventType(HELD_TYPE, PartnerEventHeld),
         FeedbackEventType(ORDER_ACCEPTED_TYPE, PartnerOrderAccepted),
         FeedbackEventType(ORDER_REJECTED_TYPE, PartnerOrderRejected),
     )

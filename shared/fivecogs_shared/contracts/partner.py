@@ -74,6 +74,7 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 # Strict: "3", 3.0 and true are not counts, and a date is not a number of seconds.
 Count = Annotated[StrictInt, Field(ge=1)]
+MAX_BATCH_DELIVERIES = 100
 CalendarDate = Annotated[date, Strict()]
 Timestamp = Annotated[AwareDatetime, Strict()]
 
@@ -143,11 +144,15 @@ class BatchProducedV2(BatchProduced):
 
     lot: Id | None = None
     expires_on: CalendarDate | None = None
+    # The deliveries the batch was made from: it waits for each and costs exactly those, in any arrival order.
+    delivery_ids: Annotated[list[Id], Field(max_length=MAX_BATCH_DELIVERIES)] | None = None
 
     @model_validator(mode="after")
     def _expires_after_production(self) -> Self:
         if self.expires_on is not None and self.expires_on < self.produced_on:
             raise ValueError("expires_on cannot be before produced_on")
+        if self.delivery_ids is not None and len(set(self.delivery_ids)) != len(self.delivery_ids):
+            raise ValueError("delivery_ids names a delivery twice")
         return self
 
     @classmethod

@@ -215,6 +215,8 @@ def test_internal_types_are_named_after_their_cog_and_key_on_a_field() -> None:
 
 def test_feedback_types() -> None:
     assert set(FEEDBACK_EVENT_TYPES) == {
+        "th.fivecogs.partner.event.accepted.v1",
+        "th.fivecogs.partner.event.held.v1",
         "th.fivecogs.partner.event.rejected.v1",
         "th.fivecogs.order.accepted.v1",
         "th.fivecogs.order.rejected.v1",

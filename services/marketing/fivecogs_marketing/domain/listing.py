@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from fivecogs_shared.contracts import partner
-from fivecogs_shared.errors import RuleViolation
+from fivecogs_shared.errors import Awaiting
 
 # Channels whose buyers ask for any recognised certification before they stock a product.
 _ANY_CERTIFICATION = frozenset({"otop_trader", "online"})
@@ -46,6 +46,23 @@ class Listing:
     listed_at: datetime
 
 
+def enterprise_ref(enterprise_id: str) -> str:
+    return f"enterprise:{enterprise_id}"
+
+
+def product_ref(enterprise_id: str, product_id: str) -> str:
+    """A product with an assessed batch of one enterprise: what its listings wait for."""
+    return f"product:{enterprise_id}:{product_id}"
+
+
+def certification_ref(product_id: str) -> str:
+    return f"certification:{product_id}"
+
+
+def listing_ref(channel: str, product_id: str) -> str:
+    return f"listing:{channel}:{product_id}"
+
+
 def opens_channel(channel: str, sector: str, held: Iterable[Certification]) -> bool:
     """Whether the certifications held (already filtered to the listing date) admit the product to the channel."""
     held = list(held)
@@ -70,18 +87,17 @@ def accept_listing(
     """`makes_product`: the enterprise has at least one assessed batch of the product. Certifications count
     if valid on the UTC date of `listed_at` (the request's ce_time)."""
     if enterprise is None:
-        raise RuleViolation("unknown_enterprise", f"enterprise {command.enterprise_id} is not registered")
+        detail = f"enterprise {command.enterprise_id} is not registered"
+        raise Awaiting("unknown_enterprise", detail, enterprise_ref(command.enterprise_id))
     if not makes_product:
-        raise RuleViolation(
-            "unknown_product", f"{command.enterprise_id} has no assessed batch of product {command.product_id}"
-        )
+        detail = f"{command.enterprise_id} has no assessed batch of product {command.product_id}"
+        raise Awaiting("unknown_product", detail, product_ref(command.enterprise_id, command.product_id))
     day = listed_at.astimezone(UTC).date()
     held = [c for c in certifications if c.valid_on(day)]
     if not opens_channel(command.channel, enterprise.sector, held):
-        raise RuleViolation(
-            "certification_required",
-            f"product {command.product_id} holds no certification valid on {day} that opens {command.channel}",
-        )
+        # A certification granted in time may still be on its way through knowledge: wait for it.
+        detail = f"product {command.product_id} holds no certification valid on {day} that opens {command.channel}"
+        raise Awaiting("certification_required", detail, certification_ref(command.product_id))
     return Listing(
         command.listing_id,
         command.product_id,

@@ -9,10 +9,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from fivecogs_marketing.domain.listing import Listing
+from fivecogs_marketing.domain.listing import Listing, listing_ref
 from fivecogs_marketing.domain.stock import Batch, Portion, available, take_fifo
 from fivecogs_shared.contracts import partner
-from fivecogs_shared.errors import RuleViolation
+from fivecogs_shared.errors import Awaiting, RuleViolation
 
 Status = Literal["open", "cancelled", "paid"]
 
@@ -74,6 +74,15 @@ class Settlement:
     settled_at: datetime
 
 
+def stock_ref(product_id: str) -> str:
+    """A product with at least one assessed batch: what an order of it waits for."""
+    return f"stock:{product_id}"
+
+
+def order_ref(order_id: str) -> str:
+    return f"order:{order_id}"
+
+
 def place_order(
     already_accepted: bool,
     command: partner.OrderPlaced,
@@ -100,9 +109,9 @@ def _take_line(
     product = requested.product_id
     batches = stock.get(product, ())
     if not batches:
-        raise RuleViolation("unknown_product", f"product {product} has never been assessed")
+        raise Awaiting("unknown_product", f"product {product} has never been assessed", stock_ref(product))
     if listing is None:
-        raise RuleViolation("not_listed", f"product {product} is not listed on {channel}")
+        raise Awaiting("not_listed", f"product {product} is not listed on {channel}", listing_ref(channel, product))
     if requested.unit_price_thb != listing.unit_price_thb:
         raise RuleViolation(
             "price_mismatch",
@@ -175,7 +184,7 @@ def settle(order: Order, payment_id: str, settled_at: datetime) -> list[Settleme
 def _known(order: Order | None, order_id: str) -> Order:
     # A rejected order leaves no state, so it is as unknown as one never placed.
     if order is None:
-        raise RuleViolation("unknown_order", f"order {order_id} was never accepted")
+        raise Awaiting("unknown_order", f"order {order_id} was never accepted", order_ref(order_id))
     return order
 
 

@@ -1,0 +1,131 @@
+"""Held events: what an event that arrived before its reference becomes until the reference is applied.
+
+The record is kept whole, as it arrived, in the transaction that read it (its offset is committed after that,
+like any other's): nothing is lost, and the inbox already knows it, so a redelivery is a duplicate. Rows are
+taken in arrival order (`seq`), with a row lock, so two processes never apply one held event twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from fivecogs_shared.db import Connection
+from fivecogs_shared.envelope import Envelope, Headers, RecordLike
+from fivecogs_shared.errors import Awaiting
+
+_COLUMNS = (
+    'seq, source, event_id, awaits, reason, topic, "partition", "offset", key, value, header_names, header_values'
+)
+
+
+@dataclass(frozen=True)
+class HeldRecord:
+    """A held event as the record it arrived as: the batch processor reads it again exactly as the first time."""
+
+    seq: int
+    source: str
+    event_id: str
+    awaits: str
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Headers
+
+    @classmethod
+    def of(cls, row: asyncpg.Record) -> HeldRecord:
+        headers = tuple(zip(row["header_names"], (bytes(v) for v in row["header_values"]), strict=True))
+        return cls(
+            seq=row["seq"],
+            source=row["source"],
+            event_id=row["event_id"],
+            awaits=row["awaits"],
+            reason=row["reason"],
+            topic=row["topic"],
+            partition=row["partition"],
+            offset=row["offset"],
+            key=bytes(row["key"]) if row["key"] is not None else None,
+            value=bytes(row["value"]),
+            headers=headers,
+        )
+
+
+@dataclass(frozen=True)
+class HeldSummary:
+    reason: str
+    count: int
+    oldest_seconds: float
+
+
+async def hold(conn: Connection, record: RecordLike, event: Envelope, waiting: Awaiting, seconds: float) -> datetime:
+    """Keep the event until its reference is applied or `seconds` pass; returns when the wait expires."""
+    headers = list(record.headers or ())
+    expires: datetime = await conn.fetchval(
+        'INSERT INTO held (source, event_id, event_type, awaits, reason, detail, topic, "partition", "offset", '
+        "key, value, header_names, header_values, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+        "$12, $13, now() + make_interval(secs => $14)) RETURNING expires_at",
+        event.source,
+        event.id,
+        event.type,
+        waiting.awaits,
+        waiting.reason,
+        waiting.detail,
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value or b"",
+        [name for name, _ in headers],
+        [value for _, value in headers],
+        seconds,
+    )
+    return expires
+
+
+async def awaiting(conn: Connection, references: Sequence[str]) -> list[HeldRecord]:
+    """The events held for any of these references, locked, in arrival order. Waits for a row another
+    transaction holds: when it commits, the row it applied is gone and is not returned."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM held WHERE awaits = ANY($1::text[]) ORDER BY seq FOR UPDATE", list(references)
+    )
+    return [HeldRecord.of(row) for row in rows]
+
+
+async def expired(conn: Connection, limit: int) -> list[HeldRecord]:
+    """Held events whose wait is over, oldest first; rows another process is applying are skipped."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM held WHERE expires_at <= now() ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED", limit
+    )
+    return [HeldRecord.of(row) for row in rows]
+
+
+async def wait_again(conn: Connection, seq: int, waiting: Awaiting) -> None:
+    """Released, but it now waits for something else (a listing knew its enterprise, not yet its product): it
+    keeps its place in the arrival order and its original expiry."""
+    await conn.execute(
+        "UPDATE held SET awaits = $2, reason = $3, detail = $4 WHERE seq = $1",
+        seq,
+        waiting.awaits,
+        waiting.reason,
+        waiting.detail,
+    )
+
+
+async def release(conn: Connection, seqs: Sequence[int]) -> None:
+    if seqs:
+        await conn.execute("DELETE FROM held WHERE seq = ANY($1::bigint[])", list(seqs))
+
+
+async def summary(conn: Connection) -> list[HeldSummary]:
+    """How many events are held, and for how long the oldest has waited, by reason."""
+    rows = await conn.fetch(
+        "SELECT reason, count(*) AS count, extract(epoch FROM now() - min(held_at))::float8 AS oldest "
+        "FROM held GROUP BY reason ORDER BY reason"
+    )
+    return [HeldSummary(row["reason"], row["count"], row["oldest"]) for row in rows]
