@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from fivecogs_shared import kafka_admin
 from fivecogs_shared.contracts import feedback_topic, ingest_topic
+from fivecogs_shared.contracts.feedback import ACCEPTED_TYPE, HELD_TYPE, REJECTED_TYPE
 from fivecogs_shared.kafka_access import KafkaAccess
 
 # The partner most tests publish as (provisioned once per session by the `test_partner` fixture).
@@ -123,6 +124,32 @@ class Tap:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"expected {count} matching records within {timeout}s, saw {len(found)}")
             await asyncio.sleep(0.1)
+
+    async def outcomes(self, event_ids: list[str], timeout: float = 30) -> dict[str, str]:
+        """The one final answer to each of these partner events: "accepted", or the reason it was rejected."""
+        wanted = set(event_ids)
+        await self.wait_for(lambda r: is_outcome(r) and data(r)["event_id"] in wanted, len(wanted), timeout)
+        found = {data(r)["event_id"]: outcome_of(r) for r in self.records if is_outcome(r)}
+        return {event_id: found[event_id] for event_id in event_ids}
+
+    def answers(self, event_id: str) -> list[ConsumerRecord]:
+        """Every answer (held notices and outcomes) to one partner event, in the order they came."""
+        return [r for r in self.records if header(r, "ce_type") in _ANSWERS and data(r).get("event_id") == event_id]
+
+
+_ANSWERS = (ACCEPTED_TYPE, HELD_TYPE, REJECTED_TYPE)
+
+
+def is_outcome(record: ConsumerRecord) -> bool:
+    return header(record, "ce_type") in (ACCEPTED_TYPE, REJECTED_TYPE)
+
+
+def outcome_of(record: ConsumerRecord) -> str:
+    return "accepted" if header(record, "ce_type") == ACCEPTED_TYPE else str(data(record)["reason"])
+
+
+def rejections(records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+    return [r for r in records if header(r, "ce_type") == REJECTED_TYPE]
 
 
 def header(record: ConsumerRecord, name: str) -> str:

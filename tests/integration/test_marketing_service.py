@@ -220,7 +220,7 @@ async def test_rejected_order_is_told_three_ways_and_leaves_no_state(run_service
     assert Decimal(data(accepted)["total_thb"]) == Decimal("1560.00")
 
 
-async def test_cancelling_returns_stock_and_retail_waits_for_a_certification(
+async def test_cancelling_returns_stock_and_a_retail_listing_waits_for_its_certification(
     run_service, stack_env, partner: Partner
 ) -> None:
     w = World()
@@ -237,7 +237,7 @@ async def test_cancelling_returns_stock_and_retail_waits_for_a_certification(
         taken = {row["batch_id"]: row["taken"] for row in rows}
 
         uncertified = await partner.send(INGEST, LISTING_REQUESTED, retail | {"unit_price_thb": "150.00"}, w.balm)
-        [refused] = await tap.wait_for(lambda r: r.topic == FEEDBACK and data(r).get("event_id") == uncertified)
+        [held] = await tap.wait_for(lambda r: r.topic == FEEDBACK and data(r).get("event_id") == uncertified)
         async with Partner(stack_env.kafka, source="fivecogs/knowledge") as knowledge:
             certificate = {
                 "certificate_id": f"tcps-{w.tag}",
@@ -253,17 +253,20 @@ async def test_cancelling_returns_stock_and_retail_waits_for_a_certification(
                 events_topic("knowledge"), "th.fivecogs.knowledge.certification.accepted.v1", certificate, w.balm
             )
         await _until(runtime, "SELECT count(*) FROM certifications WHERE product_id = ANY($1::text[])", [w.balm], 1)
-        await partner.send(INGEST, LISTING_REQUESTED, retail | {"unit_price_thb": "155.00"}, w.balm)
-        [listed] = await tap.wait_for(
-            lambda r: _is(r, EVENTS, "listing.accepted") and data(r)["listing_id"] == retail["listing_id"]
+        outcomes = await tap.outcomes([uncertified])  # the certification came: the waiting listing applies
+        repriced = await partner.send(INGEST, LISTING_REQUESTED, retail | {"unit_price_thb": "155.00"}, w.balm)
+        outcomes |= await tap.outcomes([repriced])
+        listed = await tap.wait_for(
+            lambda r: _is(r, EVENTS, "listing.accepted") and data(r)["listing_id"] == retail["listing_id"], count=2
         )
 
     assert data(cancelled) == {"order_id": first, "reason": "buyer changed their mind"}
     assert [p["batch_id"] for p in data(again)["lines"][0]["portions"]] == [f"{w.balm}-1"]
     assert taken == {f"{w.balm}-1": 1, f"{w.balm}-2": 0}
-    assert data(refused)["reason"] == "rule:certification_required"
-    assert (data(listed)["channel"], data(listed)["unit_price_thb"], data(listed)["province"]) == (
-        "retail",
-        "155.00",
-        "Nan",
-    )
+    assert header(held, "ce_type") == "th.fivecogs.partner.event.held.v1"
+    assert (data(held)["reason"], data(held)["awaits"]) == ("rule:certification_required", f"certification:{w.balm}")
+    assert outcomes == {uncertified: "accepted", repriced: "accepted"}
+    assert [(data(r)["channel"], data(r)["unit_price_thb"], data(r)["province"]) for r in listed] == [
+        ("retail", "150.00", "Nan"),
+        ("retail", "155.00", "Nan"),
+    ]

@@ -177,7 +177,10 @@ async def test_an_event_claiming_another_partners_source_is_refused_and_its_prod
         await owner.send(ingest_topic("inputs", b.partner), REGISTERED, enterprise(ent), ent, event_id=event_id)
         [registered] = await tap.wait_for(lambda r: r.topic == events_topic("inputs") and r.key == ent.encode())
         assert header(registered, "ce_correlationid") == event_id
-    assert not [r for r in tap.records if r.topic == feedback_topic(b.partner)]  # the victim heard nothing
+        [answer] = await tap.wait_for(lambda r: r.topic == feedback_topic(b.partner))
+    # The victim heard only the answer to its own event, never of the impostor's.
+    assert (header(answer, "ce_type"), data(answer)["event_id"]) == ("th.fivecogs.partner.event.accepted.v1", event_id)
+    assert len([r for r in tap.records if r.topic == feedback_topic(b.partner)]) == 1
     registrations = [r for r in tap.records if r.topic == events_topic("inputs") and r.key == ent.encode()]
     assert len(registrations) == 1  # the impostor's copy had no effect
 
