@@ -211,3 +211,65 @@ async def test_batch_produced_v2_is_accepted_beside_v1(run_service, stack_env, p
     assert data(produced)["lot"] == "L-2026-07-A"
     assert data(produced)["expires_on"] == "2027-01-01"
     assert data(produced)["cost_thb"] == "0.00"
+
+
+async def test_deliveries_and_a_batch_sent_before_their_enterprise_wait_and_the_batch_costs_what_it_names(
+    run_service, stack_env, partner: Partner
+) -> None:
+    ent, batch, other = f"ent-{uuid.uuid4().hex[:6]}", f"batch-{uuid.uuid4().hex[:6]}", f"batch-{uuid.uuid4().hex[:6]}"
+    named = _produced(batch, ent) | {"delivery_ids": _named(batch, 1, 2)}
+    async with (
+        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK) as tap,
+        run_service(DEFINITION),
+    ):
+        # The batch first, then one of its deliveries, then the enterprise, then its other delivery.
+        sent = [
+            await partner.send(INGEST, PRODUCED_V2, named, batch),
+            await partner.send(INGEST, DELIVERED, _delivery(2, batch, ent, "300.25", False), batch),
+            await partner.send(INGEST, DELIVERED, _delivery(1, other, ent, "5.00", True), other),
+        ]
+        first = [
+            (await tap.wait_for(lambda r, e=e: r.topic == FEEDBACK and data(r).get("event_id") == e))[0] for e in sent
+        ]
+        sent.append(await partner.send(INGEST, REGISTERED, _enterprise(ent), ent))
+        sent.append(await partner.send(INGEST, DELIVERED, _delivery(1, batch, ent, "1250.50", True), batch))
+        # A batch that names no deliveries costs those received before it; one it has not received is refused.
+        unnamed = await partner.send(INGEST, PRODUCED, _produced(other, ent), other)
+        outcomes = await tap.outcomes([*sent, unnamed])
+        produced = {
+            r.key.decode(): data(r)
+            for r in await tap.wait_for(
+                lambda r: (
+                    of_type("th.fivecogs.inputs.batch.produced.v1")(r) and r.key in (batch.encode(), other.encode())
+                ),
+                2,
+            )
+        }
+
+    assert [header(r, "ce_type").split(".")[-2] for r in first] == ["held", "held", "held"]
+    assert data(first[0])["reason"] == "rule:unknown_enterprise"
+    assert outcomes == dict.fromkeys([*sent, unnamed], "accepted")
+    assert (produced[batch]["cost_thb"], produced[batch]["delivery_ids"]) == ("1550.75", _named(batch, 1, 2))
+    assert (produced[other]["cost_thb"], produced[other]["delivery_ids"]) == ("5.00", _named(other, 1))
+
+
+async def test_a_batch_that_does_not_name_a_delivery_it_received_is_refused(
+    run_service, stack_env, partner: Partner
+) -> None:
+    ent, batch = f"ent-{uuid.uuid4().hex[:6]}", f"batch-{uuid.uuid4().hex[:6]}"
+    async with (
+        Tap(stack_env.kafka, events_topic("inputs"), FEEDBACK) as tap,
+        run_service(DEFINITION),
+    ):
+        sent = [
+            await partner.send(INGEST, REGISTERED, _enterprise(ent), ent),
+            await partner.send(INGEST, DELIVERED, _delivery(1, batch, ent, "10.00", True), batch),
+            await partner.send(INGEST, DELIVERED, _delivery(2, batch, ent, "20.00", True), batch),
+        ]
+        await tap.outcomes(sent)
+        wrong = await partner.send(
+            INGEST, PRODUCED_V2, _produced(batch, ent) | {"delivery_ids": _named(batch, 1)}, batch
+        )
+        outcomes = await tap.outcomes([wrong])
+
+    assert outcomes == {wrong: "rule:delivery_not_named"}

@@ -253,3 +253,34 @@ async def test_a_re_emitted_event_with_other_content_keeps_the_first_and_is_not_
 
     assert [data(r)["cost_thb"] for r in assessed] == [body["cost_thb"]]
     assert dead == []
+
+
+async def test_a_training_and_a_certification_sent_before_their_enterprise_and_batch_wait_for_them(
+    run_service, stack_env, partner: Partner
+) -> None:
+    ent, product, batch = _id("ent"), _id("prod"), _id("batch")
+    async with (
+        Tap(stack_env.kafka, EVENTS, FEEDBACK) as tap,
+        Partner(stack_env.kafka, source="fivecogs/inputs") as inputs,
+        run_service(DEFINITION),
+    ):
+        sent = [
+            await partner.send(INGEST, TRAINING, _training(_id("trn"), ent, "2025-02-20"), ent),
+            await partner.send(INGEST, CERTIFICATION, _certificate(_id("otop"), ent, product), product),
+        ]
+        held = [
+            (await tap.wait_for(lambda r, e=e: r.topic == FEEDBACK and data(r).get("event_id") == e))[0] for e in sent
+        ]
+        await inputs.send(INPUTS_EVENTS, REGISTERED, _registered(ent), ent)
+        await tap.wait_for(_emitted(TRAINING_RECORDED, ent))  # the training needed only the enterprise
+        await inputs.send(INPUTS_EVENTS, PRODUCED, _produced(batch, ent, product, "2025-03-01"), batch)
+        outcomes = await tap.outcomes(sent)
+        [accepted] = await tap.wait_for(_emitted(CERTIFICATION_ACCEPTED, product))
+
+    assert [(data(r)["reason"], data(r)["awaits"]) for r in held] == [
+        ("rule:unknown_enterprise", f"enterprise:{ent}"),
+        ("rule:unknown_enterprise", f"enterprise:{ent}"),
+    ]
+    assert outcomes == dict.fromkeys(sent, "accepted")
+    assert data(accepted)["enterprise_id"] == ent
+    assert [header(r, "ce_type").split(".")[-2] for r in tap.answers(sent[1])] == ["held", "accepted"]

@@ -270,3 +270,88 @@ async def test_cancelling_returns_stock_and_a_retail_listing_waits_for_its_certi
         ("retail", "150.00", "Nan"),
         ("retail", "155.00", "Nan"),
     ]
+
+
+async def test_a_listing_order_and_payment_sent_before_their_product_wait_for_it(
+    run_service, stack_env, partner: Partner
+) -> None:
+    """Partners publish independently: here the trader, the buyer and the bank all send before inputs and
+    knowledge have told marketing of the enterprise and its product. Everything waits, then applies in order."""
+    w = World()
+    jam, order_id = f"jam-{w.tag}", f"ord-{w.tag}"
+    listing = {
+        "listing_id": f"lst-{jam}",
+        "product_id": jam,
+        "enterprise_id": w.ent_a,
+        "channel": "local_market",
+        "unit_price_thb": "30.00",
+    }
+    payment = {"payment_id": f"pay-{w.tag}", "order_id": order_id, "amount_thb": "60.00"}
+    async with (
+        Tap(stack_env.kafka, EVENTS, FEEDBACK) as tap,
+        run_service(DEFINITION),
+        Partner(stack_env.kafka, source="fivecogs/inputs") as inputs,
+        Partner(stack_env.kafka, source="fivecogs/knowledge") as knowledge,
+    ):
+        sent = [
+            await partner.send(INGEST, LISTING_REQUESTED, listing, jam),
+            await partner.send(INGEST, ORDER_PLACED, w.order(order_id, (jam, 2, "30.00")), order_id),
+            await partner.send(INGEST, PAYMENT_RECEIVED, payment, order_id),
+        ]
+        held = [
+            (await tap.wait_for(lambda r, e=e: r.topic == FEEDBACK and data(r).get("event_id") == e))[0] for e in sent
+        ]
+        enterprise = _enterprise(w.ent_a, "Nan", "processing")
+        await inputs.send(events_topic("inputs"), "th.fivecogs.inputs.enterprise.registered.v1", enterprise, w.ent_a)
+        batch = _assessed(f"{jam}-1", jam, w.ent_a, "Nan", 5, "2025-01-01", "25.00", "0.00")
+        await knowledge.send(events_topic("knowledge"), "th.fivecogs.knowledge.batch.assessed.v1", batch, jam)
+        outcomes = await tap.outcomes(sent)
+        [settlement] = await tap.wait_for(lambda r: _is(r, EVENTS, "settlement.recorded") and r.key == w.ent_a.encode())
+
+    assert [(data(r)["reason"], data(r)["awaits"]) for r in held] == [
+        ("rule:unknown_enterprise", f"enterprise:{w.ent_a}"),
+        ("rule:unknown_product", f"stock:{jam}"),
+        ("rule:unknown_order", f"order:{order_id}"),
+    ]
+    assert outcomes == dict.fromkeys(sent, "accepted")
+    assert (data(settlement)["order_id"], data(settlement)["revenue_thb"], data(settlement)["cost_thb"]) == (
+        order_id,
+        "60.00",
+        "10.00",
+    )
+
+
+async def test_an_order_sent_before_its_listing_waits_for_it_and_one_never_listed_is_rejected_at_expiry(
+    run_service, stack_env, partner: Partner
+) -> None:
+    w = World()
+    early, never = f"ord-{w.tag}-early", f"ord-{w.tag}-never"
+    async with (
+        Tap(stack_env.kafka, EVENTS, FEEDBACK) as tap,
+        run_service(DEFINITION, hold_seconds=3, hold_check_seconds=0.2) as runtime,
+    ):
+        await _seed(runtime, stack_env.kafka, partner, w)
+        on_pracharat = w.order(early, (w.balm, 1, "125.00")) | {"channel": "pracharat_market"}
+        on_online = w.order(never, (w.tea, 1, "45.50")) | {"channel": "online"}
+        sent = [
+            await partner.send(INGEST, ORDER_PLACED, on_pracharat, early),
+            await partner.send(INGEST, ORDER_PLACED, on_online, never),
+        ]
+        await tap.wait_for(lambda r: r.topic == FEEDBACK and data(r).get("event_id") == sent[0])  # held: not listed
+        pracharat = {
+            "listing_id": f"lst-p-{w.tag}",
+            "product_id": w.balm,
+            "enterprise_id": w.ent_a,
+            "channel": "pracharat_market",
+            "unit_price_thb": "125.00",
+        }
+        listed = await partner.send(INGEST, LISTING_REQUESTED, pracharat, w.balm)
+        outcomes = await tap.outcomes([*sent, listed])
+        told = await tap.wait_for(
+            lambda r: header(r, "ce_type") == "th.fivecogs.order.rejected.v1" and data(r)["order_id"] == never
+        )
+
+    assert outcomes == {sent[0]: "accepted", sent[1]: "rule:not_listed", listed: "accepted"}
+    assert [header(r, "ce_type").split(".")[-2] for r in tap.answers(sent[1])] == ["held", "rejected"]
+    assert data(told[0])["reason"] == "rule:not_listed"  # the buyer hears of the order too, once
+    assert len(told) == 1

@@ -140,6 +140,9 @@ def produce(
         raise RuleViolation("batch_closed", f"batch {batch.batch_id} was produced already")
     if command.delivery_ids is not None:
         _require_deliveries(batch, command.delivery_ids)
+        # In the order named, not received: the batch's facts must not depend on arrival.
+        place = {delivery_id: n for n, delivery_id in enumerate(command.delivery_ids)}
+        batch = replace(batch, deliveries=tuple(sorted(batch.deliveries, key=lambda d: place[d.delivery_id])))
     if product_owner is not None and product_owner != command.enterprise_id:
         raise RuleViolation(
             "product_enterprise_mismatch",

@@ -13,7 +13,7 @@ from fivecogs_marketing.domain.listing import Listing
 from fivecogs_marketing.domain.orders import Order, Settlement, cancel, pay, place_order
 from fivecogs_marketing.domain.stock import Batch, Portion, give_back
 from fivecogs_shared.contracts import partner
-from fivecogs_shared.errors import RuleViolation
+from fivecogs_shared.errors import Awaiting, RuleViolation
 
 PLACED = datetime(2025, 3, 5, 3, 15, tzinfo=UTC)
 PAID = datetime(2025, 3, 6, 9, 0, tzinfo=UTC)
@@ -99,10 +99,27 @@ def test_each_line_rule(line: tuple[str, int, str], rule: str) -> None:
     assert _refusal(_order(line)) == rule
 
 
+@pytest.mark.parametrize(
+    ("line", "awaits"),
+    [
+        (("unheard-of", 1, "1.00"), "stock:unheard-of"),  # its batch may still be on its way through knowledge
+        (("balm", 1, "119.99"), None),  # the price in force when the order is received decides
+        (("balm", 14, "120.00"), None),  # stock is first come, first served
+    ],
+)
+def test_what_an_order_waits_for_and_what_it_does_not(line: tuple[str, int, str], awaits: str | None) -> None:
+    with pytest.raises(RuleViolation) as refused:
+        place_order(False, _order(line), LISTINGS, _stock())
+    assert (refused.value.awaits if isinstance(refused.value, Awaiting) else None) == awaits
+
+
 def test_a_product_with_stock_but_no_listing_on_the_channel_is_not_listed() -> None:
     stock = _stock() | {"soap": [replace(_stock()["balm"][0], batch_id="soap-1", product_id="soap")]}
 
     assert _refusal(_order(("soap", 1, "10.00")), stock) == "not_listed"
+    with pytest.raises(Awaiting) as waiting:  # until the listing comes, or the wait is over
+        place_order(False, _order(("soap", 1, "10.00")), LISTINGS, stock)
+    assert waiting.value.awaits == "listing:online:soap"
 
 
 def test_an_assessed_product_without_stock_left_is_not_unknown() -> None:
