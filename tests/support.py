@@ -127,10 +127,15 @@ class Tap:
 
     async def outcomes(self, event_ids: list[str], timeout: float = 30) -> dict[str, str]:
         """The one final answer to each of these partner events: "accepted", or the reason it was rejected."""
-        wanted = set(event_ids)
-        await self.wait_for(lambda r: is_outcome(r) and data(r)["event_id"] in wanted, len(wanted), timeout)
-        found = {data(r)["event_id"]: outcome_of(r) for r in self.records if is_outcome(r)}
-        return {event_id: found[event_id] for event_id in event_ids}
+        for event_id in event_ids:
+            await self.wait_for(_answering(event_id, outcomes_only=True), timeout=timeout)
+        finals = {e: [outcome_of(r) for r in self.answers(e) if is_outcome(r)] for e in event_ids}
+        assert all(len(found) == 1 for found in finals.values()), f"answered more than once: {finals}"
+        return {event_id: found[0] for event_id, found in finals.items()}
+
+    async def first_answers(self, event_ids: list[str], timeout: float = 30) -> list[ConsumerRecord]:
+        """The first answer to each of these partner events (a held notice, or the outcome), in their order."""
+        return [(await self.wait_for(_answering(event_id), timeout=timeout))[0] for event_id in event_ids]
 
     def answers(self, event_id: str) -> list[ConsumerRecord]:
         """Every answer (held notices and outcomes) to one partner event, in the order they came."""
@@ -138,6 +143,11 @@ class Tap:
 
 
 _ANSWERS = (ACCEPTED_TYPE, HELD_TYPE, REJECTED_TYPE)
+
+
+def _answering(event_id: str, outcomes_only: bool = False) -> Callable[[ConsumerRecord], bool]:
+    kinds = (ACCEPTED_TYPE, REJECTED_TYPE) if outcomes_only else _ANSWERS
+    return lambda r: header(r, "ce_type") in kinds and data(r).get("event_id") == event_id
 
 
 def is_outcome(record: ConsumerRecord) -> bool:

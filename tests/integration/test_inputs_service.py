@@ -228,9 +228,7 @@ async def test_deliveries_and_a_batch_sent_before_their_enterprise_wait_and_the_
             await partner.send(INGEST, DELIVERED, _delivery(2, batch, ent, "300.25", False), batch),
             await partner.send(INGEST, DELIVERED, _delivery(1, other, ent, "5.00", True), other),
         ]
-        first = [
-            (await tap.wait_for(lambda r, e=e: r.topic == FEEDBACK and data(r).get("event_id") == e))[0] for e in sent
-        ]
+        first = await tap.first_answers(sent)
         sent.append(await partner.send(INGEST, REGISTERED, _enterprise(ent), ent))
         sent.append(await partner.send(INGEST, DELIVERED, _delivery(1, batch, ent, "1250.50", True), batch))
         # A batch that names no deliveries costs those received before it; one it has not received is refused.

@@ -268,9 +268,7 @@ async def test_a_training_and_a_certification_sent_before_their_enterprise_and_b
             await partner.send(INGEST, TRAINING, _training(_id("trn"), ent, "2025-02-20"), ent),
             await partner.send(INGEST, CERTIFICATION, _certificate(_id("otop"), ent, product), product),
         ]
-        held = [
-            (await tap.wait_for(lambda r, e=e: r.topic == FEEDBACK and data(r).get("event_id") == e))[0] for e in sent
-        ]
+        held = await tap.first_answers(sent)
         await inputs.send(INPUTS_EVENTS, REGISTERED, _registered(ent), ent)
         await tap.wait_for(_emitted(TRAINING_RECORDED, ent))  # the training needed only the enterprise
         await inputs.send(INPUTS_EVENTS, PRODUCED, _produced(batch, ent, product, "2025-03-01"), batch)

@@ -298,9 +298,7 @@ async def test_a_listing_order_and_payment_sent_before_their_product_wait_for_it
             await partner.send(INGEST, ORDER_PLACED, w.order(order_id, (jam, 2, "30.00")), order_id),
             await partner.send(INGEST, PAYMENT_RECEIVED, payment, order_id),
         ]
-        held = [
-            (await tap.wait_for(lambda r, e=e: r.topic == FEEDBACK and data(r).get("event_id") == e))[0] for e in sent
-        ]
+        held = await tap.first_answers(sent)
         enterprise = _enterprise(w.ent_a, "Nan", "processing")
         await inputs.send(events_topic("inputs"), "th.fivecogs.inputs.enterprise.registered.v1", enterprise, w.ent_a)
         batch = _assessed(f"{jam}-1", jam, w.ent_a, "Nan", 5, "2025-01-01", "25.00", "0.00")
