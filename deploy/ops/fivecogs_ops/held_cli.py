@@ -110,7 +110,15 @@ def events_table(found: Sequence[ServiceHeld]) -> Table | None:
     if not events:
         return None
     # Five columns, the event's own facts stacked in its cell: a 120-column terminal shows most of them unfolded.
-    table = Table(box=box.SIMPLE_HEAD, show_lines=True, pad_edge=False, title=_title(found), title_justify="left")
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_lines=True,
+        show_edge=False,
+        collapse_padding=True,
+        pad_edge=False,
+        title=_title(found),
+        title_justify="left",
+    )
     table.add_column("service", no_wrap=True)
     table.add_column("reason\nawaits", overflow="fold")
     table.add_column("held for", justify="right", no_wrap=True)
