@@ -1,6 +1,8 @@
 """The operators' page in a real headless Chromium: a stopped inputs service shows as STALL/STOP with the right
-lag; restarted, it returns to OK with lag 0. Screenshots land in test-artifacts/. The page is opened at the address
-`fivecogs ops --print-url` prints (the operator token in its fragment); its JSON refuses requests without it."""
+lag; restarted, it returns to OK with lag 0. An event inputs holds (a delivery for an enterprise never registered)
+shows in the held events panel, also while the service is stopped. Screenshots land in test-artifacts/. The page is
+opened at the address `fivecogs ops --print-url` prints (the operator token in its fragment); its JSON refuses
+requests without it."""
 
 from __future__ import annotations
 
@@ -18,10 +20,12 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 
+from fivecogs_ops.held import ServiceSchema, held_events
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_shared import kafka_admin
+from tests.integration.test_held import DELIVERED, delivery
 from tests.integration.test_lag import INGEST, drop_schema, publish, records_between, start_at_end
-from tests.support import PARTNER_SOURCE, operator_token
+from tests.support import PARTNER_SOURCE, Partner, operator_token
 
 pytestmark = pytest.mark.e2e
 
@@ -112,6 +116,14 @@ def card_shows(status: str, lag: int) -> str:
     }}"""
 
 
+# The held events panel's row for inputs' deliveries waiting for their enterprise: its count, as shown.
+HELD_ROW = '#held tr[data-service="inputs"][data-reason="rule:unknown_enterprise"]'
+HELD_IN_PANEL = f"""() => {{
+    const row = document.querySelector('{HELD_ROW}');
+    return !!row && Number(row.querySelector('.held-count').textContent.replaceAll(',', '')) >= 1;
+}}"""
+
+
 # topic/partition, committed, log end of each row, as shown.
 ROWS = """rows => rows.map(row => {
     const cells = [...row.querySelectorAll('td')].map(td => td.textContent.replaceAll(',', ''));
@@ -145,9 +157,9 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
         await start_at_end(stack_env.kafka, group)  # the chart then shows only this test's climb and drain
         services.start("inputs")
         await asyncio.to_thread(services.wait_ready, ["inputs"], 90)
-        page_server = await asyncio.to_thread(
-            start_page, prefix, stack_env.as_env(), tmp_path, PAGE_PORT, "--print-url"
-        )
+        # The page reads the test's schema, as it reads a deployment's: FIVECOGS_<COG>_DB_SCHEMA.
+        page_env = {**stack_env.as_env(), "FIVECOGS_INPUTS_DB_SCHEMA": schema}
+        page_server = await asyncio.to_thread(start_page, prefix, page_env, tmp_path, PAGE_PORT, "--print-url")
         [address] = (tmp_path / "ops.out").read_text().split()  # stdout holds exactly the address asked for
         assert address == f"http://127.0.0.1:{PAGE_PORT}/#token={operator_token()}"
         async with playwright.async_playwright() as p:
@@ -173,6 +185,18 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
             await page.goto(address)
             await page.wait_for_function(card_shows("['OK']", 0), timeout=90_000)
             assert page.url == f"http://127.0.0.1:{PAGE_PORT}/"  # the token left the address bar and the history
+
+            # A delivery for an enterprise never registered: inputs holds it (for 300 s), the panel counts it.
+            async with Partner(stack_env.kafka, source=source) as partner:
+                unknown, batch = f"ent-ops-{suffix}", f"batch-ops-{suffix}"
+                waiting = await partner.send(INGEST, DELIVERED, delivery(f"{batch}-d1", batch, unknown), batch)
+            await page.wait_for_function(HELD_IN_PANEL, timeout=60_000)
+            held = page.locator(HELD_ROW)
+            assert await held.locator(".held-reason").inner_text() == "unknown_enterprise"
+            assert (await held.locator("td").first.inner_text()).splitlines() == ["inputs", "unknown_enterprise"]
+            [inputs] = await held_events(stack_env.database_url, [ServiceSchema("inputs", schema)])
+            assert (waiting, f"enterprise:{unknown}") in [(e.event_id, e.awaits) for e in inputs.events]
+            await page.wait_for_function(card_shows("['OK']", 0), timeout=60_000)  # held is not behind
             await page.wait_for_timeout(3000)  # a flat start on the chart
 
             assert services.stop("inputs") == 0
@@ -191,6 +215,8 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
             behind = await records_between(stack_env.kafka, committed, ends)
             assert shown == len(behind)
             assert sum(dict(r.headers).get("ce_source") == source.encode() for r in behind) == EVENTS
+            # The service is stopped, its held event still waits in its table: the panel still shows it.
+            assert int(await held.locator(".held-count").inner_text()) >= 1
             await page.wait_for_timeout(2500)  # a few more samples, so the chart shows the climb
             await page.screenshot(path=str(ARTIFACTS / "ops-page-behind.png"), full_page=True)
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from fivecogs_ops.auth import TokenError, operator_tokens
 from fivecogs_ops.console import make_console
 from fivecogs_ops.faults import register as register_fault_suite
+from fivecogs_ops.held_cli import register as register_held_commands
 from fivecogs_ops.lag.cli import register as register_lag_commands
 from fivecogs_ops.partners_cli import register as register_partner_commands
 from fivecogs_ops.recovery_cli import register as register_recovery_commands
@@ -30,6 +31,7 @@ register_lag_commands(app)  # `fivecogs lag` and `fivecogs ops`
 register_recovery_commands(app)  # `fivecogs replay`, `fivecogs dlq`, `fivecogs contracts`
 register_fault_suite(app)  # `fivecogs faults`
 register_partner_commands(app)  # `fivecogs partners`
+register_held_commands(app)  # `fivecogs held list`
 
 console = make_console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]

@@ -119,16 +119,27 @@ def ops(
         bool, typer.Option("--print-url", help="Print the page's address with the operator token in it (on stdout).")
     ] = False,
 ) -> None:
-    """Serve the operators' page: groups' status and lag, an hour of lag per group, outbox and dead letters.
+    """Serve the operators' page: groups' status and lag, an hour of lag per group, outbox, held events and dead
+    letters.
 
     It accepts the tokens of FIVECOGS_OPERATOR_TOKENS, else the local stack's (.stack/operator-token). Open it as
     http://HOST:PORT/#token=TOKEN; --print-url prints that address, token included."""
     import uvicorn
 
+    from fivecogs_ops.held import service_schemas
     from fivecogs_ops.lag.page import PageConfig, create_app
 
     tokens = _page_tokens()
-    config = PageConfig(_kafka(), _database_url(), SampleStore(store), prefix, window, interval, tokens=tokens.tokens)
+    config = PageConfig(
+        _kafka(),
+        _database_url(),
+        SampleStore(store),
+        prefix,
+        window,
+        interval,
+        services=service_schemas(),  # FIVECOGS_<COG>_DB_SCHEMA where set, as each service reads it
+        tokens=tokens.tokens,
+    )
     _announce(f"http://{host}:{port}/", tokens, print_url)
     # Bounded, like the sampler: a browser tab left open must not keep Ctrl-C or SIGTERM waiting.
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from fivecogs_ops.held import ServiceSchema, held_events, page_json
 from fivecogs_ops.lag.backlog import dlq_counts, outbox_backlogs
 from fivecogs_ops.lag.report import HOUR, look
 from fivecogs_ops.lag.sampling import DEFAULT_PREFIX
@@ -56,9 +57,14 @@ class PageConfig:
     prefix: str = DEFAULT_PREFIX
     window: float = 600.0
     interval: float = 5.0
-    schemas: tuple[str, ...] = COGS
+    # Each service's Postgres schema (`fivecogs ops` passes FIVECOGS_<COG>_DB_SCHEMA's, as the services read it).
+    services: tuple[ServiceSchema, ...] = tuple(ServiceSchema(cog, cog) for cog in COGS)
     # What /api/lag accepts; none means it answers 401 to everyone.
     tokens: tuple[SecretStr, ...] = field(default=(), repr=False)
+
+    @property
+    def schemas(self) -> tuple[str, ...]:
+        return tuple(s.schema for s in self.services)
 
 
 class Sampler:
@@ -86,12 +92,19 @@ class Sampler:
             body |= {"time": time.time(), "status": "UNKNOWN", "groups": [], "error": f"Kafka: {error!r}"}
         body["outbox"] = await _or_none(_outbox(c))
         body["dlq"] = await _or_none(dlq_counts(c.kafka))
+        body["held"] = await _or_none(_held(c))
         body["chart_seconds"] = HOUR
         return body
 
 
 async def _outbox(c: PageConfig) -> list[dict[str, Any]]:
     return [asdict(b) for b in await outbox_backlogs(c.database_url, c.schemas)]
+
+
+async def _held(c: PageConfig) -> list[dict[str, Any]]:
+    """Read from each schema's `held` table, like the outbox: a stopped service exports no /metrics, and its held
+    events are still there, waiting, which is when they matter."""
+    return page_json(await held_events(c.database_url, c.services, limit=0))
 
 
 async def _or_none(work: Any) -> Any:
