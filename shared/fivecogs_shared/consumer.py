@@ -133,6 +133,7 @@ class BatchProcessor:
     retry_budget: float = 60.0
     stall_seconds: float = 30.0
     hold_seconds: float = 300.0  # how long an event may wait for what it refers to
+    hold_room: int = 10_000  # how many events of one topic may wait at once; past that, they are rejected
     processed: int = field(default=0)
 
     def __post_init__(self) -> None:
@@ -246,7 +247,12 @@ class BatchProcessor:
         """Apply an event read for the first time, or hold it; then whatever was held for what it made known."""
         outcome = await self._handle(uow, record, event, source)
         if isinstance(outcome, Awaiting):
-            until = await holding.hold(uow.conn, record, event, outcome, self.hold_seconds)
+            until = await holding.hold(uow.conn, record, event, outcome, self.hold_seconds, self.hold_room)
+            if until is None:  # no room left to wait on this topic: answered now, as if its wait were over
+                self.metrics.events.labels(record.topic, "not_held").inc()
+                final = await self._handle(uow, record, event, source, final=True)
+                assert not isinstance(final, Awaiting)
+                return final
             await inbox.record(uow.conn, [inbox.InboxEntry.of(event, "held")])  # now: a release may settle it
             self._tell(uow, source, event.id, HELD_TYPE, _held_notice(event, outcome, until))
             self.metrics.events.labels(record.topic, "held").inc()

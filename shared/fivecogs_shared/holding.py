@@ -63,13 +63,18 @@ class HeldSummary:
     oldest_seconds: float
 
 
-async def hold(conn: Connection, record: RecordLike, event: Envelope, waiting: Awaiting, seconds: float) -> datetime:
-    """Keep the event until its reference is applied or `seconds` pass; returns when the wait expires."""
+async def hold(
+    conn: Connection, record: RecordLike, event: Envelope, waiting: Awaiting, seconds: float, room: int
+) -> datetime | None:
+    """Keep the event until its reference is applied or `seconds` pass; returns when the wait expires. None when
+    `room` events of its topic wait already: a partner flooding references to nothing cannot fill the table."""
     headers = list(record.headers or ())
-    expires: datetime = await conn.fetchval(
+    expires: datetime | None = await conn.fetchval(
         'INSERT INTO held (source, event_id, event_type, awaits, reason, detail, topic, "partition", "offset", '
-        "key, value, header_names, header_values, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-        "$12, $13, now() + make_interval(secs => $14)) RETURNING expires_at",
+        "key, value, header_names, header_values, expires_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+        "$12, $13, now() + make_interval(secs => $14) "
+        "WHERE (SELECT count(*) FROM (SELECT 1 FROM held WHERE topic = $7 LIMIT $15) AS waiting) < $15 "
+        "RETURNING expires_at",
         event.source,
         event.id,
         event.type,
@@ -84,6 +89,7 @@ async def hold(conn: Connection, record: RecordLike, event: Envelope, waiting: A
         [name for name, _ in headers],
         [value for _, value in headers],
         seconds,
+        room,
     )
     return expires
 

@@ -146,6 +146,7 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         max_value_bytes=settings.max_value_bytes,
         stall_seconds=settings.stall_seconds,
         hold_seconds=settings.hold_seconds,
+        hold_room=settings.hold_room,
     )
     assignment = AssignmentTracker(processor.health.forget)
     failures = 0  # batches in a row that failed after their retries

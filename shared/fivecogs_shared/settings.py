@@ -96,6 +96,7 @@ class ServiceSettings(BaseSettings):
     # An event that refers to something not applied yet waits this long for it before it is rejected.
     hold_seconds: float = _hold_field("hold_seconds")
     hold_check_seconds: float = Field(1.0, gt=0)  # how often expired holds are looked for
+    hold_room: int = Field(10_000, ge=0)  # events one partner topic may have waiting; more are rejected at once
     # Defaults are `fivecogs-<cog>` and `<cog>`; tests and blue/green deployments set their own.
     consumer_group: str | None = None
     db_schema: str | None = None

@@ -108,7 +108,7 @@ async def pool(stack_env, tmp_path: Path) -> AsyncIterator[asyncpg.Pool]:
         await conn.close()
 
 
-def _processor(pool: asyncpg.Pool, hold_seconds: float = 300.0) -> BatchProcessor:
+def _processor(pool: asyncpg.Pool, hold_seconds: float = 300.0, hold_room: int = 100) -> BatchProcessor:
     registry: dict[str, EventType] = {t: ToyType(t) for t in HANDLERS}
     return BatchProcessor(
         cog="inputs",
@@ -118,6 +118,7 @@ def _processor(pool: asyncpg.Pool, hold_seconds: float = 300.0) -> BatchProcesso
         metrics=ServiceMetrics(),
         group_id=f"test-holding-{uuid.uuid4().hex[:6]}",
         hold_seconds=hold_seconds,
+        hold_room=hold_room,
     )
 
 
@@ -251,3 +252,17 @@ async def test_released_but_waiting_for_something_else_it_keeps_its_place_and_ex
     await processor.process([log.record(CHILD, "c1", parent="p1")])
     assert await _applied(pool) == ["p1", "c1", "b1"]
     assert [k for k, e, _ in await _answers(pool) if e == "ev-b1"] == ["held", "accepted"]  # one notice, one outcome
+
+
+async def test_a_partner_flooding_references_to_nothing_cannot_hold_more_than_its_room(pool) -> None:
+    log, processor = Log(), _processor(pool, hold_room=3)
+    await processor.process([log.record(CHILD, f"c{n}", parent="nobody") for n in range(5)])
+
+    assert await pool.fetchval("SELECT count(*) FROM held") == 3
+    answers = [(k, e, b.get("reason")) for k, e, b in await _answers(pool)]
+    assert answers == [("held", f"ev-c{n}", "rule:unknown_parent") for n in range(3)] + [
+        ("rejected", f"ev-c{n}", "rule:unknown_parent") for n in (3, 4)
+    ]
+    assert [await _outcome(pool, f"ev-c{n}") for n in range(5)] == ["held"] * 3 + ["rule:unknown_parent"] * 2
+    await processor.process([log.record(PARENT, "nobody")])  # room was kept for what waits: those apply
+    assert await _applied(pool) == ["nobody", "c0", "c1", "c2"]

@@ -22,3 +22,4 @@ CREATE TABLE held (
 );
 CREATE INDEX held_awaits ON held (awaits, seq);
 CREATE INDEX held_expiry ON held (expires_at, seq);
+CREATE INDEX held_topic ON held (topic);  -- what one partner's topic may keep waiting is bounded
