@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -254,7 +255,7 @@ class BatchProcessor:
                 assert not isinstance(final, Awaiting)
                 return final
             await inbox.record(uow.conn, [inbox.InboxEntry.of(event, "held")])  # now: a release may settle it
-            self._tell(uow, source, event.id, HELD_TYPE, _held_notice(event, outcome, until))
+            self._tell(uow, record, event.id, HELD_TYPE, _held_notice(event, outcome, until))
             self.metrics.events.labels(record.topic, "held").inc()
             return "held"
         await self._release(uow)
@@ -326,7 +327,7 @@ class BatchProcessor:
                 if scoped.rejection is not None:
                     violation = scoped.rejection
                     bound.info("event rejected", reason=violation.reason, detail=violation.detail)
-                    self._tell_rejected(uow, source, event.id, event.type, violation.reason, violation.detail)
+                    self._tell_rejected(uow, record, event.id, event.type, violation.reason, violation.detail)
                     self.metrics.events.labels(record.topic, "rejected").inc()
                     return violation.reason
         except RuleViolation as violation:
@@ -335,7 +336,7 @@ class BatchProcessor:
             if isinstance(violation, Awaiting) and not final:
                 return violation
             bound.info("event rejected", reason=violation.reason, detail=violation.detail)
-            self._tell_rejected(uow, source, event.id, event.type, violation.reason, violation.detail)
+            self._tell_rejected(uow, record, event.id, event.type, violation.reason, violation.detail)
             self.metrics.events.labels(record.topic, "rejected").inc()
             return violation.reason
         except Exception as error:  # a bug or an unforeseen input: park the record, keep the partition moving
@@ -347,7 +348,7 @@ class BatchProcessor:
             self._dead_letter(uow, record, _processing_error(record, error), source, internal=repr(error))
             return "processing_error"
         self.metrics.events.labels(record.topic, "accepted").inc()
-        self._tell(uow, source, event.id, ACCEPTED_TYPE, PartnerEventAccepted(event_id=event.id, event_type=event.type))
+        self._tell(uow, record, event.id, ACCEPTED_TYPE, PartnerEventAccepted(event_id=event.id, event_type=event.type))
         return "accepted"
 
     def _dead_letter(
@@ -367,7 +368,7 @@ class BatchProcessor:
         log.warning("record dead-lettered", kind=bad.kind, detail=detail[:300], **_where(record))
         if source.from_partners:
             _, event_id, event_type = identify(record)
-            self._tell_rejected(uow, source, event_id, event_type, bad.kind, bad.detail)
+            self._tell_rejected(uow, record, event_id, event_type, bad.kind, bad.detail)
 
     def _refuse_source(self, uow: UnitOfWork, record: RecordLike, event: Envelope, source: Source) -> None:
         """An event on one partner's topic claiming another's ce_source: its producer (the topic's partner) is
@@ -375,7 +376,7 @@ class BatchProcessor:
         detail = f"ce_source {event.source!r} is not yours: on this topic it must be 'partner/{source.partner}'"
         log.warning("event claims another partner's source", claimed=event.source, **_where(record))
         self.metrics.events.labels(record.topic, "rejected").inc()
-        self._tell_rejected(uow, source, event.id, event.type, "unauthorized_source", detail)
+        self._tell_rejected(uow, record, event.id, event.type, "unauthorized_source", detail)
 
     def _why(self, record: RecordLike, kind: str, detail: str) -> list[tuple[str, bytes]]:
         return [
@@ -388,23 +389,36 @@ class BatchProcessor:
         ]
 
     def _tell_rejected(
-        self, uow: UnitOfWork, source: Source, event_id: str, event_type: str, reason: str, detail: str
+        self, uow: UnitOfWork, record: RecordLike, event_id: str, event_type: str, reason: str, detail: str
     ) -> None:
-        if source.partner is not None:
+        if self.sources[record.topic].partner is not None:
             self.metrics.rejections.labels(reason).inc()
         rejected = PartnerEventRejected(event_id=event_id, event_type=event_type, reason=reason, detail=detail)
-        self._tell(uow, source, event_id, REJECTED_TYPE, rejected)
+        self._tell(uow, record, event_id, REJECTED_TYPE, rejected)
 
-    def _tell(self, uow: UnitOfWork, source: Source, event_id: str, ce_type: str, answer: BaseModel) -> None:
-        if source.partner is not None:  # an upstream cog's event: there is no partner to answer
-            uow.publish_raw(feedback_record(uow, source.partner, ce_type, answer, event_id))
+    def _tell(self, uow: UnitOfWork, record: RecordLike, event_id: str, ce_type: str, answer: BaseModel) -> None:
+        partner = self.sources[record.topic].partner
+        if partner is not None:  # an upstream cog's event: there is no partner to answer
+            uow.publish_raw(feedback_record(uow, partner, ce_type, answer, event_id, _answer_id(record, ce_type)))
 
 
-def feedback_record(uow: UnitOfWork, partner: str, ce_type: str, answer: BaseModel, event_id: str) -> OutgoingRecord:
+def feedback_record(
+    uow: UnitOfWork, partner: str, ce_type: str, answer: BaseModel, event_id: str, answer_id: str | None = None
+) -> OutgoingRecord:
     """On the partner's own feedback topic, keyed by its id: its answers stay in order. The correlation id is
     the partner's own ce_id, so each answer names the event it answers."""
-    headers = event_headers(ce_type=ce_type, source=uow.source, correlation_id=event_id or "unknown")
+    headers = event_headers(
+        ce_type=ce_type, source=uow.source, correlation_id=event_id or "unknown", event_id=answer_id
+    )
     return OutgoingRecord(feedback_topic(partner), partner.encode(), dump(answer), headers)
+
+
+def _answer_id(record: RecordLike, ce_type: str) -> str:
+    """The same answer to the same record, whenever given (a replay, a redelivery): the same ce_id."""
+    return str(uuid.uuid5(_ANSWER_NAMESPACE, f"{record.topic}|{record.partition}|{record.offset}|{ce_type}"))
+
+
+_ANSWER_NAMESPACE = uuid.UUID("0c0b6a8e-8f51-4d3c-9a57-3b9d7f1e2c44")
 
 
 def _held_notice(event: Envelope, waiting: Awaiting, until: datetime) -> PartnerEventHeld:
