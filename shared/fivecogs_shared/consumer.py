@@ -246,7 +246,7 @@ class BatchProcessor:
 
     async def _take(self, uow: UnitOfWork, record: RecordLike, event: Envelope, source: Source) -> str:
         """Apply an event read for the first time, or hold it; then whatever was held for what it made known."""
-        outcome = await self._handle(uow, record, event, source)
+        outcome = await self._handle_settled(uow, record, event, source)
         if isinstance(outcome, Awaiting):
             until = await holding.hold(uow.conn, record, event, outcome, self.hold_seconds, self.hold_room)
             if until is None:  # no room left to wait on this topic: answered now, as if its wait were over
@@ -267,6 +267,7 @@ class BatchProcessor:
         while uow.provided:
             references = sorted(set(uow.provided))
             uow.provided.clear()
+            await self._lock_references(uow.conn, references)
             for held in await holding.awaiting(uow.conn, references):
                 await self._settle_held(uow, held)
 
@@ -289,7 +290,7 @@ class BatchProcessor:
             self._dead_letter(uow, held, reading, source)
             outcome: str | Awaiting = "dead_lettered"
         else:
-            outcome = await self._handle(uow, held, reading, source, final)
+            outcome = await self._handle_settled(uow, held, reading, source, final)
         if isinstance(outcome, Awaiting):
             await holding.wait_again(uow.conn, held.seq, outcome)
             return
@@ -299,6 +300,24 @@ class BatchProcessor:
             await inbox.forget(uow.conn, key)
         else:
             await inbox.settle(uow.conn, key, outcome)
+
+    async def _handle_settled(
+        self, uow: UnitOfWork, record: RecordLike, event: Envelope, source: Source, final: bool = False
+    ) -> str | Awaiting:
+        """`_handle`, with a second look before holding: another partition's transaction may be making the
+        reference known right now, unseen by this one. Both take the reference's lock, so whichever comes second
+        sees the other's commit (the holder applies the event, or the provider finds it held)."""
+        outcome = await self._handle(uow, record, event, source, final)
+        locked: set[str] = set()
+        while isinstance(outcome, Awaiting) and outcome.awaits not in locked:
+            locked.add(outcome.awaits)
+            await self._lock_references(uow.conn, [outcome.awaits])
+            outcome = await self._handle(uow, record, event, source, final)
+        return outcome
+
+    async def _lock_references(self, conn: Connection, references: Sequence[str]) -> None:
+        keys = sorted(_lock_key(f"reference:{self.cog}:{reference}") for reference in references)
+        await conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", keys)
 
     async def _handle(
         self, uow: UnitOfWork, record: RecordLike, event: Envelope, source: Source, final: bool = False

@@ -6,6 +6,7 @@ A toy cog: `parent` events make `parent:<id>` known; a `child` needs its parent 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -289,3 +290,33 @@ async def test_a_rebuild_from_the_same_log_gives_the_same_state_and_the_same_ans
     await pool.execute("TRUNCATE applied, inbox, held, outbox")  # what `fivecogs replay` empties
     assert await run() == first
     assert first[0] == ["p1", "c1", "c2", "g1"]
+
+
+async def _waiting_on(pool: asyncpg.Pool, locktype: str, count: int = 1) -> None:
+    """Until `count` backends wait for a lock of this type (`relation`: the outbox; `advisory`: a reference)."""
+    query = "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = $1"
+    for _ in range(600):
+        if await pool.fetchval(query, locktype) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no backend waits for a {locktype} lock")
+
+
+async def test_a_reference_made_known_while_its_dependant_is_being_held_elsewhere_is_not_missed(pool) -> None:
+    """Two partitions, two transactions: the parent's has looked for held children and not committed yet when
+    the child's finds no parent. Without the reference's lock the child would be held after its parent's last
+    look, and wait for nothing until it expired."""
+    log = Log()
+    parent, child = log.record(PARENT, "p1"), log.record(CHILD, "c1", parent="p1")
+    child = Record(TOPIC, 1, child.offset, child.key, child.value, child.headers)  # another partition
+    async with pool.acquire() as gate:
+        async with gate.transaction():
+            await gate.execute("LOCK TABLE outbox IN EXCLUSIVE MODE")  # the parent's answer cannot be written yet
+            providing = asyncio.create_task(_processor(pool).process([parent]))
+            await _waiting_on(pool, "relation")  # the parent is applied, its held children looked for: none
+            holding_it = asyncio.create_task(_processor(pool).process([child]))
+            await _waiting_on(pool, "advisory")  # the child found no parent, and waits for the reference's lock
+        await asyncio.gather(providing, holding_it)
+
+    assert await _applied(pool) == ["p1", "c1"]
+    assert await pool.fetchval("SELECT count(*) FROM held") == 0
