@@ -249,16 +249,15 @@ class BatchProcessor:
         outcome = await self._handle_settled(uow, record, event, source)
         if isinstance(outcome, Awaiting):
             until = await holding.hold(uow.conn, record, event, outcome, self.hold_seconds, self.hold_room)
-            if until is None:  # no room left to wait on this topic: answered now, as if its wait were over
-                self.metrics.events.labels(record.topic, "not_held").inc()
-                final = await self._handle(uow, record, event, source, final=True)
-                assert not isinstance(final, Awaiting)
-                return final
-            await inbox.record(uow.conn, [inbox.InboxEntry.of(event, "held")])  # now: a release may settle it
-            self._tell(uow, record, event.id, HELD_TYPE, _held_notice(event, outcome, until))
-            self.metrics.events.labels(record.topic, "held").inc()
-            return "held"
+            if until is not None:
+                await inbox.record(uow.conn, [inbox.InboxEntry.of(event, "held")])  # now: a release may settle it
+                self._tell(uow, record, event.id, HELD_TYPE, _held_notice(event, outcome, until))
+                self.metrics.events.labels(record.topic, "held").inc()
+                return "held"
+            self.metrics.events.labels(record.topic, "not_held").inc()  # no room left to wait on this topic
+            outcome = await self._handle(uow, record, event, source, final=True)  # as if its wait were over
         await self._release(uow)
+        assert not isinstance(outcome, Awaiting)
         return outcome
 
     async def _release(self, uow: UnitOfWork) -> None:
