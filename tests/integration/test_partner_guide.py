@@ -29,7 +29,7 @@ from fivecogs_inputs.app import DEFINITION as INPUTS
 from fivecogs_knowledge.app import DEFINITION as KNOWLEDGE
 from fivecogs_management.app import DEFINITION as MANAGEMENT
 from fivecogs_marketing.app import DEFINITION as MARKETING
-from fivecogs_ops import partners
+from fivecogs_ops import partners, principals
 from fivecogs_shared import kafka_admin
 from fivecogs_shared.contracts import PARTNER_EVENT_TYPES, feedback_topic, ingest_topic
 from fivecogs_shared.contracts.feedback import ACCEPTED_TYPE, HELD_TYPE, ORDER_ACCEPTED_TYPE, REJECTED_TYPE
@@ -89,6 +89,8 @@ async def test_every_example_of_the_partner_guide_runs_against_the_stack(run_ser
             records = await published.wait_for(lambda _: True, count=len(sent))
     finally:
         await partners.remove(stack_env.kafka, partner_id)
+        async with kafka_admin.admin_client(stack_env.kafka) as admin:  # its topics too: nobody reads them again
+            await admin.delete_topics(principals.partner_topics(partner_id, given.cogs))
 
     # The publisher sent one event of each type of its flow, each a §5 example, on its cog's topic, by its key.
     assert len(event_of) == len(sent) == 8, publisher.output()
