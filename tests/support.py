@@ -31,8 +31,11 @@ def bearer() -> dict[str, str]:
     return {"Authorization": f"Bearer {operator_token()}"}
 
 
-def ce_headers(ce_type: str, *, source: str = PARTNER_SOURCE, event_id: str | None = None) -> list[tuple[str, bytes]]:
-    return [
+def ce_headers(
+    ce_type: str, *, source: str = PARTNER_SOURCE, event_id: str | None = None, correlation_id: str | None = None
+) -> list[tuple[str, bytes]]:
+    """`correlation_id`: as a cog sets it, the ce_id of the partner event that started the chain."""
+    headers = [
         ("ce_specversion", b"1.0"),
         ("ce_id", (event_id or str(uuid.uuid4())).encode()),
         ("ce_source", source.encode()),
@@ -40,6 +43,9 @@ def ce_headers(ce_type: str, *, source: str = PARTNER_SOURCE, event_id: str | No
         ("ce_time", datetime.now(UTC).isoformat().encode()),
         ("content-type", b"application/json"),
     ]
+    if correlation_id is not None:
+        headers.append(("ce_correlationid", correlation_id.encode()))
+    return headers
 
 
 def ingest(cog: str, partner: str = PARTNER) -> str:
@@ -66,12 +72,18 @@ class Partner:
         await self.producer.stop()
 
     async def send(
-        self, topic: str, ce_type: str, data: dict[str, Any], key: str, *, event_id: str | None = None
+        self,
+        topic: str,
+        ce_type: str,
+        data: dict[str, Any],
+        key: str,
+        *,
+        event_id: str | None = None,
+        correlation_id: str | None = None,
     ) -> str:
         event_id = event_id or str(uuid.uuid4())
-        await self.send_raw(
-            topic, json.dumps(data).encode(), key, ce_headers(ce_type, source=self.source, event_id=event_id)
-        )
+        headers = ce_headers(ce_type, source=self.source, event_id=event_id, correlation_id=correlation_id)
+        await self.send_raw(topic, json.dumps(data).encode(), key, headers)
         return event_id
 
     async def send_raw(self, topic: str, value: bytes, key: str | None, headers: list[tuple[str, bytes]]) -> None:

@@ -53,8 +53,17 @@ class Chain:
     async def __aexit__(self, *_: object) -> None:
         await self._stack.aclose()
 
-    async def publish(self, cog: str, name: str, body: dict[str, Any], key: str, event_id: str | None = None) -> str:
-        return await self._send(cog, events_topic(cog), internal_type(cog, name), body, key, event_id)
+    async def publish(
+        self,
+        cog: str,
+        name: str,
+        body: dict[str, Any],
+        key: str,
+        event_id: str | None = None,
+        caused_by: str | None = None,
+    ) -> str:
+        """`caused_by`: the partner ce_id the cog would carry as the event's ce_correlationid."""
+        return await self._send(cog, events_topic(cog), internal_type(cog, name), body, key, event_id, caused_by)
 
     async def set_policy(self, province: str, members: str, fund: str, reinvest: str) -> str:
         body = {
@@ -66,12 +75,19 @@ class Chain:
         return await self._send("policy", ingest("management"), POLICY_SET, body, province, None)
 
     async def _send(
-        self, who: str, topic: str, ce_type: str, body: dict[str, Any], key: str, event_id: str | None
+        self,
+        who: str,
+        topic: str,
+        ce_type: str,
+        body: dict[str, Any],
+        key: str,
+        event_id: str | None,
+        caused_by: str | None = None,
     ) -> str:
         event_id = event_id or str(uuid.uuid4())
         self.mine.add(event_id)
         self.sent[event_id] = self._partners[who].source
-        return await self._partners[who].send(topic, ce_type, body, key, event_id=event_id)
+        return await self._partners[who].send(topic, ce_type, body, key, event_id=event_id, correlation_id=caused_by)
 
     def isolated(self, definition: ServiceDefinition) -> ServiceDefinition:
         def only_mine(handler: Handler) -> Handler:
@@ -300,8 +316,15 @@ async def test_settlements_are_distributed_once_and_reported_by_province_and_reg
 
 
 async def test_a_product_journey_tells_every_step_in_order(run_service, stack_env) -> None:
+    """Each step also names the partner event that caused it: the ce_correlationid every cog carries from the
+    partner's ce_id to what it emits (here set as the cogs would)."""
     enterprise_id, batch_id, product_id = _uid("ent"), _uid("batch"), _uid("prod")
     o1, o2, subscriber = _uid("order"), _uid("order"), _uid("sub")
+    # The ce_id of each partner event behind the chain's events.
+    partner = {
+        name: f"partner-{name}-{uuid.uuid4()}"
+        for name in ("registration", "d-1", "d-2", "batch", "certification", "listing", o1, "cancel", o2, "payment")
+    }
     facts = {
         "batch_id": batch_id,
         "enterprise_id": enterprise_id,
@@ -322,7 +345,13 @@ async def test_a_product_journey_tells_every_step_in_order(run_service, stack_en
         _running(run_service, chain) as (runtime, client),
     ):
         sent = [
-            await chain.publish("inputs", "enterprise.registered", _enterprise(enterprise_id, "Nan", 3), enterprise_id)
+            await chain.publish(
+                "inputs",
+                "enterprise.registered",
+                _enterprise(enterprise_id, "Nan", 3),
+                enterprise_id,
+                caused_by=partner["registration"],
+            )
         ]
         for n, (cost, local) in enumerate((("1250.50", True), ("300.25", False)), start=1):
             delivery = {
@@ -336,8 +365,10 @@ async def test_a_product_journey_tells_every_step_in_order(run_service, stack_en
                 "cost_thb": cost,
                 "local_source": local,
             }
-            sent.append(await chain.publish("inputs", "input.delivered", delivery, batch_id))
-        sent.append(await chain.publish("inputs", "batch.produced", facts, batch_id))
+            sent.append(
+                await chain.publish("inputs", "input.delivered", delivery, batch_id, caused_by=partner[f"d-{n}"])
+            )
+        sent.append(await chain.publish("inputs", "batch.produced", facts, batch_id, caused_by=partner["batch"]))
         certificate = {
             "certificate_id": _uid("cert"),
             "product_id": product_id,
@@ -348,10 +379,16 @@ async def test_a_product_journey_tells_every_step_in_order(run_service, stack_en
             "valid_from": "2026-01-01",
             "valid_until": "2027-12-31",
         }
-        sent.append(await chain.publish("knowledge", "certification.accepted", certificate, product_id))
+        sent.append(
+            await chain.publish(
+                "knowledge", "certification.accepted", certificate, product_id, caused_by=partner["certification"]
+            )
+        )
         held = [{"certificate_id": certificate["certificate_id"], "scheme": "otop_stars", "level": 4}]
         assessment = {**facts, "certifications": held, "trainings_completed": 2}
-        sent.append(await chain.publish("knowledge", "batch.assessed", assessment, product_id))
+        sent.append(
+            await chain.publish("knowledge", "batch.assessed", assessment, product_id, caused_by=partner["batch"])
+        )
         listing = {
             "listing_id": _uid("listing"),
             "product_id": product_id,
@@ -361,21 +398,28 @@ async def test_a_product_journey_tells_every_step_in_order(run_service, stack_en
             "unit_price_thb": "250.00",
             "listed_at": datetime.now(UTC).isoformat(),
         }
-        sent.append(await chain.publish("marketing", "listing.accepted", listing, product_id))
+        sent.append(
+            await chain.publish("marketing", "listing.accepted", listing, product_id, caused_by=partner["listing"])
+        )
         for order_id in (o1, o2):
+            order = _order(order_id, enterprise_id, product_id, batch_id)
             sent.append(
-                await chain.publish(
-                    "marketing", "order.accepted", _order(order_id, enterprise_id, product_id, batch_id), order_id
-                )
+                await chain.publish("marketing", "order.accepted", order, order_id, caused_by=partner[order_id])
             )
             if order_id == o1:
                 cancel = {"order_id": o1, "reason": "buyer changed mind"}
-                sent.append(await chain.publish("marketing", "order.cancelled", cancel, o1))
+                sent.append(
+                    await chain.publish("marketing", "order.cancelled", cancel, o1, caused_by=partner["cancel"])
+                )
         sale = _settlement(o2, enterprise_id, "Nan", ("750.00", "116.31", "22.52"), [product_id])
-        sent.append(await chain.publish("marketing", "settlement.recorded", sale, enterprise_id))
+        sent.append(
+            await chain.publish("marketing", "settlement.recorded", sale, enterprise_id, caused_by=partner["payment"])
+        )
         [distribution] = await tap.wait_for(lambda r: r.key == enterprise_id.encode())
         notice = _notice(_uid("notice"), subscriber, "Nan", [product_id])
-        last = await chain.publish("communication", "notice.published", notice, subscriber)
+        last = await chain.publish(
+            "communication", "notice.published", notice, subscriber, caused_by=partner["payment"]
+        )
         sent.append(last)
 
         await _processed(runtime, chain, *sent)
@@ -399,6 +443,12 @@ async def test_a_product_journey_tells_every_step_in_order(run_service, stack_en
         "noticed",
     ]
     assert [s["event_id"] for s in steps] == [*sent[1:-1], header(distribution, "ce_id"), last]
+    assert [s["partner_event_id"] for s in steps] == [
+        partner[name]
+        for name in ("d-1", "d-2", "batch", "certification", "batch", "listing", o1, "cancel", o2)
+        + ("payment",) * 3  # the settlement, the distribution of its margin and the notice of the sale
+    ]
+    assert header(distribution, "ce_correlationid") == partner["payment"]
     assert {s["where"] for s in steps} == {"Nan"}  # orders carry no province: the enterprise's
     moments = [datetime.fromisoformat(s["when"]) for s in steps]
     assert moments == sorted(moments)

@@ -65,6 +65,8 @@ def _step(row: dict[str, Any]) -> dict[str, Any]:
         "where": row["province"],
         "why": row["why"],
         "event_id": row["event_id"],
+        # The ce_id of the partner's event that caused the step (null for steps recorded before it was kept).
+        "partner_event_id": row["partner_event_id"],
     }
 
 

@@ -9,7 +9,7 @@ from fivecogs_management import domain, journey, store
 from fivecogs_management.journey import At
 from fivecogs_shared.consumer import Handler
 from fivecogs_shared.contracts import internal, internal_type, partner
-from fivecogs_shared.envelope import Envelope
+from fivecogs_shared.envelope import CORRELATION_HEADER, Envelope
 from fivecogs_shared.uow import UnitOfWork
 
 DISTRIBUTION_MADE = internal_type("management", "distribution.made")
@@ -17,7 +17,8 @@ EVER = datetime.min.replace(tzinfo=UTC)
 
 
 def _at(event: Envelope) -> At:
-    return At(event.id, event.time)
+    """The step of an event, with the partner event that started it (its correlation id)."""
+    return At(event.id, event.time, event.correlation_id)
 
 
 async def on_policy_set(uow: UnitOfWork, event: Envelope) -> None:
@@ -111,15 +112,16 @@ async def _distribute(
     )
     event_id = uow.emit(DISTRIBUTION_MADE, made, key=settlement.enterprise_id)
     await store.save_distribution(uow.conn, settlement, d, event_id, effective_at)
-    await store.save_steps(uow.conn, journey.distributed(At(event_id, _emitted_at(uow, event_id)), made))
+    await store.save_steps(uow.conn, journey.distributed(_emitted(uow, event_id), made))
 
 
-def _emitted_at(uow: UnitOfWork, event_id: str) -> datetime:
-    """The ce_time the emitted event carries, so the journey tells the time its readers see."""
+def _emitted(uow: UnitOfWork, event_id: str) -> At:
+    """The step of an event this service emitted, as its readers see it: its ce_time and ce_correlationid."""
     for record in reversed(uow.outgoing):
         headers = dict(record.headers)
         if headers.get("ce_id") == event_id.encode():
-            return datetime.fromisoformat(headers["ce_time"].decode())
+            moment = datetime.fromisoformat(headers["ce_time"].decode())
+            return At(event_id, moment, headers[CORRELATION_HEADER].decode())
     raise LookupError(f"event {event_id} was not emitted in this unit of work")
 
 

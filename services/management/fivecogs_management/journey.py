@@ -19,10 +19,12 @@ STEPS = ("delivered", "produced", "assessed", "listed", "ordered", "settled", "d
 
 @dataclass(frozen=True)
 class At:
-    """The event a step tells of: its id and its ce_time."""
+    """The event a step tells of: its id, its ce_time, and the partner event that started it (`partner_event_id`:
+    the event's ce_correlationid, which every cog copies from the partner event's ce_id to what it emits)."""
 
     event_id: str
     when: datetime
+    partner_event_id: str | None = None
 
 
 @dataclass(frozen=True)

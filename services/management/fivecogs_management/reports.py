@@ -90,7 +90,8 @@ _ENTERPRISE = (
 
 # A product's own steps and those of the batches that made it; steps at the same moment in chain order.
 _JOURNEY = """
-    SELECT j.step, j.what, j.occurred_at, coalesce(j.province, e.province) AS province, j.why, j.event_id
+    SELECT j.step, j.what, j.occurred_at, coalesce(j.province, e.province) AS province, j.why, j.event_id,
+           j.partner_event_id
     FROM journey_steps j
     LEFT JOIN enterprises e ON e.enterprise_id = j.enterprise_id
     WHERE (j.subject_kind = 'product' AND j.subject_id = $1)

@@ -175,7 +175,7 @@ async def order_lines(conn: Connection, order_id: str) -> list[tuple[str, str]]:
 async def save_steps(conn: Connection, steps: list[Step]) -> None:
     await conn.executemany(
         "INSERT INTO journey_steps (subject_kind, subject_id, event_id, step, what, why, occurred_at, province, "
-        "enterprise_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        "enterprise_id, partner_event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
         [_step_row(step) for step in steps],
     )
 
@@ -192,4 +192,5 @@ def _step_row(step: Step) -> tuple[object, ...]:
         step.at.when,
         step.province,
         step.enterprise_id,
+        step.at.partner_event_id,
     )

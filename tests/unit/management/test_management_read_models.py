@@ -3,9 +3,11 @@
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from fivecogs_management import journey, reports
-from fivecogs_management.api import _json
+from fivecogs_management import handlers, journey, reports, store
+from fivecogs_management.api import _json, _step
 from fivecogs_shared.contracts import internal
+from fivecogs_shared.envelope import Envelope
+from fivecogs_shared.uow import UnitOfWork
 
 AT = journey.At("ev-1", datetime(2026, 7, 1, 9, 30, tzinfo=UTC))
 
@@ -109,3 +111,82 @@ def test_a_settlement_without_margin_says_nothing_is_distributed() -> None:
 
     assert [s.product_id for s in steps] == ["p-1", "p-2"]
     assert steps[0].why == "a margin of -20.00 THB so nothing to distribute"
+
+
+# --- which partner event caused each step ------------------------------------------------------------------
+
+
+def _settlement_event(correlation_id: str) -> Envelope:
+    settlement = internal.SettlementRecorded(
+        settlement_id="o-1:e-1",
+        order_id="o-1",
+        payment_id="pay-1",
+        enterprise_id="e-1",
+        province="Nan",
+        revenue_thb=Decimal("360.00"),
+        cost_thb=Decimal("13.13"),
+        non_local_cost_thb=Decimal("0.00"),
+        product_ids=["p-1"],
+        settled_at=AT.when,
+    )
+    return Envelope(
+        id="internal-settlement-1",
+        source="fivecogs/marketing",
+        type="th.fivecogs.marketing.settlement.recorded.v1",
+        time=AT.when,
+        key="e-1",
+        data=settlement,
+        digest=b"",
+        correlation_id=correlation_id,
+    )
+
+
+def test_a_step_names_the_partner_event_that_caused_it() -> None:
+    """An internal event's ce_correlationid is the ce_id of the partner event that started its chain."""
+    event = _settlement_event("partner-payment-ce-id")
+
+    at = handlers._at(event)
+    [step] = journey.settled(at, event.data_as(internal.SettlementRecorded), Decimal("346.87"))
+
+    assert (at.event_id, at.partner_event_id) == ("internal-settlement-1", "partner-payment-ce-id")
+    assert step.at.partner_event_id == "partner-payment-ce-id"
+    assert store._step_row(step)[-1] == "partner-payment-ce-id"  # the journey_steps.partner_event_id column
+
+
+def test_a_distribution_step_names_the_partner_event_of_the_settlement_it_distributes() -> None:
+    uow = UnitOfWork(conn=None, cog="management").caused_by(_settlement_event("partner-payment-ce-id"))  # type: ignore[arg-type]
+    made = internal.DistributionMade(
+        distribution_id="o-1:e-1",
+        settlement_id="o-1:e-1",
+        enterprise_id="e-1",
+        province="Nan",
+        margin_thb=Decimal("346.87"),
+        members_thb=Decimal("208.12"),
+        community_fund_thb=Decimal("104.06"),
+        reinvest_thb=Decimal("34.69"),
+        members_share=Decimal("0.60"),
+        community_fund_share=Decimal("0.30"),
+        reinvest_share=Decimal("0.10"),
+        product_ids=["p-1"],
+    )
+    event_id = uow.emit(handlers.DISTRIBUTION_MADE, made, key="e-1")
+
+    at = handlers._emitted(uow, event_id)
+
+    assert (at.event_id, at.when, at.partner_event_id) == (event_id, AT.when, "partner-payment-ce-id")
+
+
+def test_the_journey_shows_each_steps_partner_event_and_null_for_steps_recorded_before() -> None:
+    row = {
+        "step": "listed",
+        "what": "Listed on retail at 120.00 THB per unit",
+        "occurred_at": AT.when,
+        "province": "Nan",
+        "why": "an accepted listing lets buyers order the product on that channel",
+        "event_id": "internal-listing-1",
+        "partner_event_id": "partner-listing-ce-id",
+    }
+
+    assert _step(row)["partner_event_id"] == "partner-listing-ce-id"
+    assert _step(row)["event_id"] == "internal-listing-1"
+    assert _step(row | {"partner_event_id": None})["partner_event_id"] is None

@@ -1,7 +1,6 @@
 import json
 import re
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -448,17 +447,8 @@ def test_an_order_rejection_names_a_rule() -> None:
     assert json.loads(accepted.model_dump_json())["total_thb"] == "360.00"
 
 
-# --- the partner guide ----------------------------------------------------------------------------------
-
-PARTNER_GUIDE = Path(__file__).resolve().parents[3] / "docs" / "partners.md"
-
-
-def test_every_example_in_the_partner_guide_is_valid() -> None:
-    guide = PARTNER_GUIDE.read_text(encoding="utf-8")
-    examples = re.findall(r"^### `(th\.fivecogs\.[a-z.]+\.v[0-9]+)`.*?^```json\n(.*?)^```", guide, re.S | re.M)
-    assert {ce_type for ce_type, _ in examples} == set(PARTNER_EVENT_TYPES)
-    for ce_type, body in examples:
-        PARTNER_EVENT_TYPES[ce_type].model.model_validate_json(body)
+# The partner guide's examples (docs/partners.md) are checked against these contracts, and their published
+# schemas, in tests/unit/test_partner_guide.py and run against the stack in tests/integration/.
 
 
 def test_batch_produced_v1_is_upcast_to_v2_in_one_place() -> None:
