@@ -15,9 +15,9 @@ import pytest
 
 from fivecogs_ops.faults.plan import SHORT
 from fivecogs_ops.faults.workload import build_workload
-from fivecogs_ops.simulate.arrival import ORDERED, SHUFFLED, Stage, arrange, cut, ordered, shuffled
+from fivecogs_ops.simulate.arrival import AHEAD, ORDERED, SHUFFLED, Stage, arrange, cut, ordered, shuffled
 from fivecogs_ops.simulate.intake import Reading, read
-from fivecogs_ops.simulate.model import ChainModel
+from fivecogs_ops.simulate.model import HELD, ChainModel
 from fivecogs_ops.simulate.play import waves
 from fivecogs_ops.simulate.records import Sent
 from fivecogs_ops.simulate.scenario import Scenario, build_scenario
@@ -236,15 +236,26 @@ def test_references_really_arrive_after_what_refers_to_them(events: list[Event])
     }, late
 
 
-def test_what_is_held_waits_for_something_of_its_own_block(scenario: Scenario, stages: list[Stage]) -> None:
-    """At the end of each block only what never comes still waits: the scenario's deliberate dangling references,
-    meant to be rejected when their wait expires."""
+def test_what_is_held_waits_for_something_of_its_own_block_a_wave_or_two_later(
+    scenario: Scenario, stages: list[Stage]
+) -> None:
+    """At the end of each block only what never comes still waits (the scenario's deliberate dangling
+    references, rejected when their wait expires); the rest is let go at most `AHEAD` waves after it came."""
     published, model = _published(stages), ChainModel()
+    came: dict[int, int] = {}  # held record -> the wave it came in
+    waited: Counter[int] = Counter()  # waves until it was let go
+    number = 0
     for stage in stages:
         for wave in stage.waves:
             for sent in wave:
-                model.apply(sent)
-        assert [published[held.index].note for held in model.held if published[held.index].intent == "accepted"] == []
+                if model.apply(sent).kind == HELD:
+                    came[len(model.outcomes) - 1] = number
+            for index in [i for i in came if model.outcomes[i] is not None]:
+                waited[number - came.pop(index)] += 1
+            number += 1
+        assert [published[i].note for i in came if published[i].intent == "accepted"] == [], stage.name
+    assert max(waited) <= AHEAD
+    assert sum(waited.values()) >= 30
 
 
 def _interleaved(records: Iterable[Sent], rng: random.Random) -> list[Sent]:

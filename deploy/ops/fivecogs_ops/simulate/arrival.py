@@ -26,7 +26,8 @@ records, in which a record may arrive before what it refers to, and is then held
   predecessor may be held for that, and must be applied, not merely received, first (unless the record follows
   it on its partition and needs all the predecessor needs: it is then held as long, and let go after it). The
   merge is spread over the waves, its first records in the first wave and its last in the last, each record
-  moved only as far as the pairs need.
+  moved only as far as the pairs need, and no more than `AHEAD` (2) waves before what it refers to where the
+  pairs allow: a record is held for a wave or two, seconds, well within the services' hold (`simulate.holds`).
 
 The pairs kept in order are those where the documented rules decide by arrival, not by what a hold covers:
 
@@ -75,6 +76,9 @@ SHUFFLED: Arrival = "shuffled"
 ARRIVALS: tuple[Arrival, ...] = get_args(Arrival)
 BLOCK_RECORDS = 300  # records per block: what a record may arrive ahead of, and so at most how long it waits
 PACE = 1.5  # a topic's pace in a block is e^u, u uniform in [-PACE, PACE]: up to 4.5 times faster or slower
+# A record goes out at most this many waves before what it refers to, where the kept pairs allow it: each wave
+# is caught up before the next, so this bounds how long it is held (found in a few rounds of placing the block).
+AHEAD, AHEAD_ROUNDS = 2, 8
 
 Steps = Sequence[tuple[str, Sequence[Sent]]]  # (name, records in written order)
 
@@ -391,8 +395,8 @@ class Precedence:
 
     def waves(self, merged: list[int]) -> list[list[int]]:
         """The merged block in as few waves as keep every kept pair in order across partitions, each record as
-        close to its place in the merge as those pairs allow: the merge's first records in the first wave, its
-        last in the last (a record after a later one only when a pair holds it back)."""
+        close to its place in the merge as those pairs allow (the merge's first records in the first wave, its
+        last in the last), and no more than `AHEAD` waves before what it refers to, where the pairs allow."""
         inside = set(merged)
         before = {at: self._in_wave_order(at, inside) for at in merged}
         earliest: dict[int, int] = {}
@@ -403,10 +407,21 @@ class Precedence:
         for at in reversed(merged):
             for b, gap in before[at]:
                 latest[b] = min(latest[b], latest[at] - gap)
-        wave: dict[int, int] = {}
-        for rank, at in enumerate(merged):
-            low = max((wave[b] + gap for b, gap in before[at]), default=0)
-            wave[at] = min(max(low, rank * count // len(merged)), latest[at])
+        floor = dict.fromkeys(merged, 0)
+        for _ in range(AHEAD_ROUNDS):
+            wave: dict[int, int] = {}
+            for rank, at in enumerate(merged):
+                low = max((wave[b] + gap for b, gap in before[at]), default=floor[at])
+                wave[at] = min(max(low, floor[at], rank * count // len(merged)), latest[at])
+            behind = {
+                at: max(wave[r] for r in references) - AHEAD
+                for at in merged
+                if (references := self.refers.get(at, set()) & inside)
+            }
+            moved = {at: min(due, latest[at]) for at, due in behind.items() if due > floor[at] and wave[at] < due}
+            if not moved:
+                break
+            floor |= moved
         parts: list[list[int]] = [[] for _ in range(count)]
         for at in merged:
             parts[wave[at]].append(at)
