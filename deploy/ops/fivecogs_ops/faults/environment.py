@@ -18,6 +18,7 @@ from typing import TextIO
 from fivecogs_ops.auth import operator_token
 from fivecogs_ops.principals import ADMIN, service_username
 from fivecogs_ops.services import ServiceProcesses
+from fivecogs_ops.simulate.holds import hold_env
 from fivecogs_ops.stack import LocalStack, StackError, StackState, repo_root
 from fivecogs_shared.contracts import COGS
 from fivecogs_shared.kafka_access import KafkaAccess
@@ -26,6 +27,12 @@ from fivecogs_shared.kafka_access import KafkaAccess
 PREFERRED = StackState(kafka_port=19092, controller_port=19093, postgres_port=15433)
 HTTP_PORTS_FROM = 18081
 SPARE = "spare"  # the name of the second instance of a service, started for the rebalance
+# How long the suite's services hold an event that refers to something not applied yet. Under faults what it
+# waits for may be late by more than a wave: a service killed and rejoining its group, a relay crashed, Kafka or
+# Postgres restarted. A shuffled arrival publishes a reference at most a block (seconds) after what refers to
+# it, so a minute leaves room for a fault or two; the scenario's dangling references expire a minute after the
+# last of them was sent, within the run.
+HOLD_SECONDS = 60.0
 
 Progress = Callable[[str], None]
 
@@ -64,7 +71,11 @@ class FaultEnvironment:
             shutil.rmtree(self.dir)
         self.state = self.stack.up(progress=progress)
         ports = _free_ports(HTTP_PORTS_FROM, [*COGS, SPARE])
-        env = {**self.env, **{f"FIVECOGS_{cog.upper()}_RELAY_POLL_SECONDS": "0.2" for cog in COGS}}
+        env = {
+            **self.env,
+            **{f"FIVECOGS_{cog.upper()}_RELAY_POLL_SECONDS": "0.2" for cog in COGS},
+            **hold_env(HOLD_SECONDS),
+        }
         kafka: dict[str, KafkaAccess] = {cog: self.state.kafka(service_username(cog)) for cog in COGS}
         # The suite's own token (a new one each run: the directory was just wiped), never a deployment's.
         token = operator_token(self.dir)
