@@ -105,7 +105,7 @@ def faults(
 def run(mode: Mode, seed: int, as_json: bool, arrival: Arrival = ORDERED) -> int:
     from fivecogs_ops.faults.runner import run_suite
 
-    env = FaultEnvironment()
+    env = FaultEnvironment(arrival=arrival)
     progress = SuiteProgress() if as_json else RichSuiteProgress(console)
     signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: stop what the suite started, then exit
     try:
