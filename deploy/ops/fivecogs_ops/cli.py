@@ -17,6 +17,7 @@ from fivecogs_ops.held_cli import register as register_held_commands
 from fivecogs_ops.lag.cli import register as register_lag_commands
 from fivecogs_ops.partners_cli import register as register_partner_commands
 from fivecogs_ops.recovery_cli import register as register_recovery_commands
+from fivecogs_ops.simulate.arrival import ORDERED, Arrival
 from fivecogs_ops.stack import LocalStack, StackError, external_env, masked
 from fivecogs_shared.settings import OPERATOR_TOKENS_ENV
 
@@ -126,16 +127,27 @@ def serve(
         _fail(ValueError(f"no service named {cog!r}"))
 
 
+ArrivalOption = Annotated[
+    Arrival,
+    typer.Option(
+        "--arrival",
+        help="ordered: step by step as written; shuffled: block by block in a seeded random order, a record "
+        "often before what it refers to (held until that comes).",
+    ),
+]
+
+
 @app.command("run")
 def run(
     enterprises: Annotated[int, typer.Option(help="How many enterprises the demo simulates.")] = 40,
     seed: Annotated[int, typer.Option(help="Seed of the demo scenario.")] = 7,
+    arrival: ArrivalOption = ORDERED,
 ) -> None:
     """Stack + five services + the demo scenario + report; the services keep running until Ctrl-C."""
     from fivecogs_ops.devrun import run_everything
 
     try:
-        sys.exit(run_everything(console, enterprises=enterprises, seed=seed))
+        sys.exit(run_everything(console, enterprises=enterprises, seed=seed, arrival=arrival))
     except (StackError, TokenError) as error:
         _fail(error)
 
@@ -166,12 +178,15 @@ def simulate(
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Publish all steps back to back; verify nothing (a load test).")
     ] = False,
+    arrival: ArrivalOption = ORDERED,
     as_json: JsonFlag = False,
 ) -> None:
     """Play partners on the running chain and check it against an independent model of the rules.
 
-    Publishes a seeded scenario across the 14 target provinces in steps, waits for the five services to catch up
-    after each, then compares every answer, every dead letter and the report (as a delta) with the model.
+    Publishes a seeded scenario across the 14 target provinces in steps (or, with --arrival shuffled, in blocks
+    shuffled by the seed), waits for the five services to catch up after each wave and, at the end, for every
+    event still held to be answered; then compares every answer, every dead letter and the report (as a delta)
+    with the model.
     It provisions the scenario's partners (as the admin: KAFKA_* settings, or the local stack's) and publishes
     each partner's records with that partner's own credentials.
     Exit 0: everything matches; 1: a difference; 2: Kafka or management unreachable, or the chain stuck.
@@ -199,6 +214,7 @@ def simulate(
             wait=not no_wait,
             timeout=timeout,
             as_json=as_json,
+            arrival=arrival,
         )
     )
     raise typer.Exit(code)

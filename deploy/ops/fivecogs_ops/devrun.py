@@ -11,13 +11,15 @@ from rich.console import Console
 from fivecogs_ops.auth import operator_tokens
 from fivecogs_ops.principals import ADMIN, service_username
 from fivecogs_ops.services import ServiceProcesses
+from fivecogs_ops.simulate.arrival import ORDERED, Arrival
+from fivecogs_ops.simulate.holds import hold_env
 from fivecogs_ops.simulate.show import simulate_and_show
 from fivecogs_ops.stack import LocalStack, external_env, masked
 from fivecogs_shared.contracts import COGS
 from fivecogs_shared.kafka_access import KafkaAccess
 
 
-def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
+def run_everything(console: Console, *, enterprises: int, seed: int, arrival: Arrival = ORDERED) -> int:
     stack = LocalStack()
     env = external_env()
     started_stack = env is None
@@ -31,6 +33,8 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
         admin, service_kafka = KafkaAccess.from_env(), {}  # one principal from the environment
     tokens = operator_tokens(stack.dir)  # FIVECOGS_OPERATOR_TOKENS when set, else .stack/operator-token
     token = tokens.current
+    # A short hold, so the demo's deliberate dangling references are answered before it ends (`simulate.holds`).
+    env = {**env, **hold_env()}
     services = ServiceProcesses(env=env, log_dir=stack.logs, kafka=service_kafka, operator_token=token)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -55,6 +59,7 @@ def run_everything(console: Console, *, enterprises: int, seed: int) -> int:
                 enterprises=enterprises,
                 seed=seed,
                 database_url=env["DATABASE_URL"],
+                arrival=arrival,
             )
         )
         console.rule("[bold]4/4 running")

@@ -17,6 +17,7 @@ from fivecogs_ops.simulate.compare import (
     dead_letters_seen,
     foreign_consumers,
     foreign_records,
+    holds_seen,
     report_differences,
     tally,
 )
@@ -158,3 +159,60 @@ def test_the_catch_up_watch_reads_what_each_service_consumes(cog: str) -> None:
     topics = [ingest_topic(cog, "coop-1"), f"{ingest_topic(cog, 'coop-1')}.dlq", *map(events_topic, COGS)]
     assert consumed_topics(cog, topics) == [ingest_topic(cog, "coop-1"), *map(events_topic, UPSTREAM[cog])]
     assert all(watched(topic) for topic in topics)
+
+
+HELD = "th.fivecogs.partner.event.held.v1"
+ACCEPTED = "th.fivecogs.partner.event.accepted.v1"
+REJECTED = "th.fivecogs.partner.event.rejected.v1"
+
+
+def _feedback(partner: str, ce_type: str, event_id: str, at: float = 0.0, **data: str) -> Seen:
+    body = {"event_id": event_id, "event_type": "th.fivecogs.order.placed.v1", **data}
+    if ce_type == HELD:
+        body |= {"awaits": "listing:online:p1", "reason": "rule:not_listed", "until": "2026-12-03T15:30:00+00:00"}
+    return Seen(
+        f"fivecogs.feedback.{partner}",
+        0,
+        0,
+        partner.encode(),
+        json.dumps(body).encode(),
+        (("ce_type", ce_type.encode()),),
+        timestamp=at,
+    )
+
+
+def test_accepted_answers_are_final_outcomes_and_held_notices_are_not() -> None:
+    records = [
+        _feedback("m", HELD, "run-1-ev1"),
+        _feedback("m", ACCEPTED, "run-1-ev1"),
+        _feedback("m", ACCEPTED, "run-1-ev2"),
+    ]
+    assert answers_seen(records, "run-1", frozenset({"m"})) == [
+        Answer("m", "accepted", "run-1-ev1", "th.fivecogs.order.placed.v1"),
+        Answer("m", "accepted", "run-1-ev2", "th.fivecogs.order.placed.v1"),
+    ]
+
+
+def test_every_held_notice_must_be_followed_by_a_final_outcome() -> None:
+    records = [
+        _feedback("m", HELD, "run-1-ev1", at=10.0),
+        _feedback("m", HELD, "run-1-ev2", at=11.0),
+        _feedback("m", ACCEPTED, "run-1-ev1", at=14.5),  # released 4.5 s later
+        _feedback("m", HELD, "run-1-ev3", at=12.0),
+        _feedback("m", REJECTED, "run-1-ev3", at=42.0, reason="rule:not_listed", detail=""),  # expired
+        _feedback("b", HELD, "run-1-ev4"),  # another partner's feedback topic: its own order
+        _feedback("m", ACCEPTED, "run-1-ev4"),  # an answer on another topic does not resolve it
+        _feedback("m", HELD, "other-ev9"),  # not this run's
+    ]
+    holds = holds_seen(records, "run-1")
+    assert holds.unresolved == [
+        "held run-1-ev4 from b: no accepted or rejected after it (held until 15:30:00)",
+        "held run-1-ev2 from m: no accepted or rejected after it (held until 15:30:00)",
+    ]
+    assert (len(holds.held), len(holds.released), len(holds.refused)) == (4, 1, 1)
+    assert holds.longest_wait == 4.5
+
+
+def test_a_final_outcome_before_the_held_notice_does_not_resolve_it() -> None:
+    holds = holds_seen([_feedback("m", ACCEPTED, "run-1-ev1"), _feedback("m", HELD, "run-1-ev1")], "run-1")
+    assert len(holds.unresolved) == 1

@@ -4,13 +4,14 @@ what it expects the report to say."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from fivecogs_ops.simulate.model import Answer, ChainModel, DeadLetter, Outcome
+from fivecogs_ops.simulate.model import HELD, Answer, ChainModel, DeadLetter, Outcome
 from fivecogs_ops.simulate.records import EventWriter, Sent, with_headers, with_value
 
 BANGKOK = timezone(timedelta(hours=7))
@@ -28,7 +29,9 @@ class Story:
         self.model = ChainModel()
 
     def send(self, ce_type: str, at: datetime = NOON, **data: Any) -> Outcome:
-        return self.model.apply(self.writer.event(f"th.fivecogs.{ce_type}.v1", data, source=PARTNER, time=at))
+        """The outcome; for an event held, the rule it breaks while it waits (its outcome should the wait expire)."""
+        outcome = self.model.apply(self.writer.event(f"th.fivecogs.{ce_type}.v1", data, source=PARTNER, time=at))
+        return replace(outcome, kind=outcome.reason) if outcome.kind == HELD else outcome
 
     def register(self, enterprise: str, province: str = "Phetchaburi", sector: str = "processing", **more: Any) -> None:
         fields = {"name": "Ban Tha Yang palm sugar group", "members": 20, "target_poor_households": 5, **more}
@@ -269,8 +272,13 @@ def test_an_order_is_refused_whole_and_its_id_stays_free(story: Story) -> None:
     assert Answer(PARTNER_ID, "order.rejected", "o-1", "rule:insufficient_stock") in refused.answers
     assert story.pay("o-1", "160.00").kind == "rule:unknown_order"  # a refused order leaves nothing behind
     accepted = story.order("o-1", "local_market", ("sugar", 5, "20.00"), ("jam", 5, "30.00"))
-    assert accepted.answers == (Answer(PARTNER_ID, "order.accepted", "o-1", "250.00"),)
+    assert accepted.answers == (
+        Answer(PARTNER_ID, "accepted", accepted.answers[0].subject, "th.fivecogs.order.placed.v1"),
+        Answer(PARTNER_ID, "order.accepted", "o-1", "250.00"),
+    )
     assert story.order("o-1", "local_market", ("sugar", 1, "20.00")).kind == "rule:duplicate_order"
+    # The payment waited for an order o-1; the accepted one came, and it does not pay its total.
+    assert story.model.finish()[-3].kind == "rule:amount_mismatch"
 
 
 @pytest.mark.parametrize(
@@ -438,3 +446,141 @@ def test_an_event_claiming_another_partners_source_is_refused_before_the_inbox()
     )
     assert model.inbox == {}  # the claimed (source, id) stays free for its real owner
     assert model.report() == ChainModel().report()
+
+
+# --- holds: an event that refers to something not applied yet waits for it ----------------------------------
+
+
+def _delivery(story: Story, batch: str, delivery: str, cost: str, enterprise: str = "ent-1") -> Outcome:
+    return story.send(
+        "input.delivered",
+        delivery_id=delivery,
+        batch_id=batch,
+        enterprise_id=enterprise,
+        item="toddy palm sap",
+        quantity="12.5",
+        unit="l",
+        cost_thb=cost,
+        local_source=True,
+    )
+
+
+def _produced(story: Story, batch: str, product: str, quantity: int, enterprise: str = "ent-1", **v2: Any) -> Outcome:
+    fields = {"product_name": "Palm sugar 500 g", "unit": "pack", "produced_on": "2025-03-01", **v2}
+    version = "v2" if v2 else "v1"
+    return story.model.apply(
+        story.writer.event(
+            f"th.fivecogs.batch.produced.{version}",
+            {"batch_id": batch, "enterprise_id": enterprise, "product_id": product, "quantity": quantity, **fields},
+            source=PARTNER,
+            time=NOON,
+        )
+    )
+
+
+def test_an_event_before_what_it_refers_to_waits_and_is_applied_when_that_comes() -> None:
+    story = Story()
+    raw = story.model.apply(
+        story.writer.event(
+            "th.fivecogs.training.completed.v1",
+            {
+                "training_id": "t-1",
+                "enterprise_id": "ent-1",
+                "topic": "bookkeeping",
+                "participants": 5,
+                "completed_on": "2025-02-01",
+            },
+            source=PARTNER,
+            time=NOON,
+        )
+    )
+    assert (raw.kind, raw.awaits, raw.reason) == (HELD, "enterprise:ent-1", "rule:unknown_enterprise")
+    assert _delivery(story, "b-1", "d-1", "30.00").kind == "rule:unknown_enterprise"  # while it waits
+    story.register("ent-1")
+    _produced(story, "b-1", "sugar", 10)
+    story.list("sugar", "ent-1", "local_market", "20.00")
+    story.order("o-1", "local_market", ("sugar", 10, "20.00"))
+    story.pay("o-1", "200.00")
+    outcomes = story.model.finish()
+    assert [o.kind for o in outcomes[:2]] == ["accepted", "accepted"]
+    trained = Answer(PARTNER_ID, "accepted", outcomes[0].answers[0].subject, "th.fivecogs.training.completed.v1")
+    assert outcomes[0].answers == (trained,)  # answered once it is applied
+    assert story.province()["cost_thb"] == "30.00"  # the delivery was taken in before the batch
+
+
+def test_a_batch_that_names_its_deliveries_waits_for_each_and_costs_exactly_those() -> None:
+    story = Story()
+    story.register("ent-1")
+    named = _produced(story, "b-1", "sugar", 10, delivery_ids=["d-1", "d-2"])
+    assert (named.kind, named.awaits) == (HELD, "delivery:b-1:d-1")
+    _delivery(story, "b-1", "d-2", "5.00")
+    assert story.model.outcomes[1] is None  # still waiting, now for d-1
+    _delivery(story, "b-1", "d-1", "7.50")
+    assert story.model.outcomes[1] == Outcome(
+        "accepted", (Answer(PARTNER_ID, "accepted", named_id(story, 1), "th.fivecogs.batch.produced.v2"),)
+    )
+    assert _delivery(story, "b-1", "d-3", "1.00").kind == "rule:batch_closed"
+    unnamed = _produced(story, "b-2", "sugar", 10, delivery_ids=["d-9"])
+    assert unnamed.kind == HELD
+    _delivery(story, "b-2", "d-8", "1.00")  # taken in by the open batch, which never named it
+    _delivery(story, "b-2", "d-9", "1.00")
+    assert story.model.finish()[5].kind == "rule:delivery_not_named"
+    assert story.model.chain.stock["sugar"][0].cost == Decimal("12.50")
+
+
+def named_id(story: Story, index: int) -> str:
+    """The ce_id of the story's index-th event."""
+    return story.writer.history[index].event_id
+
+
+def test_a_listing_waits_for_its_batch_then_for_a_certificate_that_opens_the_channel(story: Story) -> None:
+    story.send("subscription.created", subscriber_id="s", network="media", topics=["listing", "certification"])
+    assert story.list("sugar", "ent-1", "retail", "25.00").kind == "rule:unknown_product"
+    _produced(story, "b-1", "sugar", 10)
+    waiting = story.model.held[0]
+    assert (waiting.awaits, waiting.reason) == ("certification:sugar", "rule:certification_required")
+    story.certify("c-1", "sugar", "ent-1", "gap")  # does not open retail: it waits on
+    assert len(story.model.held) == 1
+    story.certify("c-2", "sugar", "ent-1", "tcps")
+    assert not story.model.held
+    assert story.model.chain.listings[("sugar", "retail")] == Decimal("25.00")
+    assert story.province()["notices"] == 3  # two certifications, then the listing
+
+
+def test_events_held_for_one_reference_are_applied_in_the_order_they_arrived(story: Story) -> None:
+    story.batch("b-1", "ent-1", "sugar", 5, "2025-03-01")
+    story.order("o-1", "local_market", ("sugar", 4, "20.00"))
+    story.order("o-2", "local_market", ("sugar", 3, "20.00"))
+    assert len(story.model.held) == 2
+    story.list("sugar", "ent-1", "local_market", "20.00")
+    outcomes = story.model.finish()
+    assert [o.kind for o in outcomes[-3:-1]] == ["accepted", "rule:insufficient_stock"]  # first come, first served
+
+
+def test_what_never_comes_expires_with_the_rule_it_breaks_then(story: Story) -> None:
+    assert story.pay("o-9", "10.00").kind == "rule:unknown_order"
+    assert story.model.outcomes[-1] is None
+    outcome = story.model.finish()[-1]
+    assert outcome.kind == "rule:unknown_order"
+    assert outcome.answers == (Answer(PARTNER_ID, "rejected", outcome.answers[0].subject, "rule:unknown_order"),)
+
+
+def test_a_settlement_is_shared_by_the_policy_in_force_at_its_payment_whenever_that_arrives() -> None:
+    story = Story()
+    story.register("ent-n", province="Nan")
+    story.batch("b-1", "ent-n", "cloth", 10, "2025-03-01")
+    story.list("cloth", "ent-n", "local_market", "10.00")
+    story.order("o-1", "local_market", ("cloth", 10, "10.00"))
+    story.send("payment.received", at=NOON + timedelta(days=30), payment_id="p-1", order_id="o-1", amount_thb="100.00")
+    shares = {"province": "Nan", "community_fund_share": "0.30", "reinvest_share": "0.10"}
+    story.send("distribution.policy.set", at=NOON + timedelta(days=60), members_share="0.60", **shares)  # later
+    assert story.province("Nan")["members_income_thb"] == "60.00"
+    story.send(
+        "distribution.policy.set",
+        at=NOON,
+        members_share="0.50",
+        community_fund_share="0.40",
+        reinvest_share="0.10",
+        province="Nan",
+    )  # earlier, received late: it was in force at the payment
+    assert story.province("Nan")["members_income_thb"] == "50.00"

@@ -138,29 +138,27 @@ def _interleaved(records: tuple[Sent, ...], rng: random.Random) -> list[Sent]:
 def test_no_outcome_depends_on_how_keys_race_within_a_step(enterprises: int, seed: int) -> None:
     scenario = build_scenario(enterprises, seed, tag="t")
     straight = ChainModel()
-    expected = {id(sent): straight.apply(sent) for sent in scenario.records()}
+    expected = dict(zip(map(id, scenario.records()), straight.apply_all(scenario.records()), strict=True))
     for trial in range(8):
-        rng, raced = random.Random(trial), ChainModel()
+        rng, raced, played = random.Random(trial), ChainModel(), []
         for step in scenario.steps:
             for wave in waves(step.records):  # the chain takes each wave in before the next
-                for sent in _interleaved(tuple(wave), rng):
-                    assert raced.apply(sent) == expected[id(sent)], f"{step.name}: {sent.note}"
+                played += _interleaved(tuple(wave), rng)
+        got = dict(zip(map(id, played), raced.apply_all(played), strict=True))
+        assert [s.note for s in scenario.records() if got[id(s)] != expected[id(s)]] == []
         assert raced.report() == straight.report()
 
 
 def test_the_race_check_would_notice_a_race() -> None:
     scenario = build_scenario(12, 2026, tag="t")
-    merged = [record for step in scenario.steps[2:4] for record in step.records]  # certificates with listings
-    straight = ChainModel()
-    straight.apply_all(record for step in scenario.steps[:2] for record in step.records)
-    expected = [straight.apply(sent) for sent in merged]
+    # Deliveries with the batches that do not name them, in one wave: some come too late and are batch_closed.
+    played = [*scenario.steps[0].records, *scenario.steps[1].records]
+    expected = ChainModel().apply_all(played)
     differing = 0
     for trial in range(5):
-        raced = ChainModel()
-        raced.apply_all(record for step in scenario.steps[:2] for record in step.records)
-        order = _interleaved(tuple(merged), random.Random(trial))
-        got = {id(sent): raced.apply(sent) for sent in order}
-        differing += sum(got[id(sent)] != outcome for sent, outcome in zip(merged, expected, strict=True))
+        raced = [*scenario.steps[0].records, *_interleaved(scenario.steps[1].records, random.Random(trial))]
+        got = dict(zip(map(id, raced), ChainModel().apply_all(raced), strict=True))
+        differing += sum(got[id(sent)] != outcome for sent, outcome in zip(played, expected, strict=True))
     assert differing > 0
 
 

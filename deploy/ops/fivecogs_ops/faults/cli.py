@@ -18,6 +18,7 @@ from fivecogs_ops.faults.plan import FULL, SHORT, Mode
 from fivecogs_ops.faults.progress import SuiteProgress
 from fivecogs_ops.faults.recovery import FaultRecord
 from fivecogs_ops.faults.show import faults_table, summary_table
+from fivecogs_ops.simulate.arrival import ORDERED, Arrival
 from fivecogs_ops.simulate.catchup import Lag
 from fivecogs_ops.stack import StackError
 
@@ -77,6 +78,14 @@ def faults(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the scenario and of the faults' moments and targets.")] = 4,
     short: Annotated[bool, typer.Option("--short", help="The shortened run of `make test`: ~2,000 events.")] = False,
+    arrival: Annotated[
+        Arrival,
+        typer.Option(
+            "--arrival",
+            help="ordered: the scenario step by step as written; shuffled: block by block in a seeded random "
+            "order, records often before what they refer to (held until it comes).",
+        ),
+    ] = ORDERED,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
 ) -> None:
     """Play a seeded scenario while killing services, restarting Kafka and Postgres, crashing the outbox relay,
@@ -90,17 +99,17 @@ def faults(
     mode = SHORT if short else FULL
     if events:
         mode = dataclasses.replace(mode, events=events)
-    raise typer.Exit(run(mode, seed, as_json))
+    raise typer.Exit(run(mode, seed, as_json, arrival))
 
 
-def run(mode: Mode, seed: int, as_json: bool) -> int:
+def run(mode: Mode, seed: int, as_json: bool, arrival: Arrival = ORDERED) -> int:
     from fivecogs_ops.faults.runner import run_suite
 
-    env = FaultEnvironment()
+    env = FaultEnvironment(arrival=arrival)
     progress = SuiteProgress() if as_json else RichSuiteProgress(console)
     signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: stop what the suite started, then exit
     try:
-        result = asyncio.run(run_suite(env, mode, seed, progress))
+        result = asyncio.run(run_suite(env, mode, seed, progress, arrival))
     except StackError as error:
         console.print(f"[bold red]error:[/] {error}")
         return EXIT_UNAVAILABLE

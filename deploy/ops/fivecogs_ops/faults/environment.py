@@ -18,6 +18,9 @@ from typing import TextIO
 from fivecogs_ops.auth import operator_token
 from fivecogs_ops.principals import ADMIN, service_username
 from fivecogs_ops.services import ServiceProcesses
+from fivecogs_ops.simulate.arrival import ORDERED, SHUFFLED, Arrival
+from fivecogs_ops.simulate.holds import HOLD_SECONDS as SIMULATION_HOLD_SECONDS
+from fivecogs_ops.simulate.holds import hold_env
 from fivecogs_ops.stack import LocalStack, StackError, StackState, repo_root
 from fivecogs_shared.contracts import COGS
 from fivecogs_shared.kafka_access import KafkaAccess
@@ -26,13 +29,21 @@ from fivecogs_shared.kafka_access import KafkaAccess
 PREFERRED = StackState(kafka_port=19092, controller_port=19093, postgres_port=15433)
 HTTP_PORTS_FROM = 18081
 SPARE = "spare"  # the name of the second instance of a service, started for the rebalance
+# How long the suite's services hold an event that refers to something not applied yet. Ordered, nothing arrives
+# before what it refers to: only the scenario's deliberate dangling references wait, and `make run`'s hold does.
+# Shuffled, a record waits for one published a wave or two later, and a fault may strike in between: Kafka
+# restarted (stopped for up to half a minute on a loaded machine), a killed service rejoining its group (10 s).
+# The longest wait measured (seed 4, --short, a broker restart in that wave) was 48.5 s: a minute and a half
+# leaves room for two faults. The dangling references expire that long after the last of them, within the run.
+HOLD_SECONDS: dict[Arrival, float] = {ORDERED: SIMULATION_HOLD_SECONDS, SHUFFLED: 90.0}
 
 Progress = Callable[[str], None]
 
 
 class FaultEnvironment:
-    def __init__(self, repo: Path | None = None) -> None:
+    def __init__(self, repo: Path | None = None, arrival: Arrival = ORDERED) -> None:
         self.repo = repo or repo_root()
+        self.hold_seconds = HOLD_SECONDS[arrival]
         self.dir = self.repo / ".stack" / "faults"
         self.stack = LocalStack(
             self.repo, stack_dir=self.dir, kafka_libs=self.repo / ".stack" / "kafka" / "libs", preferred=PREFERRED
@@ -64,7 +75,11 @@ class FaultEnvironment:
             shutil.rmtree(self.dir)
         self.state = self.stack.up(progress=progress)
         ports = _free_ports(HTTP_PORTS_FROM, [*COGS, SPARE])
-        env = {**self.env, **{f"FIVECOGS_{cog.upper()}_RELAY_POLL_SECONDS": "0.2" for cog in COGS}}
+        env = {
+            **self.env,
+            **{f"FIVECOGS_{cog.upper()}_RELAY_POLL_SECONDS": "0.2" for cog in COGS},
+            **hold_env(self.hold_seconds),
+        }
         kafka: dict[str, KafkaAccess] = {cog: self.state.kafka(service_username(cog)) for cog in COGS}
         # The suite's own token (a new one each run: the directory was just wiped), never a deployment's.
         token = operator_token(self.dir)

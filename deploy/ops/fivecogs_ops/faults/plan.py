@@ -31,6 +31,9 @@ class Mode:
     copy_delay_seconds: float  # how long after an event its copy goes out, roughly
     counts: tuple[tuple[str, int], ...]  # how many faults of each kind
     catch_up_timeout: float = 300.0  # seconds a wave may take to settle before the chain counts as stalled
+    # With --arrival shuffled: records per block (`simulate.arrival`), about five seconds of publishing at the
+    # rate (copies and poison included), so that what a record waits for comes well within the services' hold.
+    block: int = 300
 
     @property
     def copy_delay_events(self) -> int:
@@ -43,6 +46,7 @@ FULL = Mode(
     rate=120.0,
     copy_delay_seconds=150.0,
     counts=((KILL, 8), (BROKER, 2), (POSTGRES, 2), (RELAY, 2), (REWIND, 1), (REBALANCE, 1)),
+    block=600,
 )
 SHORT = Mode(
     events=2_000,

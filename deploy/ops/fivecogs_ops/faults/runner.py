@@ -2,7 +2,8 @@
 
 Order of play: build the workload and its model (before anything starts, so a bad seed fails fast), bring up
 Kafka, Postgres and the five services, then wave by wave publish at a steady rate with the faults striking at
-their positions, wait for the faults to play out and for the chain to catch up, and finally compare.
+their positions, wait for the faults to play out and for the chain to catch up, wait for every event still
+held to be answered (applied, or rejected when its wait expires), and finally compare.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from fivecogs_ops.faults.progress import SuiteProgress
 from fivecogs_ops.faults.recovery import FaultRecord
 from fivecogs_ops.faults.verify import Verdict, judge
 from fivecogs_ops.faults.workload import Workload, build_workload
+from fivecogs_ops.simulate.arrival import ORDERED, Arrival
 from fivecogs_ops.simulate.catchup import LagWatcher
 from fivecogs_ops.simulate.collector import Collector, Seen
+from fivecogs_ops.simulate.holds import await_outcomes
 from fivecogs_ops.simulate.model import ChainModel
 from fivecogs_ops.simulate.play import Publisher, answer_topics, chain_topics, fetch_report, provision
 from fivecogs_ops.stack import StackError
@@ -65,6 +68,7 @@ class SuiteResult:
     copy_gaps: list[float] = field(default_factory=list)
     crashes: list[str] = field(default_factory=list)
     final_stops: dict[str, float] = field(default_factory=dict)  # SIGTERM to exit, at the end
+    held_wait_seconds: float | None = None  # after the last wave, for the events still held to be answered
     recorded: list[Seen] = field(default_factory=list)  # what the chain wrote (not part of the JSON)
     seconds: float = 0.0
     error: str | None = None
@@ -97,9 +101,11 @@ class SuiteResult:
         return result_json(self)
 
 
-async def run_suite(env: FaultEnvironment, mode: Mode, seed: int, progress: SuiteProgress) -> SuiteResult:
+async def run_suite(
+    env: FaultEnvironment, mode: Mode, seed: int, progress: SuiteProgress, arrival: Arrival = ORDERED
+) -> SuiteResult:
     with _quiet_aiokafka():
-        return await _run_suite(env, mode, seed, progress)
+        return await _run_suite(env, mode, seed, progress, arrival)
 
 
 @contextlib.contextmanager
@@ -114,10 +120,14 @@ def _quiet_aiokafka() -> Iterator[None]:
         logger.setLevel(level)
 
 
-async def _run_suite(env: FaultEnvironment, mode: Mode, seed: int, progress: SuiteProgress) -> SuiteResult:
+async def _run_suite(
+    env: FaultEnvironment, mode: Mode, seed: int, progress: SuiteProgress, arrival: Arrival
+) -> SuiteResult:
     started = time.monotonic()
-    progress.stage(f"building a scenario of {mode.events:,} events (seed {seed})")
-    workload = await asyncio.to_thread(build_workload, mode.events, seed, mode.copy_delay_events)
+    progress.stage(f"building a scenario of {mode.events:,} events (seed {seed}, arriving {arrival})")
+    workload = await asyncio.to_thread(
+        build_workload, mode.events, seed, mode.copy_delay_events, arrival=arrival, block=mode.block
+    )
     model = ChainModel()  # a fresh stack holds nothing else: the model starts empty too
     outcomes = await asyncio.to_thread(model.apply_all, list(workload.records()))
     result = SuiteResult(mode, seed, workload, plan_faults(mode, workload.sent, seed))
@@ -129,7 +139,8 @@ async def _run_suite(env: FaultEnvironment, mode: Mode, seed: int, progress: Sui
         progress.stage("comparing the report, every answer and every dead letter with the model")
         actual = await fetch_report(management, token)
         expected = before.plus(model.report())
-        result.verdict = await judge(workload.scenario, outcomes, expected, actual, result.recorded, env.database_url)
+        verdict = await judge(workload.scenario, outcomes, expected, actual, result.recorded, env.database_url)
+        result.verdict = verdict
         result.final_stops = await _graceful_stops(env)
     except StackError:
         raise  # the suite could not run at all: not a verdict on the chain
@@ -183,6 +194,10 @@ async def _play(
                     caught_up = await watcher.wait(timeout=mode.catch_up_timeout, quiet=2.0, progress=progress.lag)
                 progress.settled(wave.name, publish, caught_up)
                 result.waves.append(WaveTiming(wave.name, len(wave.records), publish, caught_up))
+            progress.stage("waiting for the events still held to be applied, or their wait to expire")
+            result.held_wait_seconds = await await_outcomes(recorder, result.workload.scenario.tag)
+            async with LagWatcher(env.kafka, database_url=env.database_url, topics=watched_topics) as watcher:
+                await watcher.wait(timeout=mode.catch_up_timeout, quiet=2.0, progress=progress.lag)
             await recorder.read_to_end()
             await counter.scrape_now()
         finally:

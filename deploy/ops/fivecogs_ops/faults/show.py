@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 
 def summary_table(result: SuiteResult) -> Table:
-    table = Table("", "", title=f"fault suite: seed {result.seed}, {result.seconds / 60:.1f} min", show_header=False)
+    title = f"fault suite: seed {result.seed}, arriving {result.workload.arrival}, {result.seconds / 60:.1f} min"
+    table = Table("", "", title=title, show_header=False)
     for name, value in summary_rows(result):
         table.add_row(name, value)
     return table
@@ -38,6 +39,7 @@ def summary_rows(result: SuiteResult) -> list[tuple[str, str]]:
             ("events effective", f"{verdict.effective_actual:,} (model: {verdict.effective_expected:,})"),
             ("DLQ records", f"{verdict.dlq_records:,} ({distinct:,} records dead-lettered, all with their reason)"),
             ("feedback answers", f"{verdict.answers.seen:,} (model: {verdict.answers.expected:,} distinct)"),
+            ("events held", _holds(result)),
             ("relayed again after a crash", f"{verdict.resent:,} ({len(verdict.order_violations)} out of order)"),
         ]
     rows.append(("mismatches", "—" if verdict is None else f"{verdict.mismatches}"))
@@ -45,6 +47,18 @@ def summary_rows(result: SuiteResult) -> list[tuple[str, str]]:
     if stops:
         rows.append(("SIGTERM to exit", f"max {max(stops.values()):.1f}s over {len(stops)} stops"))
     return rows
+
+
+def _holds(result: SuiteResult) -> str:
+    assert result.verdict is not None
+    holds = result.verdict.holds
+    waited = result.held_wait_seconds
+    after = f"; the last answered {waited:.0f}s after the last wave" if waited else ""
+    return (
+        f"{len(holds.held):,}: {len(holds.released):,} applied when what they waited for came (the longest after "
+        f"{holds.longest_wait:.1f}s), {len(holds.refused):,} rejected, {len(holds.unresolved)} without an outcome"
+        + after
+    )
 
 
 def faults_table(result: SuiteResult) -> Table:
@@ -71,6 +85,8 @@ def result_json(result: SuiteResult) -> dict[str, Any]:
         "seed": result.seed,
         "tag": workload.scenario.tag,
         "mode": {"events": result.mode.events, "rate": result.mode.rate},
+        "arrival": workload.arrival,
+        "held_wait_seconds": result.held_wait_seconds,
         "seconds": round(result.seconds, 1),
         "events": workload.events,
         "sent": workload.sent,

@@ -1,8 +1,9 @@
 """The verdict: what the chain did under faults against what the model says it must have done.
 
-Every item counts as a mismatch: a report figure, an answer or a dead letter missing or unexpected, a
-difference in the number of events that took effect, an event a service handles that is not in its inbox (a
-record skipped), a relayed record out of order or skipped, a row left in an outbox. Dead letters are counted
+Every item counts as a mismatch: a report figure, an answer or a dead letter missing or unexpected, a held
+notice not followed by its event's final outcome, a difference in the number of events that took effect, an
+event a service handles that is not in its inbox (a record skipped), a relayed record out of order or skipped, a
+row left in an outbox. Dead letters are counted
 once per original record (a relay that crashed after publishing sends a dead letter again, which is the
 "duplicates at most" the outbox promises).
 """
@@ -18,7 +19,16 @@ from typing import Any
 import asyncpg
 
 from fivecogs_ops.simulate.collector import Seen
-from fivecogs_ops.simulate.compare import Difference, Tally, answers_seen, dead_letters_seen, report_differences, tally
+from fivecogs_ops.simulate.compare import (
+    Difference,
+    Holds,
+    Tally,
+    answers_seen,
+    dead_letters_seen,
+    holds_seen,
+    report_differences,
+    tally,
+)
 from fivecogs_ops.simulate.figures import Report
 from fivecogs_ops.simulate.model import Outcome
 from fivecogs_ops.simulate.records import ACCEPTED
@@ -34,6 +44,7 @@ class Verdict:
     differences: list[Difference]
     answers: Tally
     dead_letters: Tally
+    holds: Holds
     dlq_records: int  # as written to the DLQ topics, re-sends included
     effective_expected: int
     effective_actual: int
@@ -50,6 +61,7 @@ class Verdict:
             + len(self.answers.unexpected)
             + len(self.dead_letters.missing)
             + len(self.dead_letters.unexpected)
+            + len(self.holds.unresolved)
             + abs(self.effective_expected - self.effective_actual)
             + len(self.order_violations)
             + self.outbox_left
@@ -62,6 +74,7 @@ class Verdict:
             "report_differences": [d.__dict__ for d in self.differences],
             "answers": self.answers.to_json(),
             "dead_letters": self.dead_letters.to_json(),
+            "holds": self.holds.to_json(),
             "dlq_records": self.dlq_records,
             "events_effective": {"expected": self.effective_expected, "actual": self.effective_actual},
             "relay_resent": self.resent,
@@ -87,6 +100,7 @@ async def judge(
         differences=report_differences(expected, actual),
         answers=tally(expected_answers, answers_seen(records, tag, scenario.partners), distinct=True),
         dead_letters=tally(letters, dead_letters_seen(once_per_origin(records), tag)),
+        holds=holds_seen(records, tag),
         dlq_records=sum(1 for r in records if r.topic.endswith(".dlq")),
         effective_expected=sum(1 for o in outcomes if o.kind == ACCEPTED),
         effective_actual=await effective_events(database_url, tag),

@@ -1,8 +1,10 @@
 """What the fault suite publishes: one seeded scenario of at least N partner events, poisoned and sent twice.
 
 - the scenario is `simulate.build_scenario` with as many enterprises as it takes to reach N events, poison
-  included, cut in the same steps, and a step in waves where one partner's record follows another's with the
-  same key (`simulate.play.waves`: the chain catches up between them, so no outcome depends on a race);
+  included, cut in the same steps, and published in the arrival order asked for (`simulate.arrival`): step by
+  step, a step in waves where one partner's record follows another's with the same key (ordered), or block by
+  block in a seeded random order (shuffled); the chain catches up between waves, so no outcome depends on a
+  race;
 - poison: after one record in eight, a bad twin (`poison.make`), the kinds in turn, so that over a ninth of
   the events are bad and every kind is well represented;
 - copies: every event is published a second time, about `2 × copy_delay` records later (at the suite's
@@ -19,11 +21,11 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from fivecogs_ops.faults import poison
-from fivecogs_ops.simulate.play import waves
+from fivecogs_ops.simulate.arrival import BLOCK_RECORDS, ORDERED, Arrival, arrange
 from fivecogs_ops.simulate.records import Sent
 from fivecogs_ops.simulate.scenario import Scenario, build_scenario
 
@@ -52,6 +54,7 @@ class Workload:
     waves: tuple[Wave, ...]
     poison: Counter[str]  # bad twins by poison kind
     events: int  # distinct records (scenario + poison); each is published twice
+    arrival: Arrival = ORDERED
 
     @property
     def sent(self) -> int:
@@ -64,18 +67,21 @@ class Workload:
                 yield published.sent
 
 
-def build_workload(events: int, seed: int, copy_delay: int, tag: str | None = None) -> Workload:
+def build_workload(
+    events: int,
+    seed: int,
+    copy_delay: int,
+    tag: str | None = None,
+    arrival: Arrival = ORDERED,
+    block: int = BLOCK_RECORDS,
+) -> Workload:
     scenario = _scenario_of_size(events, seed, tag)
     rng = random.Random(seed)
-    steps, made = [], Counter[str]()
-    for step in scenario.steps:
-        parts = waves(_poisoned(list(step.records), scenario.tag, rng, made))
-        steps += [
-            (step.name if len(parts) == 1 else f"{step.name} ({i}/{len(parts)})", part)
-            for i, part in enumerate(parts, 1)
-        ]
+    made = Counter[str]()
+    poisoned = [(step.name, _poisoned(list(step.records), scenario.tag, rng, made)) for step in scenario.steps]
+    steps = [named for stage in arrange(poisoned, arrival, seed, block) for named in stage.named_waves()]
     distinct = sum(len(records) for _, records in steps)
-    return Workload(scenario, tuple(_with_copies(steps, copy_delay)), made, distinct)
+    return Workload(scenario, tuple(_with_copies(steps, copy_delay)), made, distinct, arrival)
 
 
 def _scenario_of_size(events: int, seed: int, tag: str | None) -> Scenario:
@@ -105,7 +111,7 @@ def _poisoned(records: list[Sent], tag: str, rng: random.Random, made: Counter[s
     return out
 
 
-def _with_copies(steps: list[tuple[str, list[Sent]]], delay: int) -> Iterator[Wave]:
+def _with_copies(steps: Sequence[tuple[str, Sequence[Sent]]], delay: int) -> Iterator[Wave]:
     """Each step as a wave, the copy of an event going out just before the event `delay` events later (so the
     copies do not bunch up); the copies still due after the last step form a last wave, the held ones last."""
     due: deque[tuple[int, int, Sent]] = deque()  # (event number, position of its first copy, record)

@@ -122,6 +122,9 @@ class Cast:
     accepted_orders: list[PlannedOrder] = field(default_factory=list)
     cancelled_orders: list[PlannedOrder] = field(default_factory=list)
     late_orders: list[PlannedOrder] = field(default_factory=list)
+    # Products no accepted order may take from: a refused order waits on one of them until its wait expires, and
+    # is judged then; its stock must read the same whenever that is.
+    reserved: set[str] = field(default_factory=set)
 
     @property
     def products(self) -> list[PlannedProduct]:

@@ -78,6 +78,9 @@ TRAINING_TOPICS = (
 CERTIFIERS = ("partner/walailak-university", "partner/tisi-tcps", "partner/otop-selection-committee")
 MARKETS = ("partner/otop-trader-hub", "partner/thai-local-online-market")
 NETWORK_DESK = "partner/pracharat-network-desk"
+# Buyers pay through their market, or straight to the programme's bank for community enterprises (BAAC), which
+# then reports the payment itself: a payment may then reach fivecogs before the market's order does.
+PAYMENT_DESK = "partner/baac-payments"
 BUYERS = ("bkk-hotel-group", "korat-school-canteen", "hatyai-retailer", "cm-tour-agency", "online-shopper")
 
 

@@ -30,6 +30,7 @@ class Seen:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+    timestamp: float = 0.0  # seconds since the epoch, as the broker stamped it
 
     def header(self, name: str) -> str:
         for header_name, value in self.headers:
@@ -103,4 +104,5 @@ def _slim(record: ConsumerRecord) -> Seen:
         key=record.key,
         value=value if len(value) <= KEPT_VALUE_BYTES else b"",
         headers=tuple((name, bytes(v)) for name, v in record.headers or ()),
+        timestamp=(record.timestamp or 0) / 1000,
     )

@@ -1,22 +1,39 @@
-"""Expected against actual: report figures field by field, and every answer and dead letter one by one."""
+"""Expected against actual: report figures field by field, and every answer and dead letter one by one.
+
+Answers are final outcomes (accepted, rejected, and the order answers). A `held` notice is not one: when it
+comes depends on arrival, so it is not compared with the model, but each must be followed by a final outcome
+for the same event (`holds_seen`)."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from fivecogs_ops.simulate.collector import Seen
 from fivecogs_ops.simulate.figures import FIELD_NAMES, Report, Row
 from fivecogs_ops.simulate.model import Answer, DeadLetter
-from fivecogs_shared.contracts.feedback import ORDER_ACCEPTED_TYPE, ORDER_REJECTED_TYPE, REJECTED_TYPE
+from fivecogs_shared.contracts.feedback import (
+    ACCEPTED_TYPE,
+    HELD_TYPE,
+    ORDER_ACCEPTED_TYPE,
+    ORDER_REJECTED_TYPE,
+    REJECTED_TYPE,
+)
 from fivecogs_shared.envelope import CORRELATION_HEADER
 
 FEEDBACK_PREFIX = "fivecogs.feedback."  # + the partner's id: contracts.topics.feedback_topic
 
-ANSWER_KINDS = {REJECTED_TYPE: "rejected", ORDER_ACCEPTED_TYPE: "order.accepted", ORDER_REJECTED_TYPE: "order.rejected"}
+ANSWER_KINDS = {
+    ACCEPTED_TYPE: "accepted",
+    REJECTED_TYPE: "rejected",
+    ORDER_ACCEPTED_TYPE: "order.accepted",
+    ORDER_REJECTED_TYPE: "order.rejected",
+}
+FINAL_KINDS = ("accepted", "rejected")  # an event's one outcome (the order answers come besides)
 
 
 @dataclass(frozen=True)
@@ -127,12 +144,73 @@ def answers_seen(records: Iterable[Seen], tag: str, partners: Iterable[str]) -> 
         kind = ANSWER_KINDS.get(record.header("ce_type"))
         data = json.loads(record.value)
         partner = record.topic.removeprefix(FEEDBACK_PREFIX)
-        if kind == "rejected" and _ours(data["event_id"], tag, partner, ours):
-            found.append(Answer(partner, kind, data["event_id"], data["reason"]))
-        elif kind and kind != "rejected" and str(data.get("order_id", "")).startswith(tag):
+        if kind in FINAL_KINDS and _ours(data["event_id"], tag, partner, ours):
+            detail = data["reason"] if kind == "rejected" else data["event_type"]
+            found.append(Answer(partner, kind, data["event_id"], detail))
+        elif kind and kind not in FINAL_KINDS and str(data.get("order_id", "")).startswith(tag):
             detail = data["total_thb"] if kind == "order.accepted" else data["reason"]
             found.append(Answer(partner, kind, data["order_id"], detail))
     return found
+
+
+@dataclass
+class Holds:
+    """The `held` notices of a run, and what became of the events they were about."""
+
+    held: set[tuple[str, str]] = field(default_factory=set)  # (partner, event id) of every event held
+    released: set[tuple[str, str]] = field(default_factory=set)  # held, then accepted
+    refused: set[tuple[str, str]] = field(default_factory=set)  # held, then rejected (mostly: its wait expired)
+    longest_wait: float = 0.0  # seconds from a held notice to the acceptance of its event
+    waiting: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (partner, event id) -> until
+
+    @property
+    def unresolved(self) -> list[str]:
+        """Held notices with no final outcome after them: each is a mismatch."""
+        return [
+            f"held {event_id} from {partner}: no accepted or rejected after it (held until {until:%H:%M:%S})"
+            for (partner, event_id), until in sorted(self.waiting.items())
+        ]
+
+    @property
+    def latest_until(self) -> datetime | None:
+        return max(self.waiting.values(), default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "held": len(self.held),
+            "released": len(self.released),
+            "refused": len(self.refused),
+            "longest_wait_seconds": round(self.longest_wait, 1),
+            "unresolved": self.unresolved,
+        }
+
+
+def holds_seen(records: Iterable[Seen], tag: str) -> Holds:
+    """Every held notice about this run's events must be followed, on the same feedback topic (one partition, in
+    order), by a final outcome for the same event id."""
+    holds, since = Holds(), dict[tuple[str, str], float]()
+    for record in records:
+        if not record.topic.startswith(FEEDBACK_PREFIX):
+            continue
+        ce_type = record.header("ce_type")
+        if ce_type not in (HELD_TYPE, ACCEPTED_TYPE, REJECTED_TYPE):
+            continue
+        data = json.loads(record.value)
+        if not data["event_id"].startswith(tag):
+            continue
+        key = (record.topic.removeprefix(FEEDBACK_PREFIX), data["event_id"])
+        if ce_type == HELD_TYPE:
+            holds.held.add(key)
+            holds.waiting[key] = datetime.fromisoformat(data["until"])
+            since.setdefault(key, record.timestamp)
+        elif key in holds.waiting:
+            del holds.waiting[key]
+            if ce_type == ACCEPTED_TYPE:
+                holds.released.add(key)
+                holds.longest_wait = max(holds.longest_wait, record.timestamp - since[key])
+            else:
+                holds.refused.add(key)
+    return holds
 
 
 def _ours(event_id: str, tag: str, partner: str, partners: frozenset[str]) -> bool:

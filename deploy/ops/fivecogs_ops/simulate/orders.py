@@ -27,7 +27,7 @@ def write_wave(story: Story, wave: int) -> list[Sent]:
     if wave == 1:
         _repeated_orders(story, moment)
     for product in _shuffled(story):
-        if product.product_id not in used and product.stock > 0:
+        if product.product_id not in used | story.cast.reserved and product.stock > 0:
             _regular_order(story, product, used, moment)
     return story.writer.take()
 
@@ -96,7 +96,7 @@ def _regular_order(story: Story, first: PlannedProduct, used: set[str], moment: 
     companions = [
         p
         for p in _shuffled(story)
-        if p is not first and p.product_id not in used and p.stock > 0 and channel in p.prices
+        if p is not first and p.product_id not in used | story.cast.reserved and p.stock > 0 and channel in p.prices
     ]
     lines += companions[: story.rng.randint(0, 2)]
     used.update(p.product_id for p in lines)
@@ -168,6 +168,9 @@ def _refuse_one(
 
 
 def _unknown_product_order(story: Story, product: PlannedProduct, moment: datetime) -> None:
+    """A good line, then one for a product nobody produced. The order waits for that product until its wait
+    expires and is judged again then: no other order may take the good line's stock meanwhile."""
+    story.cast.reserved.add(product.product_id)
     channel = next(iter(product.prices))
     order = new_order(story, channel, [])
     lines = [_line(product, 1, product.prices[channel]), _line(f"{story.tag}-prod-none", 1, Decimal("10.00"))]

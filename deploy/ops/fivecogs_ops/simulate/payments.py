@@ -30,7 +30,7 @@ def write_settlements(story: Story) -> list[Sent]:
     story.rng.shuffle(candidates)
     for order in story.cast.accepted_orders:
         if _margin_order(order):
-            pay(story, order, moment)
+            pay(story, order, moment, source=_payer(story, order))
     for fate, order in zip(RARE_FATES, candidates, strict=False):
         fate(story, order, moment)
     for order in candidates[len(RARE_FATES) :]:
@@ -58,7 +58,7 @@ def write_late_orders(story: Story) -> list[Sent]:
     story.cast.late_orders = []
     used: set[str] = set()
     for product in _returned_first(story):
-        if product.product_id in used or product.stock == 0 or not product.prices:
+        if product.product_id in used | story.cast.reserved or product.stock == 0 or not product.prices:
             continue
         used.add(product.product_id)
         channel = next(iter(product.prices))
@@ -74,7 +74,7 @@ def write_late_payments(story: Story) -> list[Sent]:
     """Step 8: the late orders are paid, under the provinces' new policies."""
     moment = at(day_of(9, 20), 15)
     for order in story.cast.late_orders:
-        pay(story, order, moment)
+        pay(story, order, moment, source=_payer(story, order))
     return story.writer.take()
 
 
@@ -91,9 +91,23 @@ def payment(story: Story, order: PlannedOrder, amount: Decimal) -> dict[str, Any
     return {"payment_id": story.new_id("pay-"), "order_id": order.order_id, "amount_thb": f"{amount:.2f}"}
 
 
-def pay(story: Story, order: PlannedOrder, moment: datetime, intent: str = "accepted", note: str = "") -> Sent:
+def pay(
+    story: Story,
+    order: PlannedOrder,
+    moment: datetime,
+    intent: str = "accepted",
+    note: str = "",
+    source: str | None = None,
+) -> Sent:
+    """Paid through the order's market, unless `source` says who reports the payment."""
     data = payment(story, order, order.total)
-    return story.event(PAID, data, source=order.source, time=moment, intent=intent, note=note or "a payment")
+    source = source or order.source
+    return story.event(PAID, data, source=source, time=moment, intent=intent, note=note or "a payment")
+
+
+def _payer(story: Story, order: PlannedOrder) -> str:
+    """Half the buyers pay the bank directly (it reports the payment), half through their market."""
+    return catalogue.PAYMENT_DESK if story.chance(0.5) else order.source
 
 
 def cancel(story: Story, order: PlannedOrder, moment: datetime, intent: str = "accepted", note: str = "") -> Sent:
@@ -145,7 +159,7 @@ def _left_open(story: Story, order: PlannedOrder, moment: datetime) -> None:
 
 
 def _paid(story: Story, order: PlannedOrder, moment: datetime) -> None:
-    pay(story, order, moment)
+    pay(story, order, moment, source=_payer(story, order))
 
 
 def _cancelled(story: Story, order: PlannedOrder, moment: datetime) -> None:

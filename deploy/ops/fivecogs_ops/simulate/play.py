@@ -4,13 +4,14 @@ feedback and dead-letter topics, and reading management's report."""
 from __future__ import annotations
 
 import asyncio
+import heapq
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from fivecogs_ops import partners
 from fivecogs_ops.auth import bearer, refusal
@@ -124,8 +125,17 @@ async def communication_topics(kafka: KafkaAccess) -> list[str]:
     return [topic for topic in topics if re.fullmatch(ingest_pattern("communication"), topic)]
 
 
-async def read_history(kafka: KafkaAccess, topic: str, timeout: float = 60.0) -> list[Sent]:
-    """Every record of a topic so far, each partition in offset order."""
+async def read_history(kafka: KafkaAccess, topics: Sequence[str], timeout: float = 60.0) -> list[Sent]:
+    """Every record of the topics so far, in the order they were written, near enough: the partitions merged by
+    the records' timestamps, each partition's own order kept (as the service reading them all took them in)."""
+    partitions: list[list[tuple[int, Sent]]] = []
+    for topic in topics:
+        partitions += await _history(kafka, topic, timeout)
+    return [sent for _, sent in heapq.merge(*partitions, key=lambda found: found[0])]
+
+
+async def _history(kafka: KafkaAccess, topic: str, timeout: float) -> list[list[tuple[int, Sent]]]:
+    """Every record of a topic so far with its timestamp, partition by partition in offset order."""
     partitions = await topic_partitions(kafka, topic)
     consumer = AIOKafkaConsumer(**kafka.client(), group_id=None, enable_auto_commit=False)
     await consumer.start()
@@ -133,14 +143,14 @@ async def read_history(kafka: KafkaAccess, topic: str, timeout: float = 60.0) ->
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        records: list[Sent] = []
+        records: dict[TopicPartition, list[tuple[int, Sent]]] = {tp: [] for tp in partitions}
         deadline = time.monotonic() + timeout
         while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic} from the beginning took over {timeout:.0f}s")
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records += [_as_sent(record) for record in batch]
-        return records
+            for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
+                records[tp] += [(record.timestamp, _as_sent(record)) for record in batch]
+        return list(records.values())
     finally:
         await consumer.stop()
 

@@ -1,4 +1,5 @@
-"""Step 2: inputs delivered to batches and batches produced, in an order that is not the batches' FIFO order."""
+"""Step 2: inputs delivered to batches and batches produced, in an order that is not the batches' FIFO order.
+A v2 batch names its deliveries (`delivery_ids`); a v1 batch costs the deliveries received before it."""
 
 from __future__ import annotations
 
@@ -78,9 +79,10 @@ def _batch_records(story: Story, product: PlannedProduct, batch: PlannedBatch) -
     crafts = {c.product: c for cs in catalogue.CRAFTS.values() for c in cs}
     items = crafts[product.name].inputs
     records = []
+    delivery_ids = [f"{batch.batch_id}-d{number}" for number in range(1, len(batch.deliveries) + 1)]
     for number, (cost, local) in enumerate(batch.deliveries, start=1):
         item, unit = items[(number - 1) % len(items)]
-        data = delivery(batch, enterprise, f"{batch.batch_id}-d{number}", item, unit, cost, local)
+        data = delivery(batch, enterprise, delivery_ids[number - 1], item, unit, cost, local)
         data["quantity"] = _input_quantity(story)
         source = catalogue.pracharat_company(enterprise.province)
         records.append(story.writer.build(DELIVERED, data, source=source, time=at(batch.produced_on, 8, number)))
@@ -88,9 +90,9 @@ def _batch_records(story: Story, product: PlannedProduct, batch: PlannedBatch) -
     if story.chance(0.35):
         lot = {"lot": f"{catalogue.short_code(enterprise.province).upper()}-{batch.batch_id[-4:]}"}
         expiry = {"expires_on": (batch.produced_on + timedelta(days=365)).isoformat()} if story.chance(0.7) else {}
-        records.append(
-            story.writer.build(PRODUCED_V2, {**production(batch, product), **lot, **expiry}, source=source, time=made)
-        )
+        # A v2 batch names its deliveries: it waits for each and costs exactly those, whatever the arrival order.
+        data = {**production(batch, product), **lot, **expiry, "delivery_ids": delivery_ids}
+        records.append(story.writer.build(PRODUCED_V2, data, source=source, time=made))
     else:
         records.append(story.writer.build(PRODUCED, production(batch, product), source=source, time=made))
     return records

@@ -14,8 +14,9 @@ from rich.table import Table
 
 from fivecogs_ops.console import make_console
 from fivecogs_ops.report import report_tables
+from fivecogs_ops.simulate.arrival import ORDERED, Arrival
 from fivecogs_ops.simulate.catchup import CatchUpTimeout, Lag
-from fivecogs_ops.simulate.compare import Tally
+from fivecogs_ops.simulate.compare import Holds, Tally
 from fivecogs_ops.simulate.play import ManagementUnreachable
 from fivecogs_ops.simulate.runner import Progress, SimulationResult, run_simulation
 from fivecogs_shared.kafka_access import KafkaAccess
@@ -75,6 +76,16 @@ class RichProgress(Progress):
             self.status = None
         self.console.print(f"  [dim]the chain caught up in {seconds:.1f}s[/]")
 
+    def holding(self, holds: Holds) -> None:
+        latest = holds.latest_until
+        until = f", the last until {latest.astimezone():%H:%M:%S}" if latest else ""
+        text = f"  {len(holds.waiting)} events still held{until}"
+        if self.status is None:
+            self.status = self.console.status(text)
+            self.status.start()
+        else:
+            self.status.update(text)
+
 
 async def simulate_and_show(
     console: Console,
@@ -88,6 +99,7 @@ async def simulate_and_show(
     timeout: float = 300.0,
     as_json: bool = False,
     database_url: str | None = None,
+    arrival: Arrival = ORDERED,
 ) -> int:
     """Run the simulation and print it; the exit code: 0 match, 1 mismatch, 2 chain unreachable or stuck."""
     progress = Progress() if as_json else RichProgress(console)
@@ -102,12 +114,15 @@ async def simulate_and_show(
             timeout=timeout,
             progress=progress,
             database_url=database_url,
+            arrival=arrival,
         )
     except (KafkaError, OSError, ManagementUnreachable, CatchUpTimeout, TimeoutError) as error:
         if isinstance(progress, RichProgress) and progress.status is not None:
             progress.status.stop()
         console.print(f"[bold red]error:[/] {error or type(error).__name__}")
         return EXIT_UNREACHABLE
+    if isinstance(progress, RichProgress) and progress.status is not None:
+        progress.status.stop()
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -120,7 +135,10 @@ async def simulate_and_show(
 def show_result(console: Console, result: SimulationResult) -> None:
     scenario = result.scenario
     records, enterprises = len(scenario), scenario.enterprises
-    console.print(f"\nscenario seed {scenario.seed}, tag {scenario.tag}: {records} records, {enterprises} enterprises")
+    console.print(
+        f"\nscenario seed {scenario.seed}, tag {scenario.tag}: {records} records, {enterprises} enterprises, "
+        f"arriving {result.arrival}"
+    )
     if not result.verified:
         console.print("[yellow]published without waiting: nothing verified (steps raced each other)[/]")
         return
@@ -129,8 +147,9 @@ def show_result(console: Console, result: SimulationResult) -> None:
     for view, by in (("provinces", "province"), ("regions", "region")):
         for table in report_tables(report[view], by, f"report by {by} (after the run)", console.width):
             console.print(table)
-    _show_tally(console, "rejections and order answers", result.answers)
+    _show_tally(console, "answers (accepted, rejected, orders)", result.answers)
     _show_tally(console, "dead letters", result.dead_letters)
+    _show_holds(console, result.holds, result.held_wait_seconds)
     if result.interference():
         console.print(f"[yellow]! while the scenario played, {result.interference()}: differences may be theirs[/]")
     if result.differences:
@@ -152,6 +171,19 @@ def _show_tally(console: Console, what: str, tally: Tally | None) -> None:
         console.print(f"    [red]unexpected[/] {line}")
     if tally.theirs:
         console.print(f"    [yellow]{len(tally.theirs)} more about records other consumer groups read too[/]")
+
+
+def _show_holds(console: Console, holds: Holds | None, waited: float | None) -> None:
+    if holds is None:
+        return
+    mark = "[red]✗[/]" if holds.unresolved else "[green]✓[/]"
+    console.print(
+        f"{mark} held: {len(holds.held)} events, {len(holds.released)} applied when what they waited for came "
+        f"(the longest after {holds.longest_wait:.1f}s), {len(holds.refused)} rejected"
+        + (f"; the last answered {waited:.0f}s after the last wave" if waited else "")
+    )
+    for line in holds.unresolved[:20]:
+        console.print(f"    [red]no outcome[/] {line}")
 
 
 def _show_differences(console: Console, result: SimulationResult) -> None:
