@@ -61,7 +61,6 @@ class Outcome:
 class Held:
     """An event the model holds, as a service's `held` table does."""
 
-    seq: int  # arrival order
     index: int  # its place among the records applied (`ChainModel.outcomes`)
     cog: str
     partner: str
@@ -115,7 +114,6 @@ class ChainModel:
     outcomes: list[Outcome | None] = field(default_factory=list)  # per record applied; None while held
     held: list[Held] = field(default_factory=list)  # in arrival order
     pending: dict[str, list[str]] = field(default_factory=dict)  # cog -> references made known, not yet released
-    arrived: int = 0
 
     def apply_all(self, records: Iterable[Sent]) -> list[Outcome]:
         """The final outcome of every record, in the order given: what is still held at the end expires."""
@@ -139,14 +137,10 @@ class ChainModel:
         while self.held:
             expired = self.held.pop(0)
             self._settle(expired, self._judge(expired.partner, expired.reading, final=True))
-            self._release()
+            self._release()  # an event judged again may be taken in after all: what it made known is released
         decided = [outcome for outcome in self.outcomes if outcome is not None]
         assert len(decided) == len(self.outcomes)
         return decided
-
-    @property
-    def still_held(self) -> list[Held]:
-        return list(self.held)
 
     def _arrive(self, sent: Sent, index: int) -> Outcome:
         reading = read(sent)
@@ -158,11 +152,10 @@ class ChainModel:
         if taken in self.inbox:
             return Outcome(DUPLICATE) if self.inbox[taken] == reading.fingerprint else _dead(sent, "conflict")
         self.inbox[taken] = reading.fingerprint  # a held event is in the inbox too: a copy of it is a duplicate
-        self.arrived += 1
         judged = self._judge(sent.partner, reading)
         if isinstance(judged, Awaited):
-            waiting = Held(self.arrived, index, reading.cog, sent.partner, reading, judged.awaits, judged.reason)
-            self.held.append(waiting)
+            waiting = Held(index, reading.cog, sent.partner, reading, judged.awaits, judged.reason)
+            self.held.append(waiting)  # `held` stays in arrival order: a release keeps an event's place
             return Outcome(HELD, awaits=judged.awaits, reason=judged.reason)
         return judged
 
@@ -205,7 +198,7 @@ class ChainModel:
                 self._settle(waiting, judged)
 
     def _settle(self, held: Held, outcome: Outcome | Awaited) -> None:
-        assert isinstance(outcome, Outcome)
+        assert isinstance(outcome, Outcome)  # never Awaited when final or when it was not held again
         self.outcomes[held.index] = outcome
 
     def report(self) -> Report:
