@@ -181,6 +181,27 @@ def _break_a_batch(story: Story, per_batch: list[list[Sent]]) -> None:
             intent="schema",
             note="a v2 batch that expires before it is made",
         ),
+        story.writer.build(
+            PRODUCED_V2,
+            {**made, "batch_id": made["batch_id"] + "m", "delivery_ids": [mine + "never"]},
+            source=produced.source,
+            time=when,
+            intent="rule:missing_delivery",
+            note="a v2 batch naming a delivery that never comes: it waits, then is refused",
+        ),
+        delivered(
+            {"delivery_id": mine + "n", "batch_id": made["batch_id"] + "n"},
+            "accepted",
+            "a delivery to a batch that will not name it",
+        ),
+        story.writer.build(
+            PRODUCED_V2,
+            {**made, "batch_id": made["batch_id"] + "n", "delivery_ids": []},
+            source=produced.source,
+            time=when,
+            intent="rule:delivery_not_named",
+            note="a v2 batch leaving out a delivery it received",
+        ),
     ]
     records[1:1] = before
     records.extend(after)
