@@ -170,10 +170,6 @@ def outcome_of(record: ConsumerRecord) -> str:
     return "accepted" if header(record, "ce_type") == ACCEPTED_TYPE else str(data(record)["reason"])
 
 
-def rejections(records: list[ConsumerRecord]) -> list[ConsumerRecord]:
-    return [r for r in records if header(r, "ce_type") == REJECTED_TYPE]
-
-
 def header(record: ConsumerRecord, name: str) -> str:
     value: bytes = dict(record.headers).get(name, b"")
     return value.decode()

@@ -90,10 +90,6 @@ def _emitted(ce_type: str, key: str):
     return lambda r: r.topic == EVENTS and header(r, "ce_type") == ce_type and r.key == key.encode()
 
 
-def _feedback_on(event_id: str):
-    return lambda r: r.topic == FEEDBACK and data(r).get("event_id") == event_id
-
-
 async def _learn(inputs: Partner, enterprise_id: str, tap: Tap, batch_id: str, product_id: str, day: str) -> str:
     """Inputs registers the enterprise and produces a first batch. Once the batch is assessed, knowledge knows
     the product and its enterprise (from the batch itself if the registration, on another partition, lags).
