@@ -22,8 +22,10 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from fivecogs_shared import outbox
+from fivecogs_shared.contracts import COGS
 from fivecogs_shared.contracts.topics import ingest_pattern
 from fivecogs_shared.kafka_access import KafkaAccess
+from fivecogs_shared.kafka_admin import admin_client, committed_offsets, end_offsets, list_topics, partitions_of
 
 ERROR_HEADER_PREFIX = "fivecogs_"
 PARKED_SHOWN = 200  # rows listed per service; the count is always the whole
@@ -37,6 +39,50 @@ class DlqSummary:
     replayed: int = 0
     not_whole: int = 0  # copies that kept only a slice of a value too large for the DLQ: never replayed
     by_kind: Counter[str] = field(default_factory=Counter)
+
+
+def replay_group(cog: str) -> str:
+    """The consumer group that keeps `fivecogs dlq replay <cog>`'s progress (only replay commits it)."""
+    return f"fivecogs-dlq-replay-{cog}"
+
+
+def owner(topic: str) -> str | None:
+    """The cog whose `dlq replay` reads this dead-letter topic; None for the dead letters of a service's own
+    events topic (written by its consumers: a bug to fix, never replayed by the tool)."""
+    for cog in COGS:
+        if re.match(dlq_pattern(cog), topic):
+            return cog
+    return None
+
+
+@dataclass(frozen=True, order=True)
+class DeadLetterPartition:
+    """One partition of a dead-letter topic: records before `replayed` were sent back (or passed over by a
+    `replay --kind`); the rest wait for an operator."""
+
+    topic: str
+    partition: int
+    replayed: int
+    end: int
+
+    @property
+    def waiting(self) -> int:
+        return max(0, self.end - self.replayed)
+
+
+async def dead_letters(kafka: KafkaAccess, timeout: float = 10.0) -> list[DeadLetterPartition]:
+    """Every partition of every `*.dlq` topic with its replay progress; reads offsets only and joins no group."""
+    async with admin_client(kafka, timeout) as admin:
+        topics = [t for t in await list_topics(admin, timeout) if t.endswith(".dlq")]
+        partitions = await partitions_of(admin, topics, timeout)
+    ends = await end_offsets(kafka, partitions, timeout) if partitions else {}
+    cogs = sorted({cog for cog in map(owner, topics) if cog})
+    replayed: dict[TopicPartition, int] = {}
+    for progress in await asyncio.gather(*(committed_offsets(kafka, replay_group(c), timeout) for c in cogs)):
+        replayed |= progress
+    return sorted(
+        DeadLetterPartition(tp.topic, tp.partition, min(replayed.get(tp, 0), end), end) for tp, end in ends.items()
+    )
 
 
 def _kind(record: ConsumerRecord) -> str:
@@ -74,7 +120,7 @@ async def drain(
     summary = DlqSummary(f"fivecogs.{cog}.ingest.*.dlq")
     consumer = AIOKafkaConsumer(
         **kafka.client(),
-        group_id=group_id or f"fivecogs-dlq-replay-{cog}",
+        group_id=group_id or replay_group(cog),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
