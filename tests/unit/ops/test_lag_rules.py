@@ -8,6 +8,7 @@ from fivecogs_ops.lag.rules import (
     Observation,
     Status,
     Verdict,
+    behind_since,
     group_status,
     last_change,
     partition_status,
@@ -24,74 +25,95 @@ def seen(*rows: tuple[float, int | None, int]) -> list[Observation]:
 
 def test_caught_up_is_ok_whatever_came_before() -> None:
     history = seen((0, 5, 9), (10, 5, 9), (20, 9, 9))
-    assert partition_status(history, now=20, window=WINDOW).status is Status.OK
+    assert partition_status(history, now=20, window=WINDOW, members=1).status is Status.OK
 
 
 def test_lag_that_reached_zero_in_the_window_is_ok() -> None:
     history = seen((0, 10, 10), (10, 12, 15), (20, 14, 20))  # lag 0 → 3 → 6, consumer still moving
-    verdict = partition_status(history, now=20, window=WINDOW)
+    verdict = partition_status(history, now=20, window=WINDOW, members=1)
     assert verdict == Verdict(Status.OK, "lag reached zero in the window")
 
 
 def test_moving_offsets_with_lag_that_never_falls_warn() -> None:
     history = seen((0, 10, 15), (10, 12, 18), (20, 14, 21), (30, 20, 27))  # lag 5, 6, 7, 7
-    verdict = partition_status(history, now=30, window=WINDOW)
+    verdict = partition_status(history, now=30, window=WINDOW, members=1)
     assert verdict.status is Status.WARN
     assert "never falls (5 → 7)" in verdict.reason
 
 
 def test_moving_offsets_with_lag_that_fell_once_are_ok() -> None:
     history = seen((0, 10, 15), (10, 12, 18), (20, 17, 20), (30, 19, 25))  # lag 5, 6, 3, 6
-    assert partition_status(history, now=30, window=WINDOW).status is Status.OK
+    assert partition_status(history, now=30, window=WINDOW, members=1).status is Status.OK
 
 
 def test_unmoving_offset_with_lag_is_a_stall_while_younger_than_the_window() -> None:
     # The commit at t=10 is the last move; the window (t >= 5) sees none, and 20s is less than its 25s.
     history = seen((0, 7, 9), (10, 40, 50), (20, 40, 55), (30, 40, 60))
-    verdict = partition_status(history, now=30, window=25)
+    verdict = partition_status(history, now=30, window=25, members=1)
     assert verdict.status is Status.STALL
     assert "unmoved at 40 for 20s" in verdict.reason
 
 
 def test_no_commit_for_longer_than_the_window_is_a_stop() -> None:
     history = seen((0, 40, 50), (30, 40, 50), (61, 40, 52))
-    verdict = partition_status(history, now=61, window=WINDOW)
-    assert verdict.status is Status.STOP
-    assert "no commit for 61s" in verdict.reason
+    verdict = partition_status(history, now=61, window=WINDOW, members=1)
+    assert verdict == Verdict(Status.STOP, "lag 12 waiting 61s with no commit (window 60s)")
 
 
-def test_stop_is_judged_from_the_last_change_before_the_window() -> None:
-    # Only the last two samples fall in the window, but the offset has not changed since t=0.
+def test_no_commit_counts_from_when_there_was_something_to_commit() -> None:
+    # Caught up at t=0, quiet until records arrive by t=600: 30 s waiting, not 630 s without a commit.
+    history = seen((0, 40, 40), (300, 40, 40), (590, 40, 40), (600, 40, 45), (630, 40, 47))
+    assert behind_since(history) == 600
+    verdict = partition_status(history, now=630, window=WINDOW, members=1)
+    assert verdict == Verdict(Status.OK, "lag reached zero in the window")
+    later = partition_status([*history, *seen((661, 40, 47))], now=661, window=WINDOW, members=1)
+    assert later == Verdict(Status.STOP, "lag 7 waiting 61s with no commit (window 60s)")
+
+
+def test_records_after_a_quiet_period_older_than_the_window_stall_before_they_stop() -> None:
+    # Quiet since t=0; the window (t >= 70) sees records waiting at t=100 and t=130: 30 s is a STALL, not a STOP.
     history = seen((0, 40, 40), (100, 40, 45), (130, 40, 47))
-    assert partition_status(history, now=130, window=WINDOW).status is Status.STOP
+    verdict = partition_status(history, now=130, window=WINDOW, members=1)
+    assert verdict == Verdict(Status.STALL, "committed offset unmoved at 40 for 30s")
 
 
-def test_stop_comes_before_lag_that_reached_zero() -> None:
-    # Caught up at first, then the consumer died and records kept arriving: Burrow checks STOP first.
-    history = seen((0, 40, 40), (50, 40, 40), (70, 40, 44))
-    assert partition_status(history, now=70, window=WINDOW).status is Status.STOP
+def test_a_group_without_members_with_lag_is_a_stop_at_once() -> None:
+    # One sample, seconds after the consumer died: nothing will consume it, so page now, not after the window.
+    verdict = partition_status(seen((0, 40, 50)), now=0, window=WINDOW, members=0)
+    assert verdict == Verdict(Status.STOP, "no members: nothing consumes lag 10")
+
+
+def test_lag_zero_earlier_does_not_excuse_a_group_whose_members_are_gone() -> None:
+    # Caught up at first, then the consumer died and records kept arriving: lag 0 earlier in the window is moot.
+    history = seen((0, 40, 40), (50, 40, 40), (55, 40, 44))
+    assert partition_status(history, now=55, window=WINDOW, members=0).status is Status.STOP
+    assert partition_status(history, now=55, window=WINDOW, members=1).status is Status.OK  # alive: Burrow's OK
+
+
+def test_a_caught_up_partition_of_a_group_without_members_is_ok() -> None:
+    assert partition_status(seen((0, 9, 9)), now=0, window=WINDOW, members=0) == Verdict(Status.OK, "caught up")
 
 
 def test_committed_offset_going_backwards_is_a_rewind() -> None:
     history = seen((0, 100, 110), (10, 105, 115), (20, 20, 118))
-    verdict = partition_status(history, now=20, window=WINDOW)
+    verdict = partition_status(history, now=20, window=WINDOW, members=1)
     assert verdict == Verdict(Status.REWIND, "committed offset went back from 105 to 20")
 
 
 def test_a_rewind_older_than_the_window_no_longer_counts() -> None:
     history = seen((0, 100, 110), (10, 20, 118), (80, 60, 120), (90, 70, 121))  # lag 10, 98, 60, 51
-    assert partition_status(history, now=90, window=WINDOW).status is Status.OK
+    assert partition_status(history, now=90, window=WINDOW, members=1).status is Status.OK
 
 
 def test_one_sample_with_lag_cannot_be_judged_yet() -> None:
-    verdict = partition_status(seen((0, 3, 8)), now=0, window=WINDOW)
+    verdict = partition_status(seen((0, 3, 8)), now=0, window=WINDOW, members=1)
     assert verdict.status is Status.WARN
     assert "look again" in verdict.reason
 
 
 def test_a_partition_never_committed_counts_from_the_log_start() -> None:
     history = seen((0, None, 4), (30, None, 4))
-    verdict = partition_status(history, now=30, window=WINDOW)
+    verdict = partition_status(history, now=30, window=WINDOW, members=1)
     assert (verdict.status, history[-1].lag) == (Status.STALL, 4)
 
 
@@ -151,8 +173,8 @@ def test_a_report_judges_each_partition_against_the_stored_samples() -> None:
     [knowledge] = report.groups
     assert [p.status for p in knowledge.partitions] == [Status.OK, Status.STOP]
     assert (knowledge.status, knowledge.lag) == (Status.STOP, 10)
-    assert knowledge.reason.startswith(f"{topic}/1: no commit for 40s")
-    assert knowledge.lag_seconds is None  # older than the samples, and no record timestamp was read
+    assert knowledge.reason == f"{topic}/1: no members: nothing consumes lag 10"
+    assert (knowledge.lag_seconds, knowledge.estimate) == (None, "unknown")  # older than the samples, no record read
     assert knowledge.series == [(0.0, 4), (30.0, 7), (40.0, 10)]
     assert knowledge.trend.direction == "up"
     assert (report.status.exit_code, report.needs_second_look()) == (2, False)

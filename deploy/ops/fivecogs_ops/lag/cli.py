@@ -10,20 +10,22 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Callable
+import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich import box
-from rich.console import Group
+from rich.console import Console, Group
 from rich.live import Live
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from fivecogs_ops.choices import unknown
 from fivecogs_ops.console import make_console
-from fivecogs_ops.lag.report import GroupReport, Report, look
-from fivecogs_ops.lag.sampling import DEFAULT_PREFIX
+from fivecogs_ops.lag.report import GroupReport, PartitionReport, Report, look
+from fivecogs_ops.lag.sampling import DEFAULT_PREFIX, group_names
 from fivecogs_ops.lag.store import SampleStore
 from fivecogs_shared.kafka_access import KafkaAccess
 
@@ -32,12 +34,18 @@ if TYPE_CHECKING:
 
 CANNOT_SAMPLE = 3
 WATCH_SECONDS = 2.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STYLE = {"OK": "green", "WARN": "yellow", "STALL": "bold red", "STOP": "bold red", "REWIND": "bold magenta"}
 
 GroupOption = Annotated[
     list[str] | None, typer.Option("--group", "-g", help="Only this consumer group (repeatable).", show_default=False)
 ]
-PrefixOption = Annotated[str, typer.Option(help="Without --group: every group whose name starts with this.")]
+PrefixOption = Annotated[
+    str, typer.Option(help="Without --group: every group whose name starts with this (tools' groups left out).")
+]
+PagePrefixOption = Annotated[
+    str, typer.Option("--prefix", help="Every group whose name starts with this (tools' groups left out).")
+]
 WindowOption = Annotated[float, typer.Option("--window", help="Seconds of samples Burrow's rules judge over.")]
 StoreOption = Annotated[
     Path | None,
@@ -51,67 +59,94 @@ def lag(
     group: GroupOption = None,
     prefix: PrefixOption = DEFAULT_PREFIX,
     as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout (with --watch: one line per look).")] = False,
-    watch: Annotated[bool, typer.Option("--watch", help="Look again every 2 s, until Ctrl-C.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Look again every 2 s until Ctrl-C or SIGTERM (exit code: the last look's).")
+    ] = False,
     window: WindowOption = 600.0,
     store: StoreOption = None,
 ) -> None:
-    """Consumer lag per group and partition, in records and seconds, with a status (Burrow's rules).
+    """Consumer lag per group and partition, in records and seconds, with a status (Burrow's rules, made strict:
+    a group with lag and no members is STOP at once). Groups of tools (DLQ replay progress) only with --group.
 
     Exit code: 0 all OK, 1 some WARN, 2 some STALL, STOP or REWIND, 3 the cluster could not be sampled or a
     --group does not exist."""
     samples = SampleStore(store)
-    show = _json_line if as_json else None
     try:
         if watch:
-            report = asyncio.run(_watch(samples, group, prefix, window, show))
+            report = asyncio.run(_watch(samples, group, prefix, window, as_json))
         else:
             report = asyncio.run(look(_kafka(), samples, groups=group, prefix=prefix, window=window))
+        existing = asyncio.run(group_names(_kafka())) if unknown_groups(report) else []
     except Exception as error:  # Kafka unreachable, timeouts: say so, exit 3
-        make_console(stderr=True).print(f"[bold red]error:[/] cannot sample consumer lag: {error!r}")
-        raise typer.Exit(CANNOT_SAMPLE) from error
+        _fail(f"cannot sample consumer lag: {error!r}")
+    if missing := unknown_groups(report):
+        _fail("; ".join(no_such_group(g, existing, prefix) for g in missing))
     if report is None:
-        raise typer.Exit(0)
-    if unknown := [g.group for g in report.groups if g.state == "Dead" and not g.partitions]:
-        make_console(stderr=True).print(f"[bold red]error:[/] no such consumer group: {', '.join(unknown)}")
-        raise typer.Exit(CANNOT_SAMPLE)
-    if not watch:
-        if as_json:
-            print(json.dumps(report.to_json(), indent=2))
-        else:
-            console = make_console()
-            console.print(render(report, console.width))
+        _fail("stopped before the first look: nothing to report")
+    elif not (watch and (as_json or make_console().is_terminal)):  # else the watch has shown it already
+        _show(report, as_json)
     raise typer.Exit(report.status.exit_code)
 
 
-def _json_line(report: Report) -> None:
-    print(json.dumps(report.to_json()), flush=True)
+def _fail(message: str) -> NoReturn:
+    make_console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(CANNOT_SAMPLE)
+
+
+def _show(report: Report, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2), flush=True)
+    else:
+        console = make_console()
+        console.print(render(report, console.width))
+
+
+def unknown_groups(report: Report | None) -> list[str]:
+    """Groups named with --group that Kafka does not know (described as Dead, with nothing committed)."""
+    return [g.group for g in report.groups if g.state == "Dead" and not g.partitions] if report else []
+
+
+def no_such_group(given: str, existing: list[str], prefix: str = DEFAULT_PREFIX) -> str:
+    """One line. A name without the shared prefix ("inputs") is too short for difflib to match with its full
+    name ("fivecogs-inputs"), so that one is suggested outright; any other gets `unknown`'s line."""
+    if not given.startswith(prefix) and prefix + given in existing:
+        return f"no such consumer group {given!r}: did you mean {prefix + given!r}?"
+    return unknown("consumer group", given, existing)
 
 
 async def _watch(
-    samples: SampleStore, groups: list[str] | None, prefix: str, window: float, show: Callable[[Report], None] | None
+    samples: SampleStore, groups: list[str] | None, prefix: str, window: float, as_json: bool
 ) -> Report | None:
-    """Until Ctrl-C; returns the last report, whose status sets the exit code."""
-    report = None
+    """Until Ctrl-C or SIGTERM (both cancel the look in progress); returns the last whole look. On a terminal the
+    table is redrawn in place; piped, each look is a JSON line with --json, else the caller prints the last table."""
+    loop, me = asyncio.get_running_loop(), asyncio.current_task()
+    assert me is not None
+    for stop in STOP_SIGNALS:
+        loop.add_signal_handler(stop, me.cancel)
     console = make_console()
-    with contextlib.ExitStack() as stack:
-        live = None if show else stack.enter_context(Live(Text("sampling…"), console=console, auto_refresh=False))
-        try:
-            while True:
+    live = Live(Text("sampling…"), console=console, auto_refresh=False) if console.is_terminal and not as_json else None
+    report = None
+    try:
+        with live or contextlib.nullcontext():
+            while not unknown_groups(report):
                 report = await look(_kafka(), samples, groups=groups, prefix=prefix, window=window, settle=0)
                 if live:
                     live.update(render(report, console.width), refresh=True)
-                elif show:
-                    show(report)
+                elif as_json:
+                    print(json.dumps(report.to_json()), flush=True)
                 await asyncio.sleep(WATCH_SECONDS)
-        except (KeyboardInterrupt, asyncio.CancelledError):
-            return report
+    except asyncio.CancelledError:
+        pass  # stopped: the last look stands
+    finally:
+        for stop in STOP_SIGNALS:
+            loop.remove_signal_handler(stop)
     return report
 
 
 def ops(
     port: Annotated[int, typer.Option(help="HTTP port of the page.")] = 8090,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    prefix: PrefixOption = DEFAULT_PREFIX,
+    prefix: PagePrefixOption = DEFAULT_PREFIX,
     window: WindowOption = 600.0,
     interval: Annotated[float, typer.Option(help="Seconds between samples.")] = 5.0,
     store: StoreOption = None,
@@ -186,40 +221,59 @@ def _database_url() -> str:
 
 
 # -- the table -------------------------------------------------------------------------------------------------
+# Dropped in this order when a terminal is too narrow for every column; the reason never is: it wraps.
+DROPPABLE = ("trend", "end")
+WHY_MIN_WIDTH = 24
+MARKER = {"interpolated": "~"}  # seconds placed between samples; from the record's own timestamp: no marker
+
+
 def render(report: Report, width: int = 80) -> Group:
     if not report.groups:
         return Group(Text("no consumer groups found", style="dim"))
-    return Group(*(_group_table(g, why=width >= 130) for g in report.groups))
+    return Group(*(_fitting_table(g, width) for g in report.groups))
 
 
-def _group_table(g: GroupReport, why: bool) -> Table:
-    """One table per group; each partition's reason gets a column when the terminal is wide enough, else the
-    worst one is the caption."""
+def _fitting_table(g: GroupReport, width: int) -> Table:
+    measure = Console(width=width)
+    for dropped in range(len(DROPPABLE) + 1):
+        table = _group_table(g, DROPPABLE[:dropped])
+        if Measurement.get(measure, measure.options, table).minimum <= width:
+            break
+    return table
+
+
+def _group_table(g: GroupReport, dropped: tuple[str, ...]) -> Table:
+    """One table per group, one row per partition, its reason last."""
     members = ", ".join(f"{m.client_id}@{m.host}" for m in g.members) or "no members"
     title = Text.assemble(
         (g.group, "bold"), "  ", (g.status.name, STYLE[g.status.name]),
-        f"  lag {g.lag:,} ({duration(g.lag_seconds)}) {g.trend.arrow}  ·  {g.state}: {members}",
+        f"  lag {g.lag:,} ({behind(g.lag_seconds, g.estimate)}) {g.trend.arrow}  ·  {g.state}: {members}",
     )  # fmt: skip
-    caption = None if why or g.status.name == "OK" else g.reason
-    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("topic/partition", no_wrap=True)
     for column in ("committed", "end", "lag", "behind"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("", no_wrap=True)  # the trend arrow
+        if column not in dropped:
+            table.add_column(column, justify="right", no_wrap=True)
+    if "trend" not in dropped:
+        table.add_column("", no_wrap=True)  # the trend arrow
     table.add_column("status", no_wrap=True)
-    if why:
-        table.add_column("why", style="dim")
+    table.add_column("why", style="dim", min_width=WHY_MIN_WIDTH, ratio=1)
     for p in g.partitions:
-        cells: list[str | Text] = [
-            f"{p.topic}/{p.partition}",
-            _n(p.committed),
-            _n(p.end),
-            _n(p.lag),
-            duration(p.lag_seconds),
-        ]
-        cells += [p.trend.arrow, Text(p.status.name, style=STYLE[p.status.name])]
-        table.add_row(*cells, *([p.reason] if why else []))
+        table.add_row(*_cells(p, dropped))
     return table
+
+
+def _cells(p: PartitionReport, dropped: tuple[str, ...]) -> list[str | Text]:
+    cells: list[str | Text] = [f"{p.topic}/{p.partition}", _n(p.committed)]
+    cells += [] if "end" in dropped else [_n(p.end)]
+    cells += [_n(p.lag), behind(p.lag_seconds, p.estimate)]
+    cells += [] if "trend" in dropped else [p.trend.arrow]
+    return [*cells, Text(p.status.name, style=STYLE[p.status.name]), p.reason]
+
+
+def behind(seconds: float | None, estimate: str) -> str:
+    """Seconds behind, `~` in front when interpolated between samples rather than read from the record."""
+    return "–" if seconds is None else MARKER.get(estimate, "") + duration(seconds)
 
 
 def _n(value: int | None) -> str:

@@ -1,10 +1,12 @@
 """Lag in seconds: how long ago was the first record the group has not consumed written?
 
-As kafka-lag-exporter does, from a table of (log-end offset, time) samples of the partition: the record at the
-committed offset was appended between the last sample whose end had not reached it and the first whose end had
-passed it; interpolate between the two. When the samples do not reach back that far, the record's own
-timestamp answers (read by `sampling.record_times`). The table code is the services' own
-(`fivecogs_shared.lag`), so the CLI, the page and the metrics agree.
+From the record itself where it can be read: its timestamp (CreateTime, its producer's clock), fetched once per
+(topic, partition, offset) by a consumer of no group (`sampling.record_times`, cached in the sample store) —
+method "record". Without it, as kafka-lag-exporter does, from a table of (log-end offset, time) samples of the
+partition: the record at the committed offset was appended between the last sample whose end had not reached it
+and the first whose end had passed it; interpolate between the two — method "interpolated", only as good as the
+samples are dense (a burst between two samples 20 s apart is placed evenly across those 20 s). The table code is
+the services' own (`fivecogs_shared.lag`).
 """
 
 from __future__ import annotations
@@ -48,3 +50,12 @@ def interpolated(table: EndOffsetTable | None, committed: int, end: int, now: fl
 def from_record(timestamp: float | None, now: float) -> Estimate:
     """From the record's own timestamp (CreateTime, set by its producer's clock)."""
     return Estimate(None, "unknown") if timestamp is None else Estimate(max(0.0, now - timestamp), "record")
+
+
+def behind(table: EndOffsetTable | None, record_at: float | None, committed: int, end: int, now: float) -> Estimate:
+    """The record's timestamp when it was read; interpolation only as the fallback; "unknown" without either."""
+    if committed >= end:
+        return Estimate(0.0, "caught-up")
+    if record_at is not None:
+        return from_record(record_at, now)
+    return interpolated(table, committed, end, now) or from_record(None, now)

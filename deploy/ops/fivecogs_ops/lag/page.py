@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from fivecogs_ops.held import ServiceSchema, held_events, page_json
+from fivecogs_ops.lag import metrics
 from fivecogs_ops.lag.backlog import dlq_counts, outbox_backlogs
 from fivecogs_ops.lag.report import HOUR, look
 from fivecogs_ops.lag.sampling import DEFAULT_PREFIX
@@ -37,7 +38,7 @@ from fivecogs_shared.kafka_access import KafkaAccess
 log = structlog.get_logger()
 SAMPLER_STOP_SECONDS = 2.0
 PAGE = Path(__file__).parent / "static" / "ops.html"
-OPEN_PAGE_PATHS = frozenset({"/", "/healthz"})  # the data-free page shell and the liveness probe
+OPEN_PAGE_PATHS = frozenset({"/", "/healthz", "/metrics"})  # data-free shell, liveness, metrics (open as services')
 # The page holds a token in its tab: it may talk to this server only, be framed by nobody, and not be cached.
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -140,5 +141,6 @@ def create_app(config: PageConfig) -> Starlette:
             await asyncio.wait([task], timeout=SAMPLER_STOP_SECONDS)
 
     routes = [Route("/", page), Route("/api/lag", api_lag), Route("/healthz", healthz)]
+    routes.append(Route("/metrics", metrics.endpoint(lambda: sampler.latest)))  # the lag report for Prometheus
     auth = Middleware(BearerAuth, tokens=config.tokens, open_paths=OPEN_PAGE_PATHS)
     return Starlette(routes=routes, lifespan=lifespan, middleware=[auth])

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from fivecogs_ops.lag.estimate import Estimate, from_record, interpolated, tables
+from fivecogs_ops.lag.estimate import Estimate, behind, tables
 from fivecogs_ops.lag.rules import Observation, Status, Trend, Verdict, group_status, partition_status, trend
 from fivecogs_ops.lag.sampling import DEFAULT_PREFIX, Sample, Snapshot, collect, record_times
 from fivecogs_ops.lag.store import SampleStore
@@ -21,7 +21,8 @@ from fivecogs_shared.lag import EndOffsetTable
 
 HOUR = 3600.0
 # (topic, partition, offset) -> the record's timestamp
-RecordTimes = Mapping[tuple[str, int, int], float]
+Offset = tuple[str, int, int]
+RecordTimes = Mapping[Offset, float]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class GroupReport:
     reason: str
     lag: int
     lag_seconds: float | None
+    estimate: str  # how the group's seconds were found: its slowest partition's method
     trend: Trend
     partitions: list[PartitionReport]
     series: list[tuple[float, int]]  # the group's total lag per sample, oldest first
@@ -107,13 +109,11 @@ def build_report(
     groups = []
     for name, description in sorted(snapshot.groups.items()):
         current = sorted((s for s in snapshot.samples if s.group == name), key=lambda s: (s.topic, s.partition))
-        partitions = [
-            _partition(s, by_partition[(name, s.topic, s.partition)], built, window, snapshot.time, record_at)
-            for s in current
-        ]
+        judge = Judge(built, window, snapshot.time, record_at, members=len(description.members))
+        partitions = [judge.partition(s, by_partition[(name, s.topic, s.partition)]) for s in current]
         verdict = group_status(Verdict(p.status, f"{p.topic}/{p.partition}: {p.reason}") for p in partitions)
         series = group_series(merged, name)
-        known = [p.lag_seconds for p in partitions if p.lag_seconds is not None]
+        slowest = _slowest(partitions)
         groups.append(
             GroupReport(
                 group=name,
@@ -122,8 +122,8 @@ def build_report(
                 status=verdict.status,
                 reason=verdict.reason,
                 lag=sum(p.lag for p in partitions),
-                # Unknown for one partition is unknown for the group: 0s would hide it.
-                lag_seconds=max(known, default=0.0) if len(known) == len(partitions) else None,
+                lag_seconds=slowest.seconds,
+                estimate=slowest.method,
                 trend=trend(series, snapshot.time),
                 partitions=partitions,
                 series=series,
@@ -132,37 +132,49 @@ def build_report(
     return Report(snapshot.time, window, groups)
 
 
-def _partition(
-    s: Sample,
-    seen: list[Observation],
-    built: Mapping[tuple[str, int], EndOffsetTable],
-    window: float,
-    now: float,
-    record_at: RecordTimes,
-) -> PartitionReport:
-    verdict = partition_status(seen, now, window)
-    estimate = _estimate(s, built, now, record_at)
-    return PartitionReport(
-        topic=s.topic,
-        partition=s.partition,
-        committed=s.committed,
-        end=s.end,
-        lag=s.lag,
-        lag_seconds=estimate.seconds,
-        estimate=estimate.method,
-        status=verdict.status,
-        reason=verdict.reason,
-        trend=trend([(o.time, o.lag) for o in seen], now),
-        samples=sum(1 for o in seen if o.time >= now - window),
-    )
+@dataclass(frozen=True)
+class Judge:
+    """What one group's partitions are judged with: the end-offset tables, the window, the moment, the record
+    timestamps read, and how many members the group has."""
+
+    built: Mapping[tuple[str, int], EndOffsetTable]
+    window: float
+    now: float
+    record_at: RecordTimes
+    members: int
+
+    def partition(self, s: Sample, seen: list[Observation]) -> PartitionReport:
+        verdict = partition_status(seen, self.now, self.window, members=self.members)
+        estimate = self.estimate(s)
+        return PartitionReport(
+            topic=s.topic,
+            partition=s.partition,
+            committed=s.committed,
+            end=s.end,
+            lag=s.lag,
+            lag_seconds=estimate.seconds,
+            estimate=estimate.method,
+            status=verdict.status,
+            reason=verdict.reason,
+            trend=trend([(o.time, o.lag) for o in seen], self.now),
+            samples=sum(1 for o in seen if o.time >= self.now - self.window),
+        )
+
+    def estimate(self, s: Sample) -> Estimate:
+        committed = s.committed or 0
+        at = self.record_at.get((s.topic, s.partition, committed))
+        return behind(self.built.get((s.topic, s.partition)), at, committed, s.end, self.now)
 
 
-def _estimate(
-    s: Sample, built: Mapping[tuple[str, int], EndOffsetTable], now: float, record_at: RecordTimes
-) -> Estimate:
-    committed = s.committed or 0
-    found = interpolated(built.get((s.topic, s.partition)), committed, s.end, now)
-    return found or from_record(record_at.get((s.topic, s.partition, committed)), now)
+def _slowest(partitions: list[PartitionReport]) -> Estimate:
+    """The group is as far behind as its slowest partition; unknown for one partition is unknown for the group
+    (0 s would hide it)."""
+    if any(p.lag_seconds is None for p in partitions):
+        return Estimate(None, "unknown")
+    slowest = max(partitions, key=lambda p: p.lag_seconds or 0.0, default=None)
+    if slowest is None or not slowest.lag:
+        return Estimate(0.0, "caught-up")
+    return Estimate(slowest.lag_seconds, slowest.estimate)
 
 
 def _merged(history: Iterable[Sample], latest: Iterable[Sample]) -> list[Sample]:
@@ -191,26 +203,25 @@ def downsample(series: list[tuple[float, int]], points: int = 240) -> list[tuple
     return [buckets[k] for k in sorted(buckets)]
 
 
-def missing_estimates(snapshot: Snapshot, built: Mapping[tuple[str, int], EndOffsetTable]) -> set[tuple[str, int, int]]:
-    """(topic, partition, offset) of lagging partitions whose committed record is older than the sample table."""
-    return {
-        (s.topic, s.partition, s.committed or 0)
-        for s in snapshot.samples
-        if interpolated(built.get((s.topic, s.partition)), s.committed or 0, s.end, snapshot.time) is None
-    }
+def lagging_offsets(snapshot: Snapshot) -> set[tuple[str, int, int]]:
+    """(topic, partition, committed offset) of every lagging partition: the records whose age is the lag."""
+    return {(s.topic, s.partition, s.committed or 0) for s in snapshot.samples if s.lag > 0}
 
 
-async def read_record_times(kafka: KafkaAccess, wanted: set[tuple[str, int, int]], timeout: float) -> dict[Any, float]:
-    """Record timestamps, one offset per partition per round (groups reading one topic lag at different offsets)."""
-    found: dict[tuple[str, int, int], float] = {}
-    pending = sorted(wanted)
+async def read_record_times(kafka: KafkaAccess, store: SampleStore, wanted: set[Offset], timeout: float) -> RecordTimes:
+    """Record timestamps, from the store's cache where an earlier look read them (a record's timestamp never
+    changes), else from Kafka: one offset per partition per round (groups reading one topic lag at different
+    offsets). Those that could not be read are remembered for a while too, so a watch does not wait on each look."""
+    found = store.record_times(wanted)
+    pending = sorted(wanted - found.keys())
     while pending:
         round_ = {TopicPartition(t, p): o for t, p, o in reversed(pending)}  # one offset per partition
         times = await record_times(kafka, round_, timeout)
-        found.update({(tp.topic, tp.partition, round_[tp]): at for tp, at in times.items()})
-        done = {(tp.topic, tp.partition, o) for tp, o in round_.items()}
-        pending = [w for w in pending if w not in done]
-    return found
+        read = {(tp.topic, tp.partition, o): times.get(tp) for tp, o in round_.items()}
+        store.add_record_times(read)
+        found.update(read)
+        pending = [w for w in pending if w not in read]
+    return {key: at for key, at in found.items() if at is not None}
 
 
 async def look(
@@ -228,7 +239,7 @@ async def look(
     store.add(snapshot.samples)
     history = store.history(snapshot.groups, since=snapshot.time - max(window, HOUR))
     built = tables(history)
-    record_at = await read_record_times(kafka, missing_estimates(snapshot, built), timeout)
+    record_at = await read_record_times(kafka, store, lagging_offsets(snapshot), timeout)
     report = build_report(snapshot, history, built, window, record_at)
     if settle and report.needs_second_look():
         await asyncio.sleep(settle)

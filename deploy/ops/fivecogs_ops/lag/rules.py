@@ -1,14 +1,20 @@
-"""Burrow's evaluation of a consumer, over a sliding window of samples. Pure functions: no clock, no I/O.
+"""Burrow's evaluation of a consumer, over a sliding window of samples, made fit to page on. Pure functions: no
+clock, no I/O.
 
-Per partition, with the latest lag > 0 (a caught-up partition is always OK):
-- STOP: the committed offset has not changed for longer than the window spans (the consumer is gone, or
-  stopped committing);
-- REWIND: the committed offset went backwards inside the window (offsets reset, or reprocessing);
-- OK: the lag reached zero somewhere in the window;
-- STALL: the committed offset did not move across the window while lag stayed above zero;
-- WARN: offsets move, but the lag never fell from one sample to the next (the consumer is falling behind);
-- OK otherwise (moving, and the lag fell at least once).
-A group's status is its worst partition's.
+Per partition, in this order (the first that applies):
+- OK "caught up": the latest lag is 0, whatever came before;
+- STOP "no members: nothing consumes lag N": the group has no members (the service is down) — at once, whatever
+  the window saw earlier;
+- STOP "lag N waiting N s with no commit (window W s)": nothing committed since there was first something to
+  commit (the first sample with lag > 0 after the last commit), for longer than the window; a quiet period with
+  nothing to commit does not count;
+- REWIND "committed offset went back from A to B": inside the window;
+- OK "lag reached zero in the window";
+- WARN "lag N in the only sample of the window: look again to judge";
+- STALL "committed offset unmoved at C for N s": the offset did not move across the window while lag stayed > 0;
+- WARN "offsets move but lag never falls (A → B)": the consumer is falling behind;
+- OK "consuming; lag fell in the window".
+A group's status is its worst partition's (the CLI, the page's JSON and the metrics read the same report).
 """
 
 from __future__ import annotations
@@ -63,15 +69,25 @@ def last_change(history: Sequence[Observation]) -> float:
     return since
 
 
-def partition_status(history: Sequence[Observation], now: float, window: float) -> Verdict:
-    """Judge one partition; `history` is every known observation, oldest first, the last one being current."""
+def behind_since(history: Sequence[Observation]) -> float:
+    """Since when the current committed offset has had something after it to commit: the first observation with
+    lag > 0 from the last change on. A quiet period with nothing to commit is not a consumer failing to commit."""
+    changed = last_change(history)
+    return next((seen.time for seen in history if seen.time >= changed and seen.lag > 0), history[-1].time)
+
+
+def partition_status(history: Sequence[Observation], now: float, window: float, *, members: int) -> Verdict:
+    """Judge one partition; `history` is every known observation, oldest first, the last one being current;
+    `members` is how many members its group has now (0: nothing can consume)."""
     latest = history[-1]
     if latest.lag == 0:
         return Verdict(Status.OK, "caught up")
+    if not members:
+        return Verdict(Status.STOP, f"no members: nothing consumes lag {latest.lag}")
     recent = [seen for seen in history if seen.time >= now - window] or [latest]
-    unmoved = now - last_change(history)
-    if unmoved > window:
-        return Verdict(Status.STOP, f"no commit for {unmoved:.0f}s (window {window:.0f}s), lag {latest.lag}")
+    waiting = now - behind_since(history)
+    if waiting > window:
+        return Verdict(Status.STOP, f"lag {latest.lag} waiting {waiting:.0f}s with no commit (window {window:.0f}s)")
     if rewind := _rewind(recent):
         return Verdict(Status.REWIND, f"committed offset went back from {rewind[0]} to {rewind[1]}")
     if any(seen.lag == 0 for seen in recent):
@@ -79,7 +95,7 @@ def partition_status(history: Sequence[Observation], now: float, window: float) 
     if len(recent) < 2:
         return Verdict(Status.WARN, f"lag {latest.lag} in the only sample of the window: look again to judge")
     if recent[0].committed == latest.committed:
-        return Verdict(Status.STALL, f"committed offset unmoved at {latest.committed} for {unmoved:.0f}s")
+        return Verdict(Status.STALL, f"committed offset unmoved at {latest.committed} for {waiting:.0f}s")
     lags = [seen.lag for seen in recent]
     if all(later >= earlier for earlier, later in pairwise(lags)):
         return Verdict(Status.WARN, f"offsets move but lag never falls ({lags[0]} → {lags[-1]})")

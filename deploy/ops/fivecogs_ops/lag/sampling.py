@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from fivecogs_ops.dlq import replay_group
 from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.kafka_admin import (
     GroupDescription,
@@ -22,6 +23,9 @@ from fivecogs_shared.kafka_admin import (
 from fivecogs_shared.kafka_admin import list_groups_with as list_groups
 
 DEFAULT_PREFIX = "fivecogs-"
+# Groups that keep an operator tool's progress, not a service's: "Empty: no members" is their normal state, so they
+# are shown only when named with --group.
+TOOL_GROUPS = (replay_group(""),)
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,9 @@ class Snapshot:
 async def collect(
     kafka: KafkaAccess, groups: list[str] | None = None, prefix: str = DEFAULT_PREFIX, timeout: float = 10.0
 ) -> Snapshot:
-    """Sample the named groups, or every group whose name starts with `prefix`."""
+    """Sample the named groups, or every service's group: those whose name starts with `prefix`, tools' left out."""
     async with admin_client(kafka, timeout) as admin:
-        names = groups or [g for g in await list_groups(admin, timeout) if g.startswith(prefix)]
+        names = groups or service_groups(await list_groups(admin, timeout), prefix)
         described = await describe_groups(admin, names, timeout)
         commits = await asyncio.gather(*(committed_offsets(kafka, g, timeout) for g in names))
         committed = dict(zip(names, commits, strict=True))
@@ -66,6 +70,16 @@ async def collect(
         if tp.topic in topics[g] and tp in ends
     ]
     return Snapshot(now, samples, described)
+
+
+def service_groups(names: list[str], prefix: str = DEFAULT_PREFIX) -> list[str]:
+    return [g for g in names if g.startswith(prefix) and not g.startswith(TOOL_GROUPS)]
+
+
+async def group_names(kafka: KafkaAccess, timeout: float = 10.0) -> list[str]:
+    """Every consumer group the cluster knows, sorted: the choices when a --group does not exist."""
+    async with admin_client(kafka, timeout) as admin:
+        return sorted(await list_groups(admin, timeout))
 
 
 def _topics_of(committed: dict[TopicPartition, int], description: GroupDescription | None) -> set[str]:

@@ -1,13 +1,15 @@
 """Samples kept between runs, so one `fivecogs lag` call is judged against the calls before it.
 
 A small SQLite file (`.stack/lag-samples.sqlite3` by default, FIVECOGS_LAG_STORE overrides) holding the last
-two hours; older rows are deleted on every write, so it stays a few megabytes however long the page runs.
+two hours; older rows are deleted on every write, so it stays a few megabytes however long the page runs. Beside
+them, the timestamps of the records lagging groups wait at, so a watch or the page reads each record once.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -22,7 +24,13 @@ CREATE TABLE IF NOT EXISTS samples (
     committed INTEGER, end_offset INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS samples_by_group ON samples (grp, t);
+CREATE TABLE IF NOT EXISTS record_times (
+    topic TEXT NOT NULL, part INTEGER NOT NULL, record_offset INTEGER NOT NULL, ts REAL, read_at REAL NOT NULL,
+    PRIMARY KEY (topic, part, record_offset)
+);
 """
+# A record that could not be read (ts NULL) is asked for again after this long; one that was read never is.
+RETRY_UNREAD_SECONDS = 60.0
 
 
 def default_path() -> Path:
@@ -72,3 +80,29 @@ class SampleStore:
                 [*names, since],
             ).fetchall()
         return [Sample(*row) for row in rows]
+
+    def record_times(self, wanted: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int, int], float | None]:
+        """The cached timestamps of these (topic, partition, offset) records; None where reading one failed lately."""
+        keys = set(wanted)
+        if not keys:
+            return {}
+        retry_after = time.time() - RETRY_UNREAD_SECONDS
+        with self._connect() as db:
+            db.execute("CREATE TEMP TABLE wanted (topic TEXT, part INTEGER, record_offset INTEGER)")
+            db.executemany("INSERT INTO wanted VALUES (?, ?, ?)", sorted(keys))
+            rows = db.execute(
+                "SELECT r.topic, r.part, r.record_offset, r.ts FROM record_times r "
+                "JOIN wanted USING (topic, part, record_offset) WHERE r.ts IS NOT NULL OR r.read_at >= ?",
+                (retry_after,),
+            ).fetchall()
+        return {(topic, part, offset): ts for topic, part, offset, ts in rows}
+
+    def add_record_times(self, read: dict[tuple[str, int, int], float | None]) -> None:
+        now = time.time()
+        with self._connect() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO record_times VALUES (?, ?, ?, ?, ?)",
+                [(topic, part, offset, ts, now) for (topic, part, offset), ts in read.items()],
+            )
+            # Bounded like the samples; a topic recreated under the same name also gets fresh times this way.
+            db.execute("DELETE FROM record_times WHERE read_at < ?", (now - self.keep_seconds,))
