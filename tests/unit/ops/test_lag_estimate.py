@@ -1,11 +1,20 @@
-"""Lag in seconds: interpolation in (log-end offset, time) tables, and the record timestamp when they fall short."""
+"""Lag in seconds: the first unconsumed record's own timestamp, read once per offset (cached in the sample store),
+and interpolation in (log-end offset, time) tables only without it."""
 
 from __future__ import annotations
 
-import pytest
+import time
+from pathlib import Path
+from typing import Any
 
-from fivecogs_ops.lag.estimate import Estimate, from_record, interpolated, tables
+import pytest
+from aiokafka import TopicPartition
+
+from fivecogs_ops.lag import report, store
+from fivecogs_ops.lag.estimate import Estimate, behind, from_record, interpolated, tables
 from fivecogs_ops.lag.sampling import Sample
+from fivecogs_ops.lag.store import SampleStore
+from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.lag import EndOffsetTable, written_at
 
 
@@ -83,3 +92,43 @@ def test_one_table_per_partition_from_every_groups_samples() -> None:
     built = tables(history)
     assert built[("fivecogs.inputs.events", 0)].points == [(10, 10.0), (30, 20.0)]
     assert built[("fivecogs.inputs.events", 1)].points == [(4, 20.0)]
+
+
+def test_the_records_own_timestamp_wins_over_interpolation() -> None:
+    # Samples 24 s apart, 50 records written at once at t=55.2, looked at t=80: interpolation spreads the burst
+    # over the 24 s and places the first at 40.5 (39.5 s behind); the record says 24.8 s.
+    t = table((100, 40.0), (150, 64.0))
+    read = behind(t, 55.2, committed=100, end=150, now=80.0)
+    guess = behind(t, None, committed=100, end=150, now=80.0)
+    assert (read.method, guess.method) == ("record", "interpolated")
+    assert read.seconds == pytest.approx(24.8)
+    assert guess.seconds == pytest.approx(39.52)
+    assert behind(t, 55.2, committed=150, end=150, now=80.0) == Estimate(0.0, "caught-up")
+    assert behind(None, None, committed=3, end=150, now=80.0) == Estimate(None, "unknown")
+
+
+def test_the_store_keeps_record_times_and_retries_unread_ones(tmp_path: Path, monkeypatch: Any) -> None:
+    samples = SampleStore(tmp_path / "samples.sqlite3")
+    samples.add_record_times({("t", 0, 5): 100.5, ("t", 1, 9): None})
+    assert samples.record_times([("t", 0, 5), ("t", 1, 9), ("t", 2, 0)]) == {("t", 0, 5): 100.5, ("t", 1, 9): None}
+    later = time.time() + store.RETRY_UNREAD_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert samples.record_times([("t", 0, 5), ("t", 1, 9)]) == {("t", 0, 5): 100.5}  # unread: ask Kafka again
+
+
+async def test_a_record_is_fetched_once_per_offset(tmp_path: Path, monkeypatch: Any) -> None:
+    asked: list[dict[TopicPartition, int]] = []
+
+    async def from_kafka(_: KafkaAccess, offsets: dict[TopicPartition, int], timeout: float) -> Any:
+        asked.append(dict(offsets))
+        return {tp: 1000.0 + o for tp, o in offsets.items() if tp.partition == 0}  # partition 1's never arrives
+
+    monkeypatch.setattr(report, "record_times", from_kafka)
+    samples, kafka = SampleStore(tmp_path / "samples.sqlite3"), KafkaAccess("127.0.0.1:1", "PLAINTEXT")
+    wanted = {("t", 0, 7), ("t", 0, 9), ("t", 1, 3)}  # two groups behind on partition 0 at different offsets
+    first = await report.read_record_times(kafka, samples, wanted, timeout=1)
+    again = await report.read_record_times(kafka, samples, wanted, timeout=1)
+    assert first == again == {("t", 0, 7): 1007.0, ("t", 0, 9): 1009.0}
+    assert len(asked) == 2  # one offset per partition per round, and none the second time
+    moved = await report.read_record_times(kafka, samples, {("t", 0, 12)}, timeout=1)
+    assert (moved, asked[-1]) == ({("t", 0, 12): 1012.0}, {TopicPartition("t", 0): 12})
