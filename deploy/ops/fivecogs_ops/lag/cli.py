@@ -73,14 +73,18 @@ def lag(
     --group does not exist."""
     samples = SampleStore(store)
     try:
-        if watch:
+        # Named groups are checked first: the operator may describe only fivecogs- groups, and a typo must get a
+        # did-you-mean, not an authorization error.
+        existing = asyncio.run(group_names(_kafka())) if group else []
+        if missing := [g for g in group or [] if g not in existing]:
+            report = None
+        elif watch:
             report = asyncio.run(_watch(samples, group, prefix, window, as_json))
         else:
             report = asyncio.run(look(_kafka(), samples, groups=group, prefix=prefix, window=window))
-        existing = asyncio.run(group_names(_kafka())) if unknown_groups(report) else []
     except Exception as error:  # Kafka unreachable, timeouts: say so, exit 3
         _fail(f"cannot sample consumer lag: {error!r}")
-    if missing := unknown_groups(report):
+    if missing:
         _fail("; ".join(no_such_group(g, existing, prefix) for g in missing))
     if report is None:
         _fail("stopped before the first look: nothing to report")
@@ -100,11 +104,6 @@ def _show(report: Report, as_json: bool) -> None:
     else:
         console = make_console()
         console.print(render(report, console.width))
-
-
-def unknown_groups(report: Report | None) -> list[str]:
-    """Groups named with --group that Kafka does not know (described as Dead, with nothing committed)."""
-    return [g.group for g in report.groups if g.state == "Dead" and not g.partitions] if report else []
 
 
 def no_such_group(given: str, existing: list[str], prefix: str = DEFAULT_PREFIX) -> str:
@@ -129,7 +128,7 @@ async def _watch(
     report = None
     try:
         with live or contextlib.nullcontext():
-            while not unknown_groups(report):
+            while True:
                 report = await look(_kafka(), samples, groups=groups, prefix=prefix, window=window, settle=0)
                 if live:
                     live.update(render(report, console.width), refresh=True)
