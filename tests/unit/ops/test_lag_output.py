@@ -11,7 +11,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from fivecogs_ops.lag.__main__ import app
-from fivecogs_ops.lag.cli import no_such_group, render
+from fivecogs_ops.lag.cli import no_such_group
 from fivecogs_ops.lag.estimate import tables
 from fivecogs_ops.lag.metrics import render as metrics
 from fivecogs_ops.lag.page import PageConfig, create_app
@@ -19,6 +19,7 @@ from fivecogs_ops.lag.report import Report, build_report
 from fivecogs_ops.lag.rules import Status
 from fivecogs_ops.lag.sampling import Sample, Snapshot, service_groups
 from fivecogs_ops.lag.store import SampleStore
+from fivecogs_ops.lag.table import render
 from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.kafka_admin import GroupDescription, Member
 
