@@ -13,8 +13,8 @@ from rich.text import Text
 from fivecogs_ops.lag.report import GroupReport, PartitionReport, Report
 
 STYLE = {"OK": "green", "WARN": "yellow", "STALL": "bold red", "STOP": "bold red", "REWIND": "bold magenta"}
-# Too narrow for every column and a `why` column: trend, then end go first, then the reason moves under its row.
-# The reason itself is never dropped: it wraps.
+# Too narrow for every column and a `why` column: trend, then end make room; else the reason moves under its row
+# and they come back as far as they fit. The reason itself is never dropped: it wraps.
 DROPPABLE = ("trend", "end")
 WHY_MIN_WIDTH = 24
 MARKER = {"interpolated": "~"}  # seconds placed between samples; from the record's own timestamp: no marker
