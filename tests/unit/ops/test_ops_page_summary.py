@@ -44,7 +44,8 @@ def hostile_sample() -> dict[str, Any]:
                 "by_reason": [
                     {"reason": f"rule:{HOSTILE}", "count": 1, "oldest_seconds": 290.0, "expires_in_seconds": -10.0}
                 ],
-            }
+            },
+            {"service": "marketing", "schema": "marketing", "count": None, "by_reason": []},
         ],
     }
     return body | {"overall": overall(body)}
@@ -67,6 +68,7 @@ def test_the_summary_shows_the_overall_status_its_reasons_and_every_panel() -> N
     assert "1 outbox row parked in &lt;script&gt;" in page
     assert '<td class="num">1,234</td>' in page  # the dead letters' total beside the waiting
     assert '<td class="num">over</td>' in page  # a held event past the end of its wait
+    assert '<span class="mono">marketing</span></td><td class="empty" colspan="3">no table</td>' in page
     assert ">15<" in page
     assert ">4s<" in page
 

@@ -79,14 +79,21 @@ def _reasons(reasons: Sequence[str]) -> str:
     return '<ul class="reasons">' + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>"
 
 
+NO_TABLE = '<td class="empty" colspan="3">no table</td>'  # a whole cell: the service has not run here yet
+
+
 def _table(head: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[int], empty: str) -> str:
-    """Cells arrive escaped; `numeric` are the columns aligned right."""
+    """Cells arrive escaped (or as a whole `<td>`); `numeric` are the columns aligned right."""
     cls = [' class="num"' if i in numeric else "" for i in range(len(head))]
     header = "".join(f"<th{cls[i]}>{_e(h)}</th>" for i, h in enumerate(head))
-    body = "".join("<tr>" + "".join(f"<td{cls[i]}>{c}</td>" for i, c in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(_cell(c, cls[i]) for i, c in enumerate(row)) + "</tr>" for row in rows)
     if not body:
         body = f'<tr><td class="empty" colspan="{len(head)}">{_e(empty)}</td></tr>'
     return f"<table><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(content: str, cls: str) -> str:
+    return content if content.startswith("<td") else f"<td{cls}>{content}</td>"
 
 
 def _groups(groups: Sequence[Mapping[str, Any]]) -> str:
@@ -107,9 +114,11 @@ def _outbox(outbox: Sequence[Mapping[str, Any]] | None) -> str:
     if outbox is None:
         return '<p class="empty">could not be read</p>'
     rows = (
-        [
+        [f'<span class="mono">{_e(o["service"])}</span>', NO_TABLE]
+        if o["rows"] is None
+        else [
             f'<span class="mono">{_e(o["service"])}</span>',
-            "no table" if o["rows"] is None else _e(_number(o["rows"])),
+            _e(_number(o["rows"])),
             _e(duration(o["oldest_seconds"]) if o["rows"] else None),
             _e(_number(o.get("parked"))),
         ]
@@ -121,17 +130,26 @@ def _outbox(outbox: Sequence[Mapping[str, Any]] | None) -> str:
 def _held(held: Sequence[Mapping[str, Any]] | None) -> str:
     if held is None:
         return '<p class="empty">could not be read</p>'
-    rows = (
+    rows = [row for s in held for row in _held_rows(s)]
+    return _table(["service · reason", "held", "oldest", "ends in"], rows, (1, 2, 3), "no services")
+
+
+def _held_rows(s: Mapping[str, Any]) -> list[list[str]]:
+    """Per reason, like the JS page; a service without a `held` table says so, one holding nothing shows 0."""
+    service = f'<span class="mono">{_e(s["service"])}</span>'
+    if s["count"] is None:
+        return [[service, NO_TABLE]]
+    if not s["by_reason"]:
+        return [[service, "0", "–", "–"]]
+    return [
         [
-            f'<span class="mono">{_e(s["service"])}</span> {_e(r["reason"].removeprefix("rule:"))}',
+            f"{service} {_e(r['reason'].removeprefix('rule:'))}",
             _e(_number(r["count"])),
             _e(duration(r["oldest_seconds"])),
             _e(_ends_in(r.get("expires_in_seconds"))),
         ]
-        for s in held
         for r in s["by_reason"]
-    )
-    return _table(["service · reason", "held", "oldest", "ends in"], rows, (1, 2, 3), "none held")
+    ]
 
 
 def _ends_in(seconds: float | None) -> str:
@@ -143,7 +161,7 @@ def _dead_letters(dlq: Sequence[Mapping[str, Any]] | None) -> str:
     if dlq is None:
         return '<p class="empty">could not be read</p>'
     rows = (
-        [f'<span class="mono">{_e(t["topic"].removeprefix("fivecogs."))}</span>', _e(_number(t["waiting"])),
+        [f'<span class="mono topic">{_e(t["topic"].removeprefix("fivecogs."))}</span>', _e(_number(t["waiting"])),
          _e(_number(t["total"]))]
         for t in dlq
     )  # fmt: skip
