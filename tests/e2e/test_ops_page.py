@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,7 +25,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from fivecogs_ops.held import ServiceSchema, held_events
 from fivecogs_ops.services import ServiceProcesses
-from fivecogs_shared import kafka_admin
+from fivecogs_shared import db, kafka_admin
 from fivecogs_shared.contracts import COGS
 from tests.integration.test_held import DELIVERED, delivery
 from tests.integration.test_lag import INGEST, drop_schema, publish, records_between, start_at_end
@@ -65,8 +66,16 @@ def free_port() -> int:
 
 def start_page(prefix: str, env: dict[str, str], tmp: Path, port: int, *options: str) -> subprocess.Popen[bytes]:
     """`fivecogs ops` as a process; what it prints goes to ops.out (stdout) and ops.log (stderr)."""
-    command = [sys.executable, "-m", "fivecogs_ops.lag", "ops", "--port", str(port), "--prefix", prefix, *options]
-    command += ["--window", "5", "--interval", "1", "--store", str(tmp / "samples.sqlite3")]
+    command = [sys.executable, "-m", "fivecogs_ops.lag", "ops", "--port", str(port), "--prefix", prefix]
+    command += [
+        "--window",
+        "5",
+        "--interval",
+        "1",
+        "--store",
+        str(tmp / "samples.sqlite3"),
+        *options,
+    ]  # options last: they win
     out, log = (tmp / "ops.out").open("ab"), (tmp / "ops.log").open("ab")
     page = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=log)
     deadline = time.monotonic() + 30
@@ -251,6 +260,9 @@ async def test_page_shows_a_stopped_consumer_then_its_recovery(stack_env, tmp_pa
         await drop_schema(stack_env.database_url, schema)
 
 
+# The summary reloads itself every sample: a screenshot needs a page that stays for a moment. A held event within
+# the hour counts as close to the end of its wait.
+SLOW_REFRESH = ["--interval", "5", "--warn-held-expiry", "3600"]
 # A consumer group may be called anything; the page must show this as text, never run it.
 HOSTILE = '<script>alert("ops")</script>'
 
@@ -268,6 +280,29 @@ async def dead_letter_waiting(stack_env: Any, topic: str, hostile_group: str) ->
     await kafka_admin.reset_group_offsets(stack_env.kafka, hostile_group, {TopicPartition(topic, 0): 1})
 
 
+async def rows_to_act_on(database_url: str, schema: str, tmp: Path) -> None:
+    """In a fresh schema with the services' tables: an outbox row 10 minutes old (no relay reads this schema), a
+    parked one, and a held event whose wait ends in 30 minutes."""
+    pool = await db.create_pool(database_url, schema)
+    try:
+        await db.migrate(pool, schema, tmp)  # a folder without .sql files: the shared migrations only
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO outbox (topic, value, created_at) VALUES ('t', 'v', now() - interval '10 min')"
+            )
+            await conn.execute(
+                "INSERT INTO outbox_parked (id, topic, value, created_at, xid, error) "
+                "VALUES (1, 't', 'v', now(), pg_current_xact_id(), 'too large')"
+            )
+            await conn.execute(
+                'INSERT INTO held (source, event_id, event_type, awaits, reason, detail, topic, "partition", '
+                "\"offset\", value, expires_at) VALUES ('s', 'e1', 'x', 'enterprise:E1', 'rule:unknown_enterprise', "
+                "'', 't', 0, 0, 'v', now() + interval '30 min')"
+            )
+    finally:
+        await pool.close()
+
+
 async def forget(stack_env: Any, topic: str) -> None:
     """Later pages must not count this test's dead letter (the group's name is this test's own: it may stay)."""
     async with kafka_admin.admin_client(stack_env.kafka) as admin:
@@ -283,15 +318,19 @@ async def test_a_dead_letter_waiting_is_warn_on_the_page_and_on_the_summary_with
     prefix, topic = f"fivecogs-ops{suffix}-", f"fivecogs.inputs.ingest.opstest{suffix}.dlq"
     hostile_group = f"{prefix}{HOSTILE}"
     reason = f"1 dead letter waiting in {topic}"
-    # Schemas nobody has: the services' real outboxes and held events (other tests' leftovers) stay out of it.
+    # inputs' tables in a schema of this test's own; the other services' in schemas nobody has, so no other
+    # test's leftovers count.
+    schema = f"opstest_{suffix}_inputs"
     env = {**stack_env.as_env(), **{f"FIVECOGS_{c.upper()}_DB_SCHEMA": f"opstest_{suffix}_none" for c in COGS}}
+    env["FIVECOGS_INPUTS_DB_SCHEMA"] = schema
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     ARTIFACTS.mkdir(exist_ok=True)
     page_server = None
     try:
         await dead_letter_waiting(stack_env, topic, hostile_group)
-        page_server = await asyncio.to_thread(start_page, prefix, env, tmp_path, port)
+        await rows_to_act_on(stack_env.database_url, schema, tmp_path)
+        page_server = await asyncio.to_thread(start_page, prefix, env, tmp_path, port, *SLOW_REFRESH)
         async with httpx.AsyncClient(base_url=base, timeout=40) as client:
             refused = await client.get("/summary")
             data = (await client.get("/api/lag", headers={"Authorization": f"Bearer {operator_token()}"})).json()
@@ -301,7 +340,13 @@ async def test_a_dead_letter_waiting_is_warn_on_the_page_and_on_the_summary_with
         assert all(secret not in refused.text for secret in (topic, prefix, "dead letter", operator_token()))
         # The JSON: the overall status and its reasons; per topic, waiting and total.
         assert data["overall"]["status"] == "WARN"
-        assert reason in data["overall"]["reasons"]
+        [dead, parked, unsent, held] = [r for r in data["overall"]["reasons"] if topic in r or " inputs" in r]
+        assert dead == reason
+        assert parked == "1 outbox row parked in inputs (Kafka refused them)"
+        assert re.fullmatch(r"1 outbox row unsent in inputs, the oldest 1\dm \d\ds old", unsent)
+        assert re.fullmatch(
+            r"1 held event in inputs \(unknown_enterprise\): the first one's wait ends in 2\dm \d\ds", held
+        )
         assert {"topic": topic, "waiting": 1, "total": 1} in data["dlq"]
         assert [g["group"] for g in data["groups"]] == [hostile_group]
 
@@ -323,6 +368,7 @@ async def test_a_dead_letter_waiting_is_warn_on_the_page_and_on_the_summary_with
             expect = playwright.expect
             await expect(summary.locator("#overall")).to_have_text("WARN", timeout=30_000)
             await expect(summary.locator("#reasons li", has_text=reason)).to_have_count(1)
+            await expect(summary.locator("#reasons li", has_text=parked)).to_have_count(1)
             row = summary.locator("tr", has=summary.locator("td", has_text=topic.removeprefix("fivecogs.")))
             assert await row.locator("td").all_inner_texts() == [topic.removeprefix("fivecogs."), "1", "1"]
             # The hostile group is shown as its name, character for character.
@@ -349,3 +395,4 @@ async def test_a_dead_letter_waiting_is_warn_on_the_page_and_on_the_summary_with
         if page_server:
             stop_page(page_server)
         await forget(stack_env, topic)
+        await drop_schema(stack_env.database_url, schema)

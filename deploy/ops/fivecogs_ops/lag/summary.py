@@ -143,7 +143,7 @@ def _held_rows(s: Mapping[str, Any]) -> list[list[str]]:
         return [[service, "0", "–", "–"]]
     return [
         [
-            f"{service} {_e(r['reason'].removeprefix('rule:'))}",
+            f'{service}<span class="held-reason">{_e(r["reason"].removeprefix("rule:"))}</span>',
             _e(_number(r["count"])),
             _e(duration(r["oldest_seconds"])),
             _e(_ends_in(r.get("expires_in_seconds"))),
