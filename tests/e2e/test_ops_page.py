@@ -377,6 +377,9 @@ async def test_a_dead_letter_waiting_is_warn_on_the_page_and_on_the_summary_with
             # The JavaScript page, with scripts off, says where to go instead.
             await summary.goto(f"{base}/")
             assert "open /summary" in " ".join((await summary.locator("noscript").inner_text()).split())
+            await summary.screenshot(path=str(ARTIFACTS / "ops-page-noscript.png"))
+            await summary.locator('noscript a[href="/summary"]').click()
+            await expect(summary.locator("#overall")).to_have_text("WARN", timeout=30_000)
 
             # With JavaScript: the page shows the same overall status and reason, and the hostile name as text.
             scripted = await browser.new_context(viewport={"width": 1400, "height": 800})

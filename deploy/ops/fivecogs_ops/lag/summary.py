@@ -13,9 +13,15 @@ from typing import Any
 
 from fivecogs_ops.lag.cli import duration
 
-# The JS page's own stylesheet, so both views look alike without a copy of it here.
-_SHELL = (Path(__file__).parent / "static" / "ops.html").read_text(encoding="utf-8")
-STYLE = re.search(r"<style>(.*?)</style>", _SHELL, re.S)[1]  # type: ignore[index]
+
+def _page_style() -> str:
+    """The JS page's own stylesheet, so both views look alike without a copy of it here."""
+    found = re.search(r"<style>(.*?)</style>", (Path(__file__).parent / "static" / "ops.html").read_text("utf-8"), re.S)
+    assert found, "static/ops.html has its <style>"
+    return found[1]
+
+
+STYLE = _page_style()
 EXTRA_STYLE = "#error, #reasons { display: block; } ul.reasons { margin: 0; padding-left: 18px; }"
 
 
