@@ -44,8 +44,10 @@ from fivecogs_shared.kafka_access import KafkaAccess
 log = structlog.get_logger()
 SAMPLER_STOP_SECONDS = 2.0
 PAGE = Path(__file__).parent / "static" / "ops.html"
-OPEN_PAGE_PATHS = frozenset({"/", "/healthz"})  # the data-free page shell and the liveness probe
-SUMMARY_PATH = "/summary"  # checks its credentials itself: Basic too
+SUMMARY_PATH = "/summary"
+# Past BearerAuth: the data-free page shell, the liveness probe, and the summary, which checks credentials itself
+# (Basic too).
+OPEN_PAGE_PATHS = frozenset({"/", "/healthz", SUMMARY_PATH})
 # The page holds a token in its tab: it may talk to this server only, be framed by nobody, and not be cached.
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -170,6 +172,6 @@ def create_app(config: PageConfig) -> Starlette:
             task.cancel()
             await asyncio.wait([task], timeout=SAMPLER_STOP_SECONDS)
 
-    routes = [Route("/", page), Route("/api/lag", api_lag), Route(SUMMARY_PATH, summary), Route("/healthz", healthz)]
-    auth = Middleware(BearerAuth, tokens=config.tokens, open_paths=OPEN_PAGE_PATHS | {SUMMARY_PATH})
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[auth])
+    routes = [Route("/", page), Route("/api/lag", api_lag), Route("/healthz", healthz)]
+    auth = Middleware(BearerAuth, tokens=config.tokens, open_paths=OPEN_PAGE_PATHS)
+    return Starlette(routes=[*routes, Route(SUMMARY_PATH, summary)], lifespan=lifespan, middleware=[auth])
