@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fivecogs_ops.lag.cli import duration
+from fivecogs_ops.lag.overall import SEVERITY, UNKNOWN
 
 
 def _page_style() -> str:
@@ -26,7 +27,7 @@ EXTRA_STYLE = "#error, #reasons { display: block; } ul.reasons { margin: 0; padd
 
 
 def render_summary(sample: Mapping[str, Any]) -> str:
-    overall = sample.get("overall") or {"status": "UNKNOWN", "reasons": []}
+    overall = sample.get("overall") or {"status": UNKNOWN, "reasons": []}
     refresh = round(sample.get("refresh_seconds") or 5)
     error = f'<div id="error">{_e(sample["error"])}</div>' if sample.get("error") else ""
     return f"""<!doctype html>
@@ -67,7 +68,7 @@ def _e(value: object) -> str:
 
 def _status_class(status: str) -> str:
     """The badge's colour; a status the stylesheet does not know gets UNKNOWN's (and is never a raw class)."""
-    return status if status in {"OK", "WARN", "STALL", "STOP", "REWIND"} else "UNKNOWN"
+    return status if status in SEVERITY else UNKNOWN
 
 
 def _sampled(sample: Mapping[str, Any]) -> str:
