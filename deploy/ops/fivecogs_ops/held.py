@@ -47,6 +47,7 @@ class ReasonSummary:
     reason: str
     count: int
     oldest_seconds: float
+    expires_in_seconds: float | None = None  # the soonest end of a wait; negative: past it, not rejected yet
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,13 @@ async def _service(
         return ServiceHeld(s.service, s.schema, None)
     where = "WHERE reason = $1" if reason is not None else "WHERE $1::text IS NULL"
     summary = await conn.fetch(
-        "SELECT reason, count(*) AS n, extract(epoch FROM now() - min(held_at))::float8 AS oldest "
+        "SELECT reason, count(*) AS n, extract(epoch FROM now() - min(held_at))::float8 AS oldest, "
+        "extract(epoch FROM min(expires_at) - now())::float8 AS expires_in "
         f"FROM {s.schema}.held {where} GROUP BY reason ORDER BY reason",
         reason,
         timeout=timeout,
     )
-    by_reason = [ReasonSummary(r["reason"], int(r["n"]), r["oldest"]) for r in summary]
+    by_reason = [ReasonSummary(r["reason"], int(r["n"]), r["oldest"], r["expires_in"]) for r in summary]
     rows = []
     if limit > 0:
         rows = await conn.fetch(
@@ -169,14 +171,20 @@ def _event_json(service: str, e: HeldEvent) -> dict[str, Any]:
 
 
 def page_json(found: Sequence[ServiceHeld]) -> list[dict[str, Any]]:
-    """What the ops page shows: per service, how many and the oldest age by reason."""
+    """What the ops page shows: per service, how many, the oldest age and the soonest end of a wait by reason."""
     return [
         {
             "service": s.service,
             "schema": s.schema,
             "count": s.count,
             "by_reason": [
-                {"reason": r.reason, "count": r.count, "oldest_seconds": r.oldest_seconds} for r in s.by_reason
+                {
+                    "reason": r.reason,
+                    "count": r.count,
+                    "oldest_seconds": r.oldest_seconds,
+                    "expires_in_seconds": r.expires_in_seconds,
+                }
+                for r in s.by_reason
             ],
         }
         for s in found

@@ -154,8 +154,8 @@ def test_the_page_gets_counts_by_reason_only() -> None:
         "schema": "inputs",
         "count": 2,
         "by_reason": [
-            {"reason": "rule:missing_delivery", "count": 1, "oldest_seconds": 12.0},
-            {"reason": "rule:unknown_enterprise", "count": 1, "oldest_seconds": 250.4},
+            {"reason": "rule:missing_delivery", "count": 1, "oldest_seconds": 12.0, "expires_in_seconds": None},
+            {"reason": "rule:unknown_enterprise", "count": 1, "oldest_seconds": 250.4, "expires_in_seconds": None},
         ],
     }
 

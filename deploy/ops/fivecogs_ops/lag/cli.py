@@ -149,15 +149,23 @@ def ops(
     print_url: Annotated[
         bool, typer.Option("--print-url", help="Print the page's address with the operator token in it (on stdout).")
     ] = False,
+    warn_held_expiry: Annotated[
+        float, typer.Option(min=0, help="Overall WARN when a held event's wait ends within this (seconds).")
+    ] = 60.0,
+    warn_outbox_age: Annotated[
+        float, typer.Option(min=0, help="Overall WARN when a service's oldest unsent outbox row is this old (seconds).")
+    ] = 60.0,
 ) -> None:
-    """Serve the operators' page: groups' status and lag, an hour of lag per group, outbox, held events and dead
-    letters.
+    """Serve the operators' page: the overall status and why, groups' status and lag, an hour of lag per group,
+    outbox, held events and dead letters.
 
     It accepts the tokens of FIVECOGS_OPERATOR_TOKENS, else the local stack's (.stack/operator-token). Open it as
-    http://HOST:PORT/#token=TOKEN; --print-url prints that address, token included."""
+    http://HOST:PORT/#token=TOKEN; --print-url prints that address, token included. Without JavaScript, open
+    http://HOST:PORT/summary: the browser asks for a user (any) and a password (the token)."""
     import uvicorn
 
     from fivecogs_ops.held import service_schemas
+    from fivecogs_ops.lag.overall import Thresholds
     from fivecogs_ops.lag.page import PageConfig, create_app
 
     tokens = _page_tokens()
@@ -170,6 +178,7 @@ def ops(
         interval,
         services=service_schemas(),  # FIVECOGS_<COG>_DB_SCHEMA where set, as each service reads it
         tokens=tokens.tokens,
+        thresholds=Thresholds(warn_held_expiry, warn_outbox_age),
     )
     _announce(f"http://{host}:{port}/", tokens, print_url)
     # Bounded, like the sampler: a browser tab left open must not keep Ctrl-C or SIGTERM waiting.

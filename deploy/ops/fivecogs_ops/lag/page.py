@@ -5,7 +5,10 @@ into the same store `fivecogs lag` uses, so the page's hour-long charts and the 
 The JSON needs an operator token (`Authorization: Bearer`, checked by the services' own `BearerAuth`). The page
 itself is open: it is the same static file for everyone and holds no data, and a browser cannot put a header on
 the navigation that loads it. It reads the token from the URL fragment (`#token=...`), which a browser never
-sends to a server, so the token is in no access log."""
+sends to a server, so the token is in no access log.
+
+Without JavaScript, `/summary` is the same sample rendered on the server (summary.py). It takes the token as a
+bearer header or as the password of HTTP Basic, which a browser asks for on its own (summary_auth.py)."""
 
 from __future__ import annotations
 
@@ -25,12 +28,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from fivecogs_ops.dlq import dead_letters
 from fivecogs_ops.held import ServiceSchema, held_events, page_json
 from fivecogs_ops.lag import metrics
-from fivecogs_ops.lag.backlog import dlq_counts, outbox_backlogs
+from fivecogs_ops.lag.backlog import dead_letter_topics, outbox_backlogs
+from fivecogs_ops.lag.overall import UNKNOWN, Thresholds, overall
 from fivecogs_ops.lag.report import HOUR, look
 from fivecogs_ops.lag.sampling import DEFAULT_PREFIX
 from fivecogs_ops.lag.store import SampleStore
+from fivecogs_ops.lag.summary import render_summary
+from fivecogs_ops.lag.summary_auth import refusal, unauthorized
 from fivecogs_shared.contracts import COGS
 from fivecogs_shared.http import BearerAuth
 from fivecogs_shared.kafka_access import KafkaAccess
@@ -38,7 +45,10 @@ from fivecogs_shared.kafka_access import KafkaAccess
 log = structlog.get_logger()
 SAMPLER_STOP_SECONDS = 2.0
 PAGE = Path(__file__).parent / "static" / "ops.html"
-OPEN_PAGE_PATHS = frozenset({"/", "/healthz", "/metrics"})  # data-free shell, liveness, metrics (open as services')
+SUMMARY_PATH = "/summary"
+# Past BearerAuth: the data-free page shell, the liveness probe, metrics (open as the services'), and the summary,
+# which checks credentials itself (Basic too).
+OPEN_PAGE_PATHS = frozenset({"/", "/healthz", "/metrics", SUMMARY_PATH})
 # The page holds a token in its tab: it may talk to this server only, be framed by nobody, and not be cached.
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -47,6 +57,13 @@ PAGE_HEADERS = {
         "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
         "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     ),
+}
+# The summary runs no script at all, and fetches nothing.
+SUMMARY_HEADERS = PAGE_HEADERS | {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
 }
 
 
@@ -62,10 +79,7 @@ class PageConfig:
     services: tuple[ServiceSchema, ...] = tuple(ServiceSchema(cog, cog) for cog in COGS)
     # What /api/lag accepts; none means it answers 401 to everyone.
     tokens: tuple[SecretStr, ...] = field(default=(), repr=False)
-
-    @property
-    def schemas(self) -> tuple[str, ...]:
-        return tuple(s.schema for s in self.services)
+    thresholds: Thresholds = field(default_factory=Thresholds)
 
 
 class Sampler:
@@ -90,16 +104,27 @@ class Sampler:
             body |= report.to_json(series=True)
         except Exception as error:  # keep serving: the page says what is wrong instead of going blank
             log.warning("lag not sampled", error=repr(error))
-            body |= {"time": time.time(), "status": "UNKNOWN", "groups": [], "error": f"Kafka: {error!r}"}
+            body |= {"time": time.time(), "status": UNKNOWN, "groups": [], "error": f"Kafka: {error!r}"}
         body["outbox"] = await _or_none(_outbox(c))
-        body["dlq"] = await _or_none(dlq_counts(c.kafka))
+        body["dlq"] = await _or_none(_dead_letters(c))
         body["held"] = await _or_none(_held(c))
         body["chart_seconds"] = HOUR
+        body["overall"] = overall(body, c.thresholds)
         return body
 
 
+def not_sampled(thresholds: Thresholds) -> dict[str, Any]:
+    body = {"status": UNKNOWN, "groups": [], "error": "no sample yet", "outbox": [], "dlq": [], "held": []}
+    return body | {"overall": overall(body, thresholds)}
+
+
 async def _outbox(c: PageConfig) -> list[dict[str, Any]]:
-    return [asdict(b) for b in await outbox_backlogs(c.database_url, c.schemas)]
+    return [asdict(b) for b in await outbox_backlogs(c.database_url, c.services)]
+
+
+async def _dead_letters(c: PageConfig) -> list[dict[str, Any]]:
+    """Per topic: waiting (not replayed yet) and the total ever written."""
+    return [asdict(t) for t in dead_letter_topics(await dead_letters(c.kafka))]
 
 
 async def _held(c: PageConfig) -> list[dict[str, Any]]:
@@ -122,10 +147,18 @@ def create_app(config: PageConfig) -> Starlette:
     async def page(_: Request) -> Response:
         return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers=PAGE_HEADERS)
 
-    async def api_lag(_: Request) -> Response:
+    async def latest() -> dict[str, Any]:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(sampler.ready.wait(), 30)  # only the very first request can wait
-        return JSONResponse(sampler.latest or {"status": "UNKNOWN", "groups": [], "error": "no sample yet"})
+        return sampler.latest or not_sampled(config.thresholds)
+
+    async def api_lag(_: Request) -> Response:
+        return JSONResponse(await latest())
+
+    async def summary(request: Request) -> Response:
+        if why := refusal(request.scope["headers"], config.tokens):
+            return unauthorized(why, SUMMARY_HEADERS)
+        return HTMLResponse(render_summary(await latest()), headers=SUMMARY_HEADERS)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok", "sampled": sampler.latest is not None})
@@ -140,7 +173,7 @@ def create_app(config: PageConfig) -> Starlette:
             task.cancel()
             await asyncio.wait([task], timeout=SAMPLER_STOP_SECONDS)
 
-    routes = [Route("/", page), Route("/api/lag", api_lag), Route("/healthz", healthz)]
+    routes = [Route("/", page), Route("/api/lag", api_lag), Route("/healthz", healthz), Route(SUMMARY_PATH, summary)]
     routes.append(Route("/metrics", metrics.endpoint(lambda: sampler.latest)))  # the lag report for Prometheus
     auth = Middleware(BearerAuth, tokens=config.tokens, open_paths=OPEN_PAGE_PATHS)
     return Starlette(routes=routes, lifespan=lifespan, middleware=[auth])
