@@ -54,6 +54,11 @@ def _hold_field(*env_names: str) -> Any:
     return Field(DEFAULT_HOLD_SECONDS, gt=0, validation_alias=AliasChoices(*env_names, "FIVECOGS_HOLD_SECONDS"))
 
 
+def _trace_field(*env_names: str) -> Any:
+    """FIVECOGS_<COG>_TRACE_EVENTS for one service, FIVECOGS_TRACE_EVENTS for all of them."""
+    return Field(False, validation_alias=AliasChoices(*env_names, "FIVECOGS_TRACE_EVENTS"))
+
+
 class ServiceSettings(BaseSettings):
     """Kafka and Postgres come from the unprefixed KAFKA_* and DATABASE_URL variables (each service gets its own
     Kafka principal there); the rest is per service, e.g. FIVECOGS_MARKETING_HTTP_PORT."""
@@ -86,6 +91,8 @@ class ServiceSettings(BaseSettings):
     )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
+    # One line per event applied and per event published, with its correlation id (also on at level debug).
+    trace_events: bool = _trace_field("trace_events")
     # One Postgres transaction per polled batch: bigger batches mean fewer round trips, longer redelivery.
     max_batch: int = 500
     relay_batch: int = 1000
@@ -121,6 +128,11 @@ class ServiceSettings(BaseSettings):
         )
 
     @property
+    def tracing(self) -> bool:
+        """Whether each event applied and published gets a line of its own."""
+        return self.trace_events or self.log_level.upper() == "DEBUG"
+
+    @property
     def group_id(self) -> str:
         return self.consumer_group or f"fivecogs-{self.cog}"
 
@@ -137,9 +149,10 @@ def load_settings(cog: str, **overrides: object) -> ServiceSettings:
         {
             "model_config": SettingsConfigDict(env_prefix=prefix, extra="ignore"),
             # A field with an alias ignores env_prefix: the service's own variable is named here, and wins.
-            "__annotations__": {"http_host": str, "hold_seconds": float},
+            "__annotations__": {"http_host": str, "hold_seconds": float, "trace_events": bool},
             "http_host": _http_host_field(f"{prefix}HTTP_HOST"),
             "hold_seconds": _hold_field(f"{prefix}HOLD_SECONDS", "hold_seconds"),
+            "trace_events": _trace_field(f"{prefix}TRACE_EVENTS", "trace_events"),
         },
     )
     settings: ServiceSettings = prefixed(cog=cog, **overrides)
