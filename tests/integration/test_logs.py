@@ -7,27 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from fivecogs_inputs.app import DEFINITION as INPUTS
 from fivecogs_knowledge.app import DEFINITION as KNOWLEDGE
 from fivecogs_ops.services import ServiceProcesses
-from fivecogs_shared import kafka_admin
 from fivecogs_shared.contracts import internal_type
+from fivecogs_shared.contracts.feedback import ACCEPTED_TYPE, HELD_TYPE, REJECTED_TYPE
 from fivecogs_shared.kafka_access import KafkaAccess
-from fivecogs_shared.service import ServiceDefinition
-from tests.support import Partner, free_port, ingest, operator_token
+from tests.integration.test_lag import INGEST, REGISTERED, enterprise, start_at_end
+from tests.support import FEEDBACK, PARTNER, PARTNER_SOURCE, Partner, Tap, data, free_port, header, operator_token
 
 pytestmark = pytest.mark.integration
 
-REGISTERED = "th.fivecogs.enterprise.registered.v1"
 INTERNAL_REGISTERED = internal_type("inputs", "enterprise.registered")
+DELIVERED = "th.fivecogs.input.delivered.v1"
 
 
 def log_lines(path: Path, *, complete_only: bool = False) -> list[dict[str, Any]]:
@@ -76,26 +76,9 @@ def test_a_service_that_cannot_reach_kafka_says_so_in_json_lines_and_exits_1(sta
     assert "Traceback" not in (tmp_path / "inputs.log").read_text()
 
 
-async def _at_log_end(kafka: KafkaAccess, group: str, definition: ServiceDefinition) -> None:
-    """The new group starts where every topic it reads ends now: it sees this test's events only."""
-    pattern = re.compile(definition.sources().pattern())
-    async with kafka_admin.admin_client(kafka) as admin:
-        topics = [topic for topic in await kafka_admin.list_topics(admin) if pattern.match(topic)]
-        partitions = await kafka_admin.partitions_of(admin, topics)
-    await kafka_admin.reset_group_offsets(kafka, group, await kafka_admin.end_offsets(kafka, partitions))
-
-
-async def _register(partner_access: KafkaAccess, enterprise: str) -> str:
-    body = {
-        "enterprise_id": enterprise,
-        "name": "Ban Khiriwong Dyed Cloth Group",
-        "province": "Nakhon Si Thammarat",
-        "sector": "processing",
-        "members": 12,
-        "target_poor_households": 4,
-    }
+async def _register(partner_access: KafkaAccess, enterprise_id: str) -> str:
     async with Partner(partner_access) as partner:
-        return await partner.send(ingest("inputs"), REGISTERED, body, enterprise)
+        return await partner.send(INGEST, REGISTERED, enterprise(enterprise_id), enterprise_id)
 
 
 def test_one_grep_follows_a_partner_event_through_two_services(stack_env, test_partner, tmp_path) -> None:
@@ -104,8 +87,8 @@ def test_one_grep_follows_a_partner_event_through_two_services(stack_env, test_p
     suffix = uuid.uuid4().hex[:8]
     definitions = {"inputs": INPUTS, "knowledge": KNOWLEDGE}
     groups = {cog: f"fivecogs-{cog}-logs-{suffix}" for cog in definitions}
-    for cog, definition in definitions.items():
-        asyncio.run(_at_log_end(stack_env.kafka, groups[cog], definition))
+    for cog in definitions:
+        asyncio.run(start_at_end(stack_env.kafka, groups[cog], cog))
     processes = ServiceProcesses(
         env=stack_env.as_env(),
         log_dir=tmp_path,
@@ -137,9 +120,82 @@ def test_one_grep_follows_a_partner_event_through_two_services(stack_env, test_p
         ("fivecogs-knowledge", "event applied", INTERNAL_REGISTERED),
     }
     [applied] = [line for line in inputs if line["event"] == "event applied" and line["correlation_id"] == chain]
-    assert (applied["event_id"], applied["partner"], applied["topic"]) == (chain, "test-partner", ingest("inputs"))
+    assert (applied["event_id"], applied["partner"], applied["topic"]) == (chain, "test-partner", INGEST)
     assert any(line["event"] == "batch applied" and line.get("accepted") == 1 for line in inputs)
     # A normal start and stop: FastStream's expected lines are not warnings (aiokafka may warn that the group's
     # coordinator is not ready yet, now and then: a real, if passing, condition).
     assert not [line for line in inputs + knowledge if line["event"].startswith("Auto create topics")]
     assert not [line for line in inputs + knowledge if line.get("logger") == "faststream" and line["level"] != "info"]
+
+
+def delivery(delivery_id: str, batch_id: str, enterprise_id: str) -> dict[str, object]:
+    return {
+        "delivery_id": delivery_id,
+        "batch_id": batch_id,
+        "enterprise_id": enterprise_id,
+        "item": "natural dye",
+        "quantity": "2.5",
+        "unit": "kg",
+        "cost_thb": "120.00",
+        "local_source": True,
+    }
+
+
+def one(logs: list[dict[str, Any]], event: str, event_id: str) -> dict[str, Any]:
+    [line] = [line for line in logs if line["event"] == event and line.get("event_id") == event_id]
+    return line
+
+
+async def test_held_and_released_lines_name_the_event_and_its_partner(run_service, stack_env) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    ent, batch, group = f"ent-logs-{suffix}", f"batch-logs-{suffix}", f"fivecogs-inputs-test-logs-{suffix}"
+    await start_at_end(stack_env.kafka, group)
+    with capture_logs() as logs:
+        async with (
+            asyncio.timeout(120),
+            Partner(stack_env.kafka, source=f"{PARTNER_SOURCE}/logs-{suffix}") as partner,
+            Tap(stack_env.kafka, FEEDBACK) as tap,
+            run_service(INPUTS, consumer_group=group, trace_events=True),
+        ):
+            late = await partner.send(INGEST, DELIVERED, delivery(f"{batch}-d1", batch, ent), batch)
+            await tap.wait_for(lambda r: header(r, "ce_type") == HELD_TYPE and data(r)["event_id"] == late)
+            await partner.send(INGEST, REGISTERED, enterprise(ent), ent)
+            await tap.wait_for(lambda r: header(r, "ce_type") == ACCEPTED_TYPE and data(r)["event_id"] == late)
+
+    held, released, applied = (
+        one(logs, event, late) for event in ("event held", "held event released", "event applied")
+    )
+    assert held["awaits"] == f"enterprise:{ent}"
+    for line in (held, released, applied):
+        assert (line["partner"], line["ce_source"], line["topic"]) == (
+            PARTNER,
+            f"{PARTNER_SOURCE}/logs-{suffix}",
+            INGEST,
+        )
+        assert (line["correlation_id"], line["ce_type"]) == (late, DELIVERED)
+        assert isinstance(line["offset"], int)
+    assert released["outcome"] == "accepted"
+    assert any(line["event"] == "batch applied" and line.get("held") == 1 for line in logs)
+    assert any(line["event"] == "batch applied" and line.get("released") == 1 for line in logs)
+
+
+async def test_an_event_whose_wait_is_over_is_rejected_on_a_line_that_names_it(run_service, stack_env) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    batch, group = f"batch-orphan-{suffix}", f"fivecogs-inputs-test-orphan-{suffix}"
+    await start_at_end(stack_env.kafka, group)
+    with capture_logs() as logs:
+        async with (
+            asyncio.timeout(120),
+            Partner(stack_env.kafka) as partner,
+            Tap(stack_env.kafka, FEEDBACK) as tap,
+            run_service(INPUTS, consumer_group=group, hold_seconds=1, hold_check_seconds=0.2),
+        ):
+            orphan = await partner.send(INGEST, DELIVERED, delivery(f"{batch}-d1", batch, f"ent-never-{suffix}"), batch)
+            await tap.wait_for(lambda r: header(r, "ce_type") == REJECTED_TYPE and data(r)["event_id"] == orphan)
+
+    rejected = one(logs, "event rejected", orphan)
+    assert rejected["final"] is True
+    assert rejected["reason"] == "rule:unknown_enterprise"
+    assert (rejected["partner"], rejected["correlation_id"], rejected["topic"]) == (PARTNER, orphan, INGEST)
+    assert any(line["event"] == "held events judged at the end of their wait" for line in logs)
+    assert "event held" not in [line["event"] for line in logs]  # not tracing: no line per event
