@@ -9,6 +9,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,7 @@ def delivery(delivery_id: str, batch_id: str, enterprise_id: str) -> dict[str, o
     }
 
 
-def one(logs: list[dict[str, Any]], event: str, event_id: str) -> dict[str, Any]:
+def one(logs: Sequence[Mapping[str, Any]], event: str, event_id: str) -> Mapping[str, Any]:
     [line] = [line for line in logs if line["event"] == event and line.get("event_id") == event_id]
     return line
 
