@@ -380,13 +380,15 @@ class OutboxRelay:
 
 
 def _published(row: asyncpg.Record, sent: Any) -> dict[str, object]:
-    """The fields of an `event published` line: the event by its headers, and where Kafka put it."""
+    """The fields of an `event published` line: the event by its headers (a partner's record copied to a
+    dead-letter topic has no correlation header: its chain is its own id), and where Kafka put it."""
     headers = dict(zip(row["header_names"], row["header_values"], strict=True))
-    named = {field: bytes(headers.get(header) or b"").decode("utf-8", "replace") for field, header in _NAMED}
+    event_id, ce_type, chain = (bytes(headers.get(name) or b"").decode("utf-8", "replace") for name in _NAMED)
+    named = {"event_id": event_id, "ce_type": ce_type, "correlation_id": chain or event_id}
     return named | {"topic": row["topic"], "partition": sent.partition, "offset": sent.offset}
 
 
-_NAMED = (("event_id", "ce_id"), ("ce_type", "ce_type"), ("correlation_id", CORRELATION_HEADER))
+_NAMED = ("ce_id", "ce_type", CORRELATION_HEADER)
 
 
 async def _send(producer: AIOKafkaProducer, row: asyncpg.Record) -> asyncio.Future[Any]:

@@ -111,3 +111,9 @@ def test_events_are_traced_only_when_asked(no_trace_variables: pytest.MonkeyPatc
     assert not load_settings("inputs").tracing
     no_trace_variables.setenv("FIVECOGS_INPUTS_LOG_LEVEL", "debug")  # level debug traces too
     assert load_settings("inputs").tracing
+
+
+def test_a_dead_letter_copy_of_a_partner_record_is_published_under_the_record_s_own_id() -> None:
+    row = {"topic": f"{TOPIC}.dlq", "header_names": ["ce_id", "ce_type"], "header_values": [b"evt-1", b"t.v1"]}
+    published = outbox._published(cast(Any, row), SimpleNamespace(partition=0, offset=3))
+    assert published["correlation_id"] == "evt-1"
