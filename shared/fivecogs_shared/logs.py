@@ -35,6 +35,8 @@ DEMOTED: tuple[tuple[str, str, int], ...] = (
     ("faststream", "Processed", logging.NOTSET),
 )
 
+EXTRAS = ("topic", "group_id")  # of a library record's `extra`: what FastStream says a line is about
+
 
 def configure_logging(
     service: str, fmt: str = "auto", level: str = "INFO", *, cache: bool = True
@@ -79,8 +81,8 @@ def _route_libraries(shared: Sequence[Processor], renderer: Processor, threshold
     handler = _LibraryHandler(_Stderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            # The logger's name and faststream's `extra` (topic, group_id) before the shared processors.
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder(), *shared],
+            # The logger's name and FastStream's context (uvicorn's `extra` is its message again, in colour).
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder(EXTRAS), *shared],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )

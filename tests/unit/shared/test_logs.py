@@ -136,3 +136,13 @@ def test_on_a_terminal_library_lines_are_console_lines_like_ours(capsys) -> None
     assert "Topic t not found in cluster metadata" in err
     assert "aiokafka.cluster" in err
     assert not err.lstrip().startswith("{")
+
+
+def test_a_library_s_extra_is_kept_only_where_it_says_what_the_line_is_about(capsys) -> None:
+    configure_logging(SERVICE, "json", cache=False)
+    logging.getLogger("uvicorn.error").warning(
+        "Invalid HTTP request received.", extra={"color_message": "\x1b[1mInvalid HTTP request received.\x1b[0m"}
+    )
+    [line] = json_lines(capsys)
+    assert line["event"] == "Invalid HTTP request received."
+    assert "color_message" not in line
