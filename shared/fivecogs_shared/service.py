@@ -313,8 +313,7 @@ def main(definition: ServiceDefinition) -> None:
         settings = load_settings(definition.cog)
     except ValidationError as error:
         configure_logging(service)
-        problems = [f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()]
-        log.error("settings refused; the service does not start", problems=problems)
+        log.error("settings refused; the service does not start", problems=_problems(error, definition.cog))
         sys.exit(2)
     configure_logging(service, settings.log_format, settings.log_level)
     try:
@@ -325,3 +324,13 @@ def main(definition: ServiceDefinition) -> None:
         else:
             log.exception("service stopped by an error")
         sys.exit(1)
+
+
+def _problems(error: ValidationError, cog: str) -> list[str]:
+    """Each refused setting by the variable that sets it (a field without an alias reads FIVECOGS_<COG>_<NAME>)."""
+    named = []
+    for item in error.errors():
+        name = ".".join(map(str, item["loc"]))
+        variable = name if name.isupper() else f"FIVECOGS_{cog.upper()}_{name.upper()}"
+        named.append(f"{variable}: {item['msg']}")
+    return named

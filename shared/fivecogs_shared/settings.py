@@ -46,6 +46,7 @@ def _http_host_field(*env_names: str) -> Any:
     return Field(DEFAULT_HTTP_HOST, validation_alias=AliasChoices(*env_names, "FIVECOGS_HTTP_HOST"))
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_HOLD_SECONDS = 300.0
 
 
@@ -107,6 +108,13 @@ class ServiceSettings(BaseSettings):
     # Defaults are `fivecogs-<cog>` and `<cog>`; tests and blue/green deployments set their own.
     consumer_group: str | None = None
     db_schema: str | None = None
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(level.lower() for level in LOG_LEVELS)}")
+        return value.upper()
 
     @field_validator("operator_tokens", mode="before")
     @classmethod

@@ -77,6 +77,22 @@ def test_a_service_that_cannot_reach_kafka_says_so_in_json_lines_and_exits_1(sta
     assert "Traceback" not in (tmp_path / "inputs.log").read_text()
 
 
+def test_a_service_with_a_refused_setting_names_it_in_one_json_line_and_exits_2(stack_env, tmp_path) -> None:
+    processes = ServiceProcesses(
+        env=stack_env.as_env(), log_dir=tmp_path, ports={"inputs": free_port()}, operator_token=operator_token()
+    )
+    processes.start("inputs", extra_env={"FIVECOGS_INPUTS_LOG_LEVEL": "verbose"})
+    try:
+        assert processes.processes["inputs"].wait(60) == 2
+    finally:
+        processes.stop_all()
+
+    [line] = log_lines(tmp_path / "inputs.log")
+    assert line["event"] == "settings refused; the service does not start"
+    [problem] = line["problems"]
+    assert problem.startswith("FIVECOGS_INPUTS_LOG_LEVEL: Value error, must be one of debug, info")
+
+
 async def _register(partner_access: KafkaAccess, enterprise_id: str) -> str:
     async with Partner(partner_access) as partner:
         return await partner.send(INGEST, REGISTERED, enterprise(enterprise_id), enterprise_id)

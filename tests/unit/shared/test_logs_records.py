@@ -7,12 +7,14 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from fivecogs_shared import outbox
 from fivecogs_shared.consumer import BatchProcessor, Sources, about, span
 from fivecogs_shared.errors import BadRecord
 from fivecogs_shared.metrics import ServiceMetrics
+from fivecogs_shared.service import _problems
 from fivecogs_shared.settings import load_settings
 from fivecogs_shared.uow import UnitOfWork
 
@@ -117,3 +119,22 @@ def test_a_dead_letter_copy_of_a_partner_record_is_published_under_the_record_s_
     row = {"topic": f"{TOPIC}.dlq", "header_names": ["ce_id", "ce_type"], "header_values": [b"evt-1", b"t.v1"]}
     published = outbox._published(cast(Any, row), SimpleNamespace(partition=0, offset=3))
     assert published["correlation_id"] == "evt-1"
+
+
+def test_a_log_level_is_one_of_logging_s_own(no_trace_variables: pytest.MonkeyPatch) -> None:
+    no_trace_variables.setenv("FIVECOGS_INPUTS_LOG_LEVEL", "warning")
+    assert load_settings("inputs").log_level == "WARNING"
+    no_trace_variables.setenv("FIVECOGS_INPUTS_LOG_LEVEL", "verbose")
+    with pytest.raises(ValidationError, match="must be one of debug, info, warning, error, critical"):
+        load_settings("inputs")
+
+
+def test_refused_settings_are_named_by_the_variables_that_set_them(no_trace_variables: pytest.MonkeyPatch) -> None:
+    no_trace_variables.setenv("FIVECOGS_INPUTS_LOG_LEVEL", "verbose")
+    no_trace_variables.setenv("FIVECOGS_INPUTS_HOLD_SECONDS", "-1")
+    with pytest.raises(ValidationError) as refused:
+        load_settings("inputs")
+    assert sorted(_problems(refused.value, "inputs")) == [
+        "FIVECOGS_INPUTS_HOLD_SECONDS: Input should be greater than 0",
+        "FIVECOGS_INPUTS_LOG_LEVEL: Value error, must be one of debug, info, warning, error, critical",
+    ]
