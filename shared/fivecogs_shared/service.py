@@ -319,8 +319,8 @@ def main(definition: ServiceDefinition) -> None:
     try:
         asyncio.run(serve(definition, settings))
     except Exception as error:
-        if isinstance(error, KafkaError) or is_transient(error):  # the broker or the database: no bug to trace
-            log.error("service stopped: Kafka or Postgres did not answer", error=repr(error))
+        if isinstance(error, KafkaError) or is_transient(error):  # unreachable, refusing, restarting: no bug to trace
+            log.error("service stopped by Kafka or Postgres", error=repr(error))
         else:
             log.exception("service stopped by an error")
         sys.exit(1)

@@ -72,7 +72,7 @@ def test_a_service_that_cannot_reach_kafka_says_so_in_json_lines_and_exits_1(sta
     lines = log_lines(tmp_path / "inputs.log")
     assert {line["service"] for line in lines} == {"fivecogs-inputs"}
     assert any(line.get("logger", "").startswith("aiokafka") and nobody in line["event"] for line in lines)
-    assert lines[-1]["event"] == "service stopped: Kafka or Postgres did not answer"
+    assert lines[-1]["event"] == "service stopped by Kafka or Postgres"
     assert lines[-1]["level"] == "error"
     assert "Traceback" not in (tmp_path / "inputs.log").read_text()
 
