@@ -30,7 +30,8 @@ DEMOTED: tuple[tuple[str, str, int], ...] = (
     # Topics are created by the services and by provisioning, never by a consumer: expected, not a warning.
     ("faststream", "Auto create topics is disabled", logging.DEBUG),
     ("faststream", "callback for ", logging.DEBUG),  # a consuming task ended: at every stop
-    # Per batch received and processed: the service's own `batch applied` line says more, once.
+    # Per batch received and processed (at the debug level service.build_broker gives them): not written at all,
+    # the service's own `batch applied` line says more, once.
     ("faststream", "Received", logging.NOTSET),
     ("faststream", "Processed", logging.NOTSET),
 )
@@ -104,12 +105,15 @@ def _route_libraries(shared: Sequence[Processor], renderer: Processor, threshold
 
 
 def _demote(record: logging.LogRecord) -> bool:
-    """Give the lines in DEMOTED their true level; False drops one below the level its logger lets through."""
+    """Give the lines in DEMOTED their true level; False drops one below the level its logger lets through.
+    A line DEMOTED drops (NOTSET) is dropped only at debug: the same words as a warning are kept."""
     message = str(record.msg)
     for name, start, level in DEMOTED:
         if record.name.startswith(name) and message.startswith(start):
+            if level == logging.NOTSET:
+                return record.levelno > logging.DEBUG
             record.levelno, record.levelname = level, logging.getLevelName(level)
-            return level > logging.NOTSET and logging.getLogger(record.name).isEnabledFor(level)
+            return logging.getLogger(record.name).isEnabledFor(level)
     return True
 
 

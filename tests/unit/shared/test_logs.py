@@ -112,9 +112,11 @@ def test_the_expected_start_and_stop_lines_of_faststream_are_not_warnings(capsys
     framework.warning("Auto create topics is disabled. Make sure the topics exist.")
     framework.debug("Received", extra={"topic": "t"})  # per batch: the service's `batch applied` says more
     framework.debug("Processed", extra={"topic": "t"})
-    [disabled] = json_lines(capsys)
+    framework.warning("Received a record larger than expected")  # the same first word, as a warning: kept
+    disabled, received = json_lines(capsys)
     assert disabled["event"].startswith("Auto create topics is disabled")
     assert disabled["level"] == "debug"
+    assert received["level"] == "warning"
 
 
 def test_configuring_again_replaces_the_handler_and_keeps_others(capsys) -> None:
