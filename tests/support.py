@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -197,3 +198,10 @@ async def wait_caught_up(kafka: KafkaAccess, group_id: str, topics: list[str], t
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{group_id} still behind after {timeout}s: {behind}")
         await asyncio.sleep(0.3)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now: for a service process a test starts beside others' services."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

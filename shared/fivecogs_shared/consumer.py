@@ -43,6 +43,7 @@ from fivecogs_shared.envelope import (
     Envelope,
     EventType,
     RecordLike,
+    correlation_of,
     dump,
     event_headers,
     identify,
@@ -135,6 +136,7 @@ class BatchProcessor:
     stall_seconds: float = 30.0
     hold_seconds: float = 300.0  # how long an event may wait for what it refers to
     hold_room: int = 10_000  # how many events of one topic may wait at once; past that, they are rejected
+    trace: bool = False  # a line per event applied, held or released (settings.tracing), beside the batch's
     processed: int = field(default=0)
 
     def __post_init__(self) -> None:
@@ -158,7 +160,10 @@ class BatchProcessor:
                 await self._retrying(records, failed=error)
                 return
             log.warning(
-                "batch failed as a whole; halving it to find the record", records=len(records), error=repr(error)
+                "batch failed as a whole; halving it to find the record",
+                records=len(records),
+                partitions=span(records),
+                error=repr(error),
             )
             half = len(records) // 2
             for part in (records[:half], records[half:]):  # in order: each partition's records stay in sequence
@@ -185,7 +190,13 @@ class BatchProcessor:
                 self.metrics.transient_retries.inc()
                 if time.monotonic() + delay > deadline:
                     raise
-                log.warning("transient error; retrying batch", error=repr(error), retry_in=round(delay, 2))
+                log.warning(
+                    "transient error; retrying batch",
+                    error=repr(error),
+                    retry_in=round(delay, 2),
+                    records=len(records),
+                    partitions=span(records),
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_cap)
 
@@ -195,9 +206,10 @@ class BatchProcessor:
             await _own_partitions(conn, self.group_id, [record])
             if _position(record) in await inbox.digests_seen(conn, [_position(record)]):
                 return
-            log.error("record fails its batch; dead-lettered", error=repr(error), **_where(record))
+            source = self.sources[record.topic]
+            log.error("record fails its batch; dead-lettered", error=repr(error), **about(record, source))
             uow = UnitOfWork(conn=conn, cog=self.cog)
-            bad, source = _processing_error(record, error), self.sources[record.topic]
+            bad = _processing_error(record, error)
             self._dead_letter(uow, record, bad, source, internal=repr(error))
             await inbox.record(conn, [_position_entry(record)])
             await outbox.write(conn, uow.outgoing)
@@ -227,14 +239,16 @@ class BatchProcessor:
                     if outcome != "processing_error":  # a failed event may be replayed from the DLQ later
                         entries.append(inbox.InboxEntry.of(reading, outcome))
                         continue
-                elif isinstance(reading, Envelope) and _repeat(reading, seen, source):
-                    self.metrics.events.labels(record.topic, "duplicate").inc()
+                elif isinstance(reading, Envelope) and _repeat(reading, seen, source, record):
+                    self._count(uow, record.topic, "duplicate")
                     continue
                 else:
                     self._dead_letter(uow, record, _bad_reading(reading, record), source)
                 entries.append(_position_entry(record))
             await inbox.record(conn, entries)
             await outbox.write(conn, uow.outgoing)
+        # Committed: one line for the batch, whatever it held (the events' own lines only when tracing).
+        log.info("batch applied", records=len(records), **uow.tally, partitions=span(records))
 
     def _read(self, record: RecordLike) -> Envelope | BadRecord:
         if isinstance(record, UndecodableRecord):
@@ -252,9 +266,12 @@ class BatchProcessor:
             if until is not None:
                 await inbox.record(uow.conn, [inbox.InboxEntry.of(event, "held")])  # now: a release may settle it
                 self._tell(uow, record, event.id, HELD_TYPE, _held_notice(event, outcome, until))
-                self.metrics.events.labels(record.topic, "held").inc()
+                self._count(uow, record.topic, "held")
+                if self.trace:
+                    log.info("event held", awaits=outcome.awaits, until=str(until), **about(record, source, event))
                 return "held"
-            self.metrics.events.labels(record.topic, "not_held").inc()  # no room left to wait on this topic
+            # No room left to wait on this topic: its `event rejected` line follows, as the tally's `not_held`.
+            self._count(uow, record.topic, "not_held")
             outcome = await self._handle(uow, record, event, source, final=True)  # as if its wait were over
         await self._release(uow)
         assert not isinstance(outcome, Awaiting)
@@ -279,6 +296,8 @@ class BatchProcessor:
                 await self._settle_held(uow, held, final=True)
             await self._release(uow)
             await outbox.write(conn, uow.outgoing)
+        if due:  # each with its own `event rejected` line (`final`)
+            log.info("held events judged at the end of their wait", events=len(due), **uow.tally)
         return len(due)
 
     async def _settle_held(self, uow: UnitOfWork, held: holding.HeldRecord, final: bool = False) -> None:
@@ -294,7 +313,9 @@ class BatchProcessor:
             await holding.wait_again(uow.conn, held.seq, outcome)
             return
         await holding.release(uow.conn, [held.seq])
-        self.metrics.events.labels(held.topic, "released").inc()
+        self._count(uow, held.topic, "released")
+        if self.trace:
+            log.info("held event released", outcome=outcome, held_for=held.awaits, **about(held, source))
         if outcome == "processing_error":
             await inbox.forget(uow.conn, key)
         else:
@@ -325,49 +346,51 @@ class BatchProcessor:
         that holds the event (never when `final`). The partner is answered here, except for a hold."""
         handler = self.handlers.get(event.handled_as)
         if handler is None:  # an upstream event this service has no use for
-            self.metrics.events.labels(record.topic, "ignored").inc()
+            self._count(uow, record.topic, "ignored")
             return "ignored"
         mark = uow.mark()
-        bound = log.bind(
-            event_id=event.id,
-            ce_type=event.type,
-            partner=event.source,
-            correlation_id=event.correlation_id,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-        )
         known = len(uow.provided)
         scoped = uow.caused_by(event, source.partner, final)
         try:
             async with uow.conn.transaction():  # a savepoint: this record's effects only
                 await handler(scoped, event)
                 if scoped.rejection is not None:
-                    violation = scoped.rejection
-                    bound.info("event rejected", reason=violation.reason, detail=violation.detail)
-                    self._tell_rejected(uow, record, event.id, event.type, violation.reason, violation.detail)
-                    self.metrics.events.labels(record.topic, "rejected").inc()
-                    return violation.reason
+                    return self._rejected(uow, record, event, source, scoped.rejection, final)
         except RuleViolation as violation:
             uow.rollback_to(mark)
             del uow.provided[known:]
             if isinstance(violation, Awaiting) and not final:
                 return violation
-            bound.info("event rejected", reason=violation.reason, detail=violation.detail)
-            self._tell_rejected(uow, record, event.id, event.type, violation.reason, violation.detail)
-            self.metrics.events.labels(record.topic, "rejected").inc()
-            return violation.reason
+            return self._rejected(uow, record, event, source, violation, final)
         except Exception as error:  # a bug or an unforeseen input: park the record, keep the partition moving
             if is_transient(error):
                 raise
             uow.rollback_to(mark)
             del uow.provided[known:]
-            bound.exception("handler failed; record dead-lettered")
+            log.exception("handler failed; record dead-lettered", **about(record, source, event))
             self._dead_letter(uow, record, _processing_error(record, error), source, internal=repr(error))
             return "processing_error"
-        self.metrics.events.labels(record.topic, "accepted").inc()
+        self._count(uow, record.topic, "accepted")
+        if self.trace:
+            log.info("event applied", emitted=len(uow.outgoing) - mark, **about(record, source, event))
         self._tell(uow, record, event.id, ACCEPTED_TYPE, PartnerEventAccepted(event_id=event.id, event_type=event.type))
         return "accepted"
+
+    def _rejected(
+        self, uow: UnitOfWork, record: RecordLike, event: Envelope, source: Source, no: RuleViolation, final: bool
+    ) -> str:
+        """A rule said no: the partner is told why, and so is the log (`final`: judged without waiting any more,
+        as its wait is over or no room was left to hold it)."""
+        judged = {"final": True} if final else {}
+        log.info("event rejected", reason=no.reason, detail=no.detail, **judged, **about(record, source, event))
+        self._tell_rejected(uow, record, event.id, event.type, no.reason, no.detail)
+        self._count(uow, record.topic, "rejected")
+        return no.reason
+
+    def _count(self, uow: UnitOfWork, topic: str, outcome: str) -> None:
+        """The outcome in the metrics and in the transaction's tally (the `batch applied` line)."""
+        self.metrics.events.labels(topic, outcome).inc()
+        uow.tally[outcome] += 1
 
     def _dead_letter(
         self, uow: UnitOfWork, record: RecordLike, bad: BadRecord, source: Source, internal: str | None = None
@@ -382,8 +405,8 @@ class BatchProcessor:
             why = self._why(record, bad.kind, detail)
         uow.publish_raw(OutgoingRecord(f"{record.topic}.dlq", record.key, value, headers + why))
         self.metrics.dlq_records.labels(bad.kind).inc()
-        self.metrics.events.labels(record.topic, "dead_lettered").inc()
-        log.warning("record dead-lettered", kind=bad.kind, detail=detail[:300], **_where(record))
+        self._count(uow, record.topic, "dead_lettered")
+        log.warning("record dead-lettered", kind=bad.kind, detail=detail[:300], **about(record, source))
         if source.from_partners:
             _, event_id, event_type = identify(record)
             self._tell_rejected(uow, record, event_id, event_type, bad.kind, bad.detail)
@@ -392,8 +415,8 @@ class BatchProcessor:
         """An event on one partner's topic claiming another's ce_source: its producer (the topic's partner) is
         told; the partner it names never hears of it, and nothing else happens."""
         detail = f"ce_source {event.source!r} is not yours: on this topic it must be 'partner/{source.partner}'"
-        log.warning("event claims another partner's source", claimed=event.source, **_where(record))
-        self.metrics.events.labels(record.topic, "rejected").inc()
+        log.warning("event claims another partner's source", **about(record, source, event))
+        self._count(uow, record.topic, "rejected")
         self._tell_rejected(uow, record, event.id, event.type, "unauthorized_source", detail)
 
     def _why(self, record: RecordLike, kind: str, detail: str) -> list[tuple[str, bytes]]:
@@ -470,8 +493,32 @@ def _lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-def _where(record: RecordLike) -> dict[str, object]:
-    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+def about(record: RecordLike, source: Source, event: Envelope | None = None) -> dict[str, object]:
+    """The fields of a log line about one record: the event as read (or as far as its headers tell), the partner
+    whose topic it came from, and where it sits. Built only for a line that is written."""
+    if event is None:
+        named = (*identify(record), correlation_of(record))
+        ce_source, event_id, ce_type, correlation = (value[:LOGGED_ID_CHARS] for value in named)
+    else:
+        ce_source, event_id, ce_type, correlation = event.source, event.id, event.type, event.correlation_id
+    fields: dict[str, object] = {"event_id": event_id, "ce_type": ce_type, "ce_source": ce_source}
+    fields["correlation_id"] = correlation
+    if source.partner is not None:
+        fields["partner"] = source.partner
+    return fields | {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+
+
+LOGGED_ID_CHARS = 200  # of a header a hostile partner chose: enough for any real id, short enough for a line
+
+
+def span(records: Sequence[RecordLike]) -> list[str]:
+    """Each partition of a batch with its first and last offsets: `topic/partition@first-last`."""
+    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    for record in records:
+        where = (record.topic, record.partition)
+        first, last = ranges.get(where, (record.offset, record.offset))
+        ranges[where] = (min(first, record.offset), max(last, record.offset))
+    return [f"{topic}/{partition}@{first}-{last}" for (topic, partition), (first, last) in ranges.items()]
 
 
 def _processing_error(record: RecordLike, error: Exception) -> BadRecord:
@@ -507,19 +554,14 @@ def _position_entry(record: RecordLike, outcome: str = "dead_lettered") -> inbox
     return inbox.InboxEntry(source, offset, "dead_letter", digest, outcome)
 
 
-def _repeat(event: Envelope, seen: dict[inbox.EventKey, bytes], source: Source) -> bool:
+def _repeat(event: Envelope, seen: dict[inbox.EventKey, bytes], source: Source, record: RecordLike) -> bool:
     """A partner reusing an id for other content is a conflict. Our own services derive event ids from the cause,
     so the same id with other content is a re-emission (a replay after a code change, say): the first applied
     stays, and the repeat has no second effect."""
     if seen[(event.source, event.id)] == event.digest:
         return True
     if not source.from_partners:
-        log.info(
-            "re-emitted event differs from the one applied; keeping the first",
-            event_id=event.id,
-            ce_type=event.type,
-            topic=source.topic,
-        )
+        log.info("re-emitted event differs from the one applied; keeping the first", **about(record, source, event))
         return True
     return False
 

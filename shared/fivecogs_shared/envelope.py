@@ -93,6 +93,13 @@ def identify(record: RecordLike) -> tuple[str, str, str]:
     return source, event_id, ce_type
 
 
+def correlation_of(record: RecordLike) -> str:
+    """The chain's id as far as the headers tell (ce_correlationid, else ce_id), cut like `identify`'s."""
+    headers = header_map(record.headers or ())
+    chain = headers.get(CORRELATION_HEADER) or headers.get("ce_id")
+    return _text(chain)[: limits.MAX_HEADER_VALUE_BYTES]
+
+
 def read_event(record: RecordLike, registry: Mapping[str, EventType], max_value_bytes: int) -> Envelope:
     """The event in the record, or `BadRecord`: whatever the bytes and headers, nothing else is raised."""
     try:

@@ -50,6 +50,7 @@ from aiokafka.errors import (
 
 from fivecogs_shared.contracts.topics import DLQ_MAX_MESSAGE_BYTES, RECORD_OVERHEAD_BYTES, record_bytes
 from fivecogs_shared.db import Connection
+from fivecogs_shared.envelope import CORRELATION_HEADER
 from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.metrics import ServiceMetrics
 from fivecogs_shared.uow import OutgoingRecord
@@ -205,10 +206,11 @@ class OutboxRelay:
         batch: int,
         poll_seconds: float,
         metrics: ServiceMetrics | None = None,
+        trace: bool = False,  # a line per record Kafka acknowledged (settings.tracing)
     ) -> None:
         self.dsn, self.pool, self.schema = dsn, pool, schema
         self.kafka, self.batch, self.poll_seconds = kafka, batch, poll_seconds
-        self.metrics = metrics
+        self.metrics, self.trace = metrics, trace
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.sent_total = 0
@@ -332,6 +334,8 @@ class OutboxRelay:
         results = await asyncio.gather(*(future for _, future in queued), return_exceptions=True)
         for (row, _), result in zip(queued, results, strict=True):
             published.add(row, result, from_broker=True)
+            if self.trace and not isinstance(result, BaseException):
+                log.info("event published", **_published(row, result))
         return published
 
     async def _settle(self, published: Published) -> None:
@@ -373,6 +377,18 @@ class OutboxRelay:
             async with asyncio.timeout(seconds):  # not wait_for: on 3.11 it can swallow a cancellation
                 await self._wake.wait()
         self._wake.clear()
+
+
+def _published(row: asyncpg.Record, sent: Any) -> dict[str, object]:
+    """The fields of an `event published` line: the event by its headers (a partner's record copied to a
+    dead-letter topic has no correlation header: its chain is its own id), and where Kafka put it."""
+    headers = dict(zip(row["header_names"], row["header_values"], strict=True))
+    event_id, ce_type, chain = (bytes(headers.get(name) or b"").decode("utf-8", "replace") for name in _NAMED)
+    named = {"event_id": event_id, "ce_type": ce_type, "correlation_id": chain or event_id}
+    return named | {"topic": row["topic"], "partition": sent.partition, "offset": sent.offset}
+
+
+_NAMED = ("ce_id", "ce_type", CORRELATION_HEADER)
 
 
 async def _send(producer: AIOKafkaProducer, row: asyncpg.Record) -> asyncio.Future[Any]:

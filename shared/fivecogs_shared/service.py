@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,12 +25,13 @@ from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from fivecogs_shared import db, holding, kafka_admin, outbox
-from fivecogs_shared.consumer import BatchProcessor, Handler, Source, Sources, is_transient
+from fivecogs_shared.consumer import BatchProcessor, Handler, Source, Sources, is_transient, span
 from fivecogs_shared.contracts import INTERNAL_EVENT_TYPES, PARTNER_EVENT_TYPES, dlq_topic, events_topic
 from fivecogs_shared.fetching import guarded
 from fivecogs_shared.http import BearerAuth, health_routes
@@ -110,9 +112,10 @@ def build_broker(settings: ServiceSettings, metrics: ServiceMetrics) -> KafkaBro
         # A subscription by pattern sees a partner's new topic at the next metadata refresh: keep that short.
         metadata_max_age_ms=METADATA_MAX_AGE_MS,
         middlewares=[KafkaPrometheusMiddleware(registry=metrics.registry, app_name=f"fivecogs-{settings.cog}")],
-        logger=structlog.get_logger("faststream"),
+        # Through stdlib logging, as every library's lines (logs.py): JSON like ours, its noise given its level.
+        logger=logging.getLogger("faststream"),
         graceful_timeout=GRACEFUL_SECONDS,
-        # FastStream logs every batch received/processed; at INFO that drowns the service's own lines.
+        # FastStream logs every batch received/processed (dropped by logs.DEMOTED: `batch applied` says more).
         log_level=logging.DEBUG,
     )
 
@@ -147,6 +150,7 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         stall_seconds=settings.stall_seconds,
         hold_seconds=settings.hold_seconds,
         hold_room=settings.hold_room,
+        trace=settings.tracing,
     )
     assignment = AssignmentTracker(processor.health.forget)
     failures = 0  # batches in a row that failed after their retries
@@ -159,7 +163,11 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         except Exception:
             failures += 1
             pause = min(processor.backoff_cap, processor.backoff_initial * 2**failures)
-            log.exception("batch failed after retries; rewinding to fetch it again", retry_in=round(pause, 2))
+            log.exception(
+                "batch failed after retries; rewinding to fetch it again",
+                retry_in=round(pause, 2),
+                partitions=span(records),
+            )
             await asyncio.sleep(pause)  # a batch that fails at once every time must not spin the loop
             try:
                 await message.nack()  # seek back to the batch's first offsets: nothing is skipped
@@ -194,6 +202,7 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         batch=settings.relay_batch,
         poll_seconds=settings.relay_poll_seconds,
         metrics=metrics,
+        trace=settings.tracing,
     )
     relay_task = asyncio.create_task(relay.run(), name=f"outbox-relay-{settings.cog}")
     await broker.start()
@@ -297,7 +306,31 @@ async def serve(definition: ServiceDefinition, settings: ServiceSettings, stop: 
 
 
 def main(definition: ServiceDefinition) -> None:
-    """Console entry point of each service: `fivecogs-<cog>`."""
-    settings = load_settings(definition.cog)
-    configure_logging(f"fivecogs-{definition.cog}", settings.log_format, settings.log_level)
-    asyncio.run(serve(definition, settings))
+    """Console entry point of each service: `fivecogs-<cog>`. Whatever stops it is one JSON line, not the
+    interpreter's traceback: exit 2 for settings refused, 1 for anything else."""
+    service = f"fivecogs-{definition.cog}"
+    try:
+        settings = load_settings(definition.cog)
+    except ValidationError as error:
+        configure_logging(service)
+        log.error("settings refused; the service does not start", problems=_problems(error, definition.cog))
+        sys.exit(2)
+    configure_logging(service, settings.log_format, settings.log_level)
+    try:
+        asyncio.run(serve(definition, settings))
+    except Exception as error:
+        if isinstance(error, KafkaError) or is_transient(error):  # unreachable, refusing, restarting: no bug to trace
+            log.error("service stopped by Kafka or Postgres", error=repr(error))
+        else:
+            log.exception("service stopped by an error")
+        sys.exit(1)
+
+
+def _problems(error: ValidationError, cog: str) -> list[str]:
+    """Each refused setting by the variable that sets it (a field without an alias reads FIVECOGS_<COG>_<NAME>)."""
+    named = []
+    for item in error.errors():
+        name = ".".join(map(str, item["loc"]))
+        variable = name if name.isupper() else f"FIVECOGS_{cog.upper()}_{name.upper()}"
+        named.append(f"{variable}: {item['msg']}")
+    return named

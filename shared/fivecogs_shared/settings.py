@@ -46,12 +46,18 @@ def _http_host_field(*env_names: str) -> Any:
     return Field(DEFAULT_HTTP_HOST, validation_alias=AliasChoices(*env_names, "FIVECOGS_HTTP_HOST"))
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_HOLD_SECONDS = 300.0
 
 
 def _hold_field(*env_names: str) -> Any:
     """FIVECOGS_<COG>_HOLD_SECONDS for one service, FIVECOGS_HOLD_SECONDS for all of them."""
     return Field(DEFAULT_HOLD_SECONDS, gt=0, validation_alias=AliasChoices(*env_names, "FIVECOGS_HOLD_SECONDS"))
+
+
+def _trace_field(*env_names: str) -> Any:
+    """FIVECOGS_<COG>_TRACE_EVENTS for one service, FIVECOGS_TRACE_EVENTS for all of them."""
+    return Field(False, validation_alias=AliasChoices(*env_names, "FIVECOGS_TRACE_EVENTS"))
 
 
 class ServiceSettings(BaseSettings):
@@ -86,6 +92,8 @@ class ServiceSettings(BaseSettings):
     )
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
+    # One line per event applied and per event published, with its correlation id (also on at level debug).
+    trace_events: bool = _trace_field("trace_events")
     # One Postgres transaction per polled batch: bigger batches mean fewer round trips, longer redelivery.
     max_batch: int = 500
     relay_batch: int = 1000
@@ -100,6 +108,13 @@ class ServiceSettings(BaseSettings):
     # Defaults are `fivecogs-<cog>` and `<cog>`; tests and blue/green deployments set their own.
     consumer_group: str | None = None
     db_schema: str | None = None
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(level.lower() for level in LOG_LEVELS)}")
+        return value.upper()
 
     @field_validator("operator_tokens", mode="before")
     @classmethod
@@ -121,6 +136,11 @@ class ServiceSettings(BaseSettings):
         )
 
     @property
+    def tracing(self) -> bool:
+        """Whether each event applied and published gets a line of its own."""
+        return self.trace_events or self.log_level.upper() == "DEBUG"
+
+    @property
     def group_id(self) -> str:
         return self.consumer_group or f"fivecogs-{self.cog}"
 
@@ -137,9 +157,10 @@ def load_settings(cog: str, **overrides: object) -> ServiceSettings:
         {
             "model_config": SettingsConfigDict(env_prefix=prefix, extra="ignore"),
             # A field with an alias ignores env_prefix: the service's own variable is named here, and wins.
-            "__annotations__": {"http_host": str, "hold_seconds": float},
+            "__annotations__": {"http_host": str, "hold_seconds": float, "trace_events": bool},
             "http_host": _http_host_field(f"{prefix}HTTP_HOST"),
             "hold_seconds": _hold_field(f"{prefix}HOLD_SECONDS", "hold_seconds"),
+            "trace_events": _trace_field(f"{prefix}TRACE_EVENTS", "trace_events"),
         },
     )
     settings: ServiceSettings = prefixed(cog=cog, **overrides)

@@ -7,6 +7,7 @@ published if and only if the change it describes committed.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -41,6 +42,8 @@ class UnitOfWork:
     # References this transaction made known (`known`): the events held for them are applied next.
     provided: list[str] = field(default_factory=list)
     final: bool = False  # the cause's wait has expired: `Awaiting` is now a rejection like any other
+    # What became of the transaction's records, by outcome (accepted, held, rejected…): its one log line.
+    tally: Counter[str] = field(default_factory=Counter)
 
     @property
     def source(self) -> str:
@@ -58,6 +61,7 @@ class UnitOfWork:
             first=len(self.outgoing),
             provided=self.provided,
             final=final,
+            tally=self.tally,
         )
 
     def known(self, *references: str) -> None:
