@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 
 from fivecogs_shared import outbox
 from fivecogs_shared.contracts import COGS
-from fivecogs_shared.contracts.topics import ingest_pattern
+from fivecogs_shared.contracts.topics import ingest_pattern, ingest_topic
 from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.kafka_admin import admin_client, committed_offsets, end_offsets, list_topics, partitions_of
 
@@ -94,8 +94,10 @@ def not_whole(record: ConsumerRecord) -> bool:
     return any(name == "fivecogs_value_sha256" for name, _ in record.headers)
 
 
-def dlq_pattern(cog: str) -> str:
-    """The dead-letter topics of every partner's ingest topic of the cog."""
+def dlq_pattern(cog: str, partner: str | None = None) -> str:
+    """The dead-letter topics of every partner's ingest topic of the cog (or of the one partner's)."""
+    if partner is not None:
+        return rf"^{re.escape(ingest_topic(cog, partner))}\.dlq$"
     return rf"^{ingest_pattern(cog)}\.dlq$"
 
 
@@ -111,13 +113,15 @@ async def drain(
     cog: str,
     *,
     kinds: frozenset[str] | None = None,
+    partner: str | None = None,
     replay: bool,
     group_id: str | None = None,
     progress: Callable[[DlqSummary], None] = lambda summary: None,
 ) -> DlqSummary:
-    """Read the cog's DLQs up to their current end; with `replay`, re-publish the records of the given kinds
-    (all when None) and commit, so they are not sent twice. Without it, only count (nothing is committed)."""
-    summary = DlqSummary(f"fivecogs.{cog}.ingest.*.dlq")
+    """Read the cog's DLQs (only the partner's, when given) up to their current end; with `replay`, re-publish
+    the records of the given kinds (all when None) and commit, so they are not sent twice. Without it, only
+    count (nothing is committed)."""
+    summary = DlqSummary(f"fivecogs.{cog}.ingest.{partner or '*'}.dlq")
     consumer = AIOKafkaConsumer(
         **kafka.client(),
         group_id=group_id or replay_group(cog),
@@ -128,7 +132,7 @@ async def drain(
     await consumer.start()
     await producer.start()
     try:
-        topics = sorted(t for t in await consumer.topics() if re.match(dlq_pattern(cog), t))
+        topics = sorted(t for t in await consumer.topics() if re.match(dlq_pattern(cog, partner), t))
         if not topics:
             return summary
         consumer.subscribe(topics)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from fivecogs_ops.choices import cog as checked_cog
 from fivecogs_ops.console import make_console
 from fivecogs_ops.held import (
     HELD_SHOWN,
@@ -25,6 +25,7 @@ from fivecogs_ops.held import (
     service_schemas,
 )
 from fivecogs_ops.lag.cli import duration
+from fivecogs_ops.stack import StackError, database_url
 from fivecogs_shared.contracts import COGS
 
 held_app = typer.Typer(
@@ -38,7 +39,10 @@ held_app = typer.Typer(
 def held_list(
     cog: Annotated[
         str | None,
-        typer.Argument(help="inputs | knowledge | marketing | communication | management (default: all five)."),
+        typer.Argument(
+            help="inputs | knowledge | marketing | communication | management (default: all five).",
+            callback=checked_cog,
+        ),
     ] = None,
     reason: Annotated[
         str | None,
@@ -65,32 +69,19 @@ def held_list(
     from fivecogs_ops.held import held_events
 
     err = make_console(stderr=True)
-    if cog is not None and cog not in COGS:
-        raise typer.BadParameter(f"{cog!r}: use one of {', '.join(COGS)}", param_hint="COG")
     if schema is not None and cog is None:
         raise typer.BadParameter("--schema names one service's schema: give the COG too", param_hint="--schema")
     services = (ServiceSchema(cog, schema),) if cog and schema else service_schemas([cog] if cog else COGS)
     wanted = reason_filter(reason)
     try:
-        found = asyncio.run(held_events(_database_url(), services, reason=wanted, limit=limit))
-    except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        found = asyncio.run(held_events(database_url(), services, reason=wanted, limit=limit))
+    except (StackError, OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         err.print(f"[bold red]error:[/] held events could not be read: {error or type(error).__name__}")
         raise typer.Exit(1) from error
     if as_json:
         print(json.dumps(held_json(found), indent=2))
         return
     show(make_console(), found, wanted)
-
-
-def _database_url() -> str:
-    if url := os.environ.get("DATABASE_URL"):
-        return url
-    from fivecogs_ops.stack import LocalStack, StackError
-
-    try:
-        return LocalStack().load().database_url
-    except StackError as error:  # no DATABASE_URL and no local stack: nothing to read
-        raise OSError(f"DATABASE_URL is not set and there is no local stack ({error})") from error
 
 
 # -- what it prints ----------------------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def test_schemas_are_the_services_own() -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["weather"], "use one of inputs"), (["--schema", "blue"], "give the COG too")],
+    [(["weather"], "unknown cog 'weather' (choices: inputs,"), (["--schema", "blue"], "give the COG too")],
 )
 def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, ["held", "list", *args], env={"COLUMNS": "200"})
