@@ -37,10 +37,15 @@ def show_listing(out: Console, found: DeadLetterListing, parked: Sequence[Parked
     for topic, letters in groupby(found.shown, key=lambda letter: letter.topic):
         records = list(letters)
         partner = f" · partner {records[0].partner}" if records[0].partner else ""
-        out.print(Text.assemble((plain(topic), "bold"), partner), soft_wrap=True)
+        out.print(Text.assemble((plain(topic), "bold"), partner))  # wraps at the space, never in the name
         out.print(letters_table(records))
     for service in parked:
-        print_parked(out, service)
+        if service.rows:
+            print_parked(out, service)
+    if empty := [
+        p.service + ("" if p.count is not None else " (no outbox_parked table yet)") for p in parked if not p.rows
+    ]:
+        out.print(f"no parked outbox rows: {', '.join(empty)}")
 
 
 def summary_line(found: DeadLetterListing, limit: int | None) -> Text:
@@ -79,11 +84,7 @@ def parked_json(parked: ParkedOutbox) -> dict[str, object]:
 
 
 def print_parked(out: Console, parked: ParkedOutbox) -> None:
-    if not parked.rows:
-        table_missing = " (no outbox_parked table yet: it comes with the service's next start)"
-        out.print(f"parked outbox rows of {parked.service}: 0{table_missing if parked.count is None else ''}")
-        return
-    assert parked.count is not None
+    assert parked.count is not None  # there are rows, so there is the table
     shown = f", the oldest {len(parked.rows)} shown" if len(parked.rows) < parked.count else ""
     out.print(Text(f"parked outbox rows of {parked.service}: {parked.count}{shown}", style="bold"), soft_wrap=True)
     table = Table(box=box.SIMPLE_HEAD, show_lines=True, show_edge=False, pad_edge=False)

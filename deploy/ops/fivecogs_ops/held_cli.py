@@ -89,6 +89,8 @@ def show(out: Console, found: Sequence[ServiceHeld], reason: str | None = None) 
     """A summary line per service (never folded: one line per service, for grep), then the held events' table."""
     for s in found:
         out.print(summary_line(s), soft_wrap=True)
+    if title := _title(found):
+        out.print(title, soft_wrap=True)  # above the table, not its title: a narrow table would fold it
     if table := events_table(found):
         out.print(table)
     else:
@@ -100,29 +102,24 @@ def events_table(found: Sequence[ServiceHeld]) -> Table | None:
     events = [(s.service, e) for s in found for e in s.events]
     if not events:
         return None
-    # Five columns, the event's own facts stacked in its cell: a 120-column terminal shows most of them unfolded.
+    # Two columns, each fact on a line of its own: names and ids never wrap, so 80 columns show them whole.
     table = Table(
         box=box.SIMPLE_HEAD,
         show_lines=True,
         show_edge=False,
-        collapse_padding=True,
         pad_edge=False,
-        title=_title(found),
-        title_justify="left",
     )
-    table.add_column("service", no_wrap=True)
-    table.add_column("reason\nawaits", overflow="fold")
-    table.add_column("held for", justify="right", no_wrap=True)
-    table.add_column("expires in", justify="right", no_wrap=True)
-    table.add_column("event id · type\nsource · topic/partition@offset", overflow="fold")
+    table.add_column("event id · type · source\ntopic · partition@offset", no_wrap=True)
+    table.add_column("service · reason\nawaits · held for", overflow="fold", ratio=1, min_width=24)
     for service, e in events:
-        table.add_row(
-            service,
-            Text.assemble(e.reason, "\n", (e.awaits, "bold")),
-            duration(e.held_seconds),
-            expires_in(e.expires_in_seconds),
-            Text("\n").join([Text(e.event_id, "bold"), Text(e.event_type), Text(e.source), Text(_position(e), "dim")]),
-        )
+        event = [Text(e.event_id, "bold"), Text(e.event_type), Text(e.source), Text(_position(e), "dim")]
+        waiting = [
+            Text(service, "bold"),
+            Text(e.reason),
+            Text(e.awaits, "bold"),
+            Text(f"held {duration(e.held_seconds)}"),
+        ]
+        table.add_row(Text("\n").join(event), Text("\n").join([*waiting, expires_in(e.expires_in_seconds)]))
     return table
 
 
@@ -143,11 +140,12 @@ def expires_in(seconds: float) -> Text:
     """The time left; past it, how long overdue: the service rejects it within a second when it runs."""
     if seconds < 0:
         return Text(f"overdue {duration(-seconds)}", style="bold red")
-    return Text(duration(seconds))
+    return Text(f"expires in {duration(seconds)}")
 
 
 def _position(e: HeldEvent) -> str:
-    return f"{e.topic}/{e.partition}@{e.offset}"
+    # The topic alone on its line: the longest name in the row, the one that sets the column's width.
+    return f"{e.topic}\n{e.partition}@{e.offset}"
 
 
 def _title(found: Sequence[ServiceHeld]) -> str | None:

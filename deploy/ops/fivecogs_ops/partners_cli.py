@@ -95,7 +95,15 @@ def list_partners(as_json: JsonFlag = False) -> None:
     if as_json:
         print(json.dumps([vars(p) for p in found], indent=2))
         return
-    table = Table("partner", "cogs", "credentials")
+    make_console().print(partners_table(found))
+
+
+def partners_table(found: list[partners.PartnerListing]) -> Table:
+    """The partner's id never wraps; its list of cogs does, between cogs."""
+    table = Table()
+    table.add_column("partner", no_wrap=True)
+    table.add_column("cogs", ratio=1, min_width=len("communication,"))
+    table.add_column("credentials", no_wrap=True)
     for p in found:
         table.add_row(p.partner, ", ".join(p.cogs), "yes" if p.has_credentials else "[red]revoked[/]")
-    make_console().print(table)
+    return table

@@ -85,8 +85,9 @@ def test_a_summary_line_per_service_then_every_held_event() -> None:
         "00000001-6c1e-4b57-9d1a-2f7f0c1e5a3b",  # whole: an operator quotes it to the partner
         "th.fivecogs.input.delivered.v1",
         "partner/cdd-nan",
-        f"{TOPIC}/1@1201",
-        f"{TOPIC}/2@1202",
+        TOPIC,
+        "1@1201",  # partition@offset, under its topic
+        "2@1202",
         "4m 10s",  # held for
         "50s",  # expires in
         "overdue 30s",  # past its expiry and not rejected yet: is the service running?
