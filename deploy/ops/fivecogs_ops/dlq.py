@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from fivecogs_shared import outbox
 from fivecogs_shared.contracts import COGS
@@ -78,11 +79,25 @@ async def dead_letters(kafka: KafkaAccess, timeout: float = 10.0) -> list[DeadLe
     ends = await end_offsets(kafka, partitions, timeout) if partitions else {}
     cogs = sorted({cog for cog in map(owner, topics) if cog})
     replayed: dict[TopicPartition, int] = {}
-    for progress in await asyncio.gather(*(committed_offsets(kafka, replay_group(c), timeout) for c in cogs)):
+    for progress in await asyncio.gather(*(_replay_progress(kafka, c, timeout) for c in cogs)):
         replayed |= progress
     return sorted(
         DeadLetterPartition(tp.topic, tp.partition, min(replayed.get(tp, 0), end), end) for tp, end in ends.items()
     )
+
+
+async def _replay_progress(kafka: KafkaAccess, cog: str, timeout: float) -> dict[TopicPartition, int]:
+    """The replay group's committed offsets, asked again while the coordinator is not ready: a new cluster
+    creates its offsets topic only when a group is first asked about."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await committed_offsets(kafka, replay_group(cog), timeout)
+        except KafkaError as error:
+            if not error.retriable or loop.time() > deadline:
+                raise
+        await asyncio.sleep(0.5)
 
 
 def _kind(record: ConsumerRecord) -> str:
