@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -66,10 +67,10 @@ def _as(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
         monkeypatch.setenv(name, value)
 
 
-def _listed(*args: str) -> tuple[int, dict[str, object]]:
+def _listed(*args: str) -> tuple[int, dict[str, Any]]:
     result = CliRunner().invoke(app, ["dlq", "list", *args, "--json"])
     assert result.exit_code in (0, 1), result.output
-    body: dict[str, object] = json.loads(result.stdout)
+    body: dict[str, Any] = json.loads(result.stdout)
     return result.exit_code, body
 
 
@@ -88,7 +89,7 @@ def test_dlq_list_shows_each_record_joins_no_group_and_follows_replay(stack_env,
     assert code == 1  # dead letters waiting
     assert (body["waiting"], body["replayed"], body["shown"]) == (3, 0, 3)
     assert body["by_kind"] == dict.fromkeys(KINDS, 1)
-    first = body["dead_letters"][0]  # type: ignore[index]
+    first = body["dead_letters"][0]
     assert {k: v for k, v in first.items() if k != "time"} == {
         "topic": dlq_topic(source),
         "partition": 0,
@@ -122,11 +123,11 @@ def test_dlq_list_shows_each_record_joins_no_group_and_follows_replay(stack_env,
     assert _listed("inputs", "--partner", partner)[0] == 0  # nothing waiting
     code, body = _listed("inputs", "--partner", partner, "--all")
     assert (code, body["waiting"], body["replayed"]) == (0, 0, 3)
-    assert [r["replayed"] for r in body["dead_letters"]] == [True, True, True]  # type: ignore[union-attr]
+    assert [r["replayed"] for r in body["dead_letters"]] == [True, True, True]
     asyncio.run(_dead_letter(stack_env.kafka, source, range(3, 4)))
     code, body = _listed("--partner", partner)  # every cog
     assert (code, body["waiting"], body["replayed"]) == (1, 1, 3)
-    assert [(r["offset"], r["ce_id"]) for r in body["dead_letters"]] == [(3, "ev-3")]  # type: ignore[union-attr]
+    assert [(r["offset"], r["ce_id"]) for r in body["dead_letters"]] == [(3, "ev-3")]
 
 
 def test_dlq_list_exits_3_when_kafka_cannot_be_asked(monkeypatch) -> None:
