@@ -129,13 +129,11 @@ async def drain(
     *,
     kinds: frozenset[str] | None = None,
     partner: str | None = None,
-    replay: bool,
     group_id: str | None = None,
     progress: Callable[[DlqSummary], None] = lambda summary: None,
 ) -> DlqSummary:
-    """Read the cog's DLQs (only the partner's, when given) up to their current end; with `replay`, re-publish
-    the records of the given kinds (all when None) and commit, so they are not sent twice. Without it, only
-    count (nothing is committed)."""
+    """Read the cog's DLQs (only the partner's, when given) up to their current end, re-publish the records of
+    the given kinds (all when None) and commit, so they are not sent twice. (`dlq_records` reads without a group.)"""
     summary = DlqSummary(f"fivecogs.{cog}.ingest.{partner or '*'}.dlq")
     consumer = AIOKafkaConsumer(
         **kafka.client(),
@@ -155,26 +153,29 @@ async def drain(
         ends = await consumer.end_offsets(list(consumer.assignment()))
         while await _behind(consumer, ends):
             batches = await consumer.getmany(timeout_ms=1000)
-            for records in batches.values():
-                for record in records:
-                    if record.offset >= ends[_tp(record)]:
-                        continue
-                    summary.read += 1
-                    summary.by_kind[_kind(record)] += 1
-                    if replay and (kinds is None or _kind(record) in kinds):
-                        if not_whole(record):
-                            summary.not_whole += 1
-                            continue
-                        target, headers = original(record)
-                        await producer.send_and_wait(target, record.value, key=record.key, headers=headers)
-                        summary.replayed += 1
-            if replay:
-                await consumer.commit()
+            for record in (r for records in batches.values() for r in records if r.offset < ends[_tp(r)]):
+                await _send_back(producer, record, kinds, summary)
+            await consumer.commit()
             progress(summary)
     finally:
         await producer.stop()
         await consumer.stop()
     return summary
+
+
+async def _send_back(
+    producer: AIOKafkaProducer, record: ConsumerRecord, kinds: frozenset[str] | None, summary: DlqSummary
+) -> None:
+    summary.read += 1
+    summary.by_kind[_kind(record)] += 1
+    if kinds is not None and _kind(record) not in kinds:
+        return  # passed over: committed past like the rest
+    if not_whole(record):
+        summary.not_whole += 1
+        return
+    target, headers = original(record)
+    await producer.send_and_wait(target, record.value, key=record.key, headers=headers)
+    summary.replayed += 1
 
 
 async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:

@@ -151,7 +151,7 @@ def dlq_replay(
 
     kinds = frozenset(kind) if kind else None
     try:
-        summary = asyncio.run(drain(cluster_access(REPLAYER), cog, kinds=kinds, partner=partner, replay=True))
+        summary = asyncio.run(drain(cluster_access(REPLAYER), cog, kinds=kinds, partner=partner))
     except (StackError, KafkaError, OSError, TimeoutError) as error:
         console.print(f"[bold red]error:[/] dead letters could not be replayed: {error or type(error).__name__}")
         raise typer.Exit(3) from error
