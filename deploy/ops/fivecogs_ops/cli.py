@@ -8,6 +8,7 @@ import sys
 from typing import Annotated, NoReturn
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from fivecogs_ops.auth import TokenError, operator_tokens
@@ -40,9 +41,9 @@ console = make_console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
-def _fail(error: Exception) -> NoReturn:
-    console.print(f"[bold red]error:[/] {error}")
-    raise typer.Exit(1)
+def _fail(error: Exception, code: int = 1) -> NoReturn:
+    console.print(f"[bold red]error:[/] {escape(str(error))}")  # plain text: a message may hold brackets
+    raise typer.Exit(code)
 
 
 @stack_app.command("up")
@@ -92,11 +93,19 @@ def stack_status(as_json: JsonFlag = False) -> None:
 @stack_app.command("env")
 def stack_env(as_json: JsonFlag = False) -> None:
     """Print KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL, passwords masked (`source .stack/env` sets them), and
-    FIVECOGS_<COG>_URL of each service `fivecogs run` or `fivecogs serve` runs now."""
+    FIVECOGS_<COG>_URL of each service `fivecogs run` or `fivecogs serve` runs now.
+
+    Exit 3 when neither the environment nor a local stack names Kafka and Postgres."""
     from fivecogs_ops.service_urls import service_env
 
-    stack = LocalStack()
-    _print_env({**(external_env() or stack.load().env()), **service_env(stack.dir)}, as_json)
+    try:
+        stack = LocalStack()
+        env = external_env()
+        if env is None and not stack.state_file.is_file():
+            raise StackError(f"KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL are not set and {stack.state_file} is missing")
+    except StackError as error:
+        _fail(StackError(f"{error}; `fivecogs stack up` starts a local stack"), 3)
+    _print_env({**(env or stack.load().env()), **service_env(stack.dir)}, as_json)
 
 
 def _print_env(env: dict[str, str], as_json: bool) -> None:
@@ -179,8 +188,7 @@ def _management(given: str | None, code: int) -> str:
     try:
         return find_service("management", given)
     except ServiceUnreachable as error:
-        console.print(f"[bold red]error:[/] {error}")
-        raise typer.Exit(code) from error
+        _fail(error, code)
 
 
 @app.command("simulate")
@@ -272,8 +280,7 @@ def report(
     try:
         bodies = {view: fetch(url, view, token) for view in views}
     except ReportUnavailable as error:
-        console.print(f"[bold red]error:[/] {error}")
-        raise typer.Exit(2) from error
+        _fail(error, 2)
     if as_json:
         print(json.dumps(bodies[by] if by else {f"{v}s": body for v, body in bodies.items()}, indent=2))
         return

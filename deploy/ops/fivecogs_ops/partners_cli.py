@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from aiokafka.errors import KafkaError
+from rich.markup import escape
 from rich.table import Table
 
 from fivecogs_ops import partners
@@ -36,10 +37,10 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(work)
     except partners.PartnerError as error:
-        console.print(f"[bold red]error:[/] {error}")
+        console.print(f"[bold red]error:[/] {escape(str(error))}")
         raise typer.Exit(1) from error
     except (StackError, KafkaError, OSError, TimeoutError) as error:
-        console.print(f"[bold red]error:[/] Kafka: {error!r}")
+        console.print(f"[bold red]error:[/] Kafka: {escape(str(error) or type(error).__name__)}")
         raise typer.Exit(2) from error
 
 

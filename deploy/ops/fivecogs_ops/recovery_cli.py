@@ -8,6 +8,7 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from fivecogs_ops.choices import cog as checked_cog
@@ -34,6 +35,11 @@ OptionalCog = Annotated[
 ]
 
 
+def _said(error: BaseException) -> str:
+    """An error's message as plain text (never read as markup), or its name when it has none (a timeout)."""
+    return escape(str(error) or type(error).__name__)
+
+
 def replay(
     cog: Annotated[str, typer.Argument(help="The service to rebuild (management).", callback=checked_cog)],
     yes: Annotated[bool, typer.Option("--yes", help="Do it: empty the tables and rewind the group.")] = False,
@@ -52,10 +58,10 @@ def replay(
     try:
         plan = asyncio.run(run_replay(cluster_access(REPLAYER), database_url(), cog, dry_run=not yes))
     except ReplayRefused as refused:
-        console.print(f"[bold red]refused:[/] {refused}")
+        console.print(f"[bold red]refused:[/] {_said(refused)}")
         raise typer.Exit(2) from refused
     except (StackError, KafkaError, OSError, TimeoutError, asyncpg.PostgresError) as error:
-        console.print(f"[bold red]error:[/] {error or type(error).__name__}")
+        console.print(f"[bold red]error:[/] {_said(error)}")
         raise typer.Exit(3) from error
     if as_json:
         print(json.dumps({**dataclasses.asdict(plan), "done": yes}, indent=2))
@@ -115,7 +121,7 @@ def _dead_letters(cog: str | None, partner: str | None, everything: bool, limit:
     try:
         return asyncio.run(read())
     except (StackError, KafkaError, OSError, TimeoutError) as error:
-        console.print(f"[bold red]error:[/] dead letters could not be read from Kafka: {error or type(error).__name__}")
+        console.print(f"[bold red]error:[/] dead letters could not be read from Kafka: {_said(error)}")
         raise typer.Exit(3) from error
 
 
@@ -129,7 +135,7 @@ def _parked_outbox(service: str) -> ParkedOutbox | None:
     try:
         return asyncio.run(parked_outbox(database_url(), service, where.schema))
     except (StackError, OSError, TimeoutError, ValueError, asyncpg.PostgresError) as error:
-        console.print(f"[bold red]error:[/] parked outbox rows of {service} could not be read: {error}")
+        console.print(f"[bold red]error:[/] parked outbox rows of {service} could not be read: {_said(error)}")
         return None
 
 
@@ -153,7 +159,7 @@ def dlq_replay(
     try:
         summary = asyncio.run(drain(cluster_access(REPLAYER), cog, kinds=kinds, partner=partner))
     except (StackError, KafkaError, OSError, TimeoutError) as error:
-        console.print(f"[bold red]error:[/] dead letters could not be replayed: {error or type(error).__name__}")
+        console.print(f"[bold red]error:[/] dead letters could not be replayed: {_said(error)}")
         raise typer.Exit(3) from error
     _show(summary, as_json)
 

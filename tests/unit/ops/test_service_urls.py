@@ -117,3 +117,14 @@ def test_report_says_what_it_tried_in_one_line(monkeypatch: pytest.MonkeyPatch) 
     assert result.stderr.strip() == (
         f"error: cannot reach management: tried http://127.0.0.1:{port} (FIVECOGS_MANAGEMENT_URL): connection refused"
     )
+
+
+def test_stack_env_without_a_stack_says_what_it_looked_for(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, ["stack", "env"])
+    assert result.exit_code == 3
+    assert result.stderr.strip() == (
+        f"error: KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL are not set and {tmp_path}/.stack/stack.json is missing; "
+        "`fivecogs stack up` starts a local stack"
+    )
