@@ -90,8 +90,9 @@ def dlq_list(
     partner, its ce_id and ce_type, the error kind and detail; and the outbox rows Kafka refused for good
     (outbox_parked). Only records still waiting (not yet sent back by `dlq replay`) unless --all.
 
-    Reads only: joins and creates no consumer group. Exit 0: nothing waiting; 1: dead letters or parked outbox
-    rows waiting; 3: Kafka or the database could not be asked."""
+    Reads only: joins and creates no consumer group.
+    Exit 0: nothing waiting; 1: dead letters or parked outbox rows waiting;
+    3: Kafka or the database could not be asked."""
     from fivecogs_ops.dlq_show import listing_json, show_listing
 
     found = _dead_letters(cog, partner, everything, limit)
