@@ -42,10 +42,10 @@ def show_listing(out: Console, found: DeadLetterListing, parked: Sequence[Parked
     for service in parked:
         if service.rows:
             print_parked(out, service)
-    if empty := [
-        p.service + ("" if p.count is not None else " (no outbox_parked table yet)") for p in parked if not p.rows
-    ]:
-        out.print(f"no parked outbox rows: {', '.join(empty)}")
+    if none := [p.service for p in parked if p.count == 0]:
+        out.print(f"no parked outbox rows: {', '.join(none)}")
+    if untabled := [p.service for p in parked if p.count is None]:
+        out.print(f"no outbox_parked table yet (it comes with the service's next start): {', '.join(untabled)}")
 
 
 def summary_line(found: DeadLetterListing, limit: int | None) -> Text:

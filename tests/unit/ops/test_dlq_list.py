@@ -72,7 +72,7 @@ def test_at_80_columns_every_name_and_id_is_whole() -> None:
     assert all(word in text.split() for word in DETAIL.split())  # the detail wraps, at its spaces
     assert "slice" in text
     assert text.splitlines()[0] == "dead letters: 1 waiting (bad_envelope 1), 1 replayed"
-    assert "no parked outbox rows: inputs (no outbox_parked table yet)" in text
+    assert "no outbox_parked table yet (it comes with the service's next start): inputs" in text
 
 
 def test_a_partners_text_reaches_the_terminal_as_plain_text() -> None:
