@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -80,42 +80,76 @@ async def listing(
     timeout: float = 30.0,
 ) -> DeadLetterListing:
     """The dead letters of the given partitions (the waiting ones; with `everything`, the replayed ones too)."""
-    letters = [letter for letter in await read(kafka, partitions, everything, timeout) if belongs(letter, cog)]
-    waiting = [letter for letter in letters if not letter.replayed]
+    tally = _Tally(cog, everything, limit)
+    await read(kafka, partitions, everything, tally.add, timeout)
     replayed = sum(p.replayed for p in partitions if cog is None or owner(p.topic) == cog)
-    asked = letters if everything else waiting
-    return DeadLetterListing(asked[:limit], len(waiting), replayed, Counter(letter.kind for letter in waiting))
+    return DeadLetterListing(tally.shown(), tally.waiting, replayed, tally.by_kind)
+
+
+@dataclass
+class _Tally:
+    """Counts every dead letter read, keeping only the first `limit` asked for: a DLQ may be long."""
+
+    cog: str | None
+    everything: bool
+    limit: int | None
+    waiting: int = 0
+    by_kind: Counter[str] = field(default_factory=Counter)
+    kept: list[DeadLetter] = field(default_factory=list)
+
+    def add(self, letter: DeadLetter) -> None:
+        if not belongs(letter, self.cog):
+            return
+        if not letter.replayed:
+            self.waiting += 1
+            self.by_kind[letter.kind] += 1
+        if self.everything or not letter.replayed:
+            self.kept.append(letter)
+            if self.limit is not None and len(self.kept) > 2 * self.limit + 1000:
+                self.kept = self.shown()
+
+    def shown(self) -> list[DeadLetter]:
+        return sorted(self.kept, key=lambda letter: (letter.topic, letter.partition, letter.offset))[: self.limit]
 
 
 async def read(
-    kafka: KafkaAccess, partitions: Sequence[DeadLetterPartition], everything: bool, timeout: float = 30.0
-) -> list[DeadLetter]:
-    """Every record from each partition's replay progress (from 0 with `everything`) up to its end."""
+    kafka: KafkaAccess,
+    partitions: Sequence[DeadLetterPartition],
+    everything: bool,
+    found: Callable[[DeadLetter], None],
+    timeout: float = 30.0,
+) -> None:
+    """Every record from each partition's replay progress (from 0 with `everything`) up to its end, to `found`."""
     todo = {TopicPartition(p.topic, p.partition): p for p in partitions if p.end > (0 if everything else p.replayed)}
     if not todo:
-        return []
+        return
     consumer = AIOKafkaConsumer(**kafka.client(), group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
     await asyncio.wait_for(consumer.start(), timeout)
     try:
         consumer.assign(list(todo))
         for tp, p in todo.items():
             consumer.seek(tp, 0 if everything else p.replayed)
-        return await _read_to_end(consumer, todo, timeout)
+        await _read_to_end(consumer, todo, found, timeout)
     finally:
         await consumer.stop()
 
 
 async def _read_to_end(
-    consumer: AIOKafkaConsumer, todo: dict[TopicPartition, DeadLetterPartition], timeout: float
-) -> list[DeadLetter]:
+    consumer: AIOKafkaConsumer,
+    todo: dict[TopicPartition, DeadLetterPartition],
+    found: Callable[[DeadLetter], None],
+    timeout: float,
+) -> None:
     loop = asyncio.get_running_loop()
-    deadline, letters = loop.time() + timeout, []
+    deadline = loop.time() + timeout
     while pending := [tp for tp, p in todo.items() if await consumer.position(tp) < p.end]:
         if loop.time() > deadline:
-            raise TimeoutError(f"dead letters not read within {timeout:.0f}s ({len(pending)} partitions behind)")
+            raise TimeoutError(f"no dead letter read for {timeout:.0f}s ({len(pending)} partitions behind)")
         for tp, records in (await consumer.getmany(*pending, timeout_ms=1000)).items():
-            letters += [dead_letter(r, todo[tp]) for r in records if r.offset < todo[tp].end]
-    return sorted(letters, key=lambda letter: (letter.topic, letter.partition, letter.offset))
+            deadline = loop.time() + timeout  # a long DLQ takes long: only no progress at all is an error
+            for record in records:
+                if record.offset < todo[tp].end:
+                    found(dead_letter(record, todo[tp]))
 
 
 def dead_letter(record: ConsumerRecord, partition: DeadLetterPartition) -> DeadLetter:

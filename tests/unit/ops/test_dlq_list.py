@@ -151,3 +151,14 @@ def test_an_events_topics_dead_letters_belong_to_the_service_that_parked_them() 
     group = [("fivecogs_consumer_group", b"fivecogs-marketing-blue")]
     parked = dead_letter(_record("fivecogs.inputs.events.dlq", 0, group), partitions[2])
     assert (belongs(parked, "marketing"), belongs(parked, "knowledge"), belongs(parked, None)) == (True, False, True)
+
+
+def test_a_long_dlq_is_counted_whole_and_only_the_first_records_kept() -> None:
+    from fivecogs_ops.dlq_records import _Tally
+
+    tally = _Tally(cog=None, everything=False, limit=3)
+    for n in reversed(range(5_000)):  # read in any order: shown by offset
+        tally.add(DeadLetter(**{**vars(letter(1)), "offset": n, "replayed": n < 10}))
+    assert (tally.waiting, tally.by_kind) == (4_990, Counter(bad_envelope=4_990))
+    assert [shown.offset for shown in tally.shown()] == [10, 11, 12]
+    assert len(tally.kept) <= 2 * 3 + 1000  # never the whole DLQ in memory
