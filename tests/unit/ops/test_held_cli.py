@@ -3,6 +3,7 @@ how it reads its arguments, and its exit code when the database cannot be reache
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -196,3 +197,23 @@ def test_help_says_what_it_lists() -> None:
     assert result.exit_code == 0
     for words in ("the reference it awaits", "--reason", "--json", "DATABASE_URL", "Exit 0; 1 when the database"):
         assert words in result.output, words
+
+
+def test_at_80_columns_ids_topics_and_types_are_whole() -> None:
+    long_topic = "fivecogs.communication.ingest.cdd-nakhon-si-thammarat"
+    [inputs, *rest] = found()
+    events = [dataclasses.replace(e, topic=long_topic, source="partner/cdd-nakhon-si-thammarat") for e in inputs.events]
+    out = console(80)
+    show(out, [dataclasses.replace(inputs, events=events), *rest])
+    words = out.export_text().split()
+    for whole in (
+        long_topic,
+        "partner/cdd-nakhon-si-thammarat",
+        "00000001-6c1e-4b57-9d1a-2f7f0c1e5a3b",
+        "th.fivecogs.input.delivered.v1",
+        "rule:unknown_enterprise",
+        "enterprise:ent-9",
+        "delivery:b-1:b-1-d2",
+    ):
+        assert whole in words, whole
+    assert all(len(line) <= 80 for line in out.export_text().splitlines()[3:])  # the table (summaries never fold)
