@@ -109,15 +109,15 @@ def candidates(cog: str, given: str | None = None, stack_dir: Path | None = None
         return [Candidate(given.rstrip("/"), "option")]
     if env := os.environ.get(url_variable(cog)):
         return [Candidate(env.rstrip("/"), url_variable(cog))]
-    found = []
+    found: list[Candidate] = []
     if stack_dir is not None and (recorded := running_services(stack_dir).get(cog)):
         found.append(Candidate(recorded, str(stack_dir / RECORD)))
     port_variable = f"FIVECOGS_{cog.upper()}_HTTP_PORT"
     if port := os.environ.get(port_variable, "").strip():
-        found.append(Candidate(local_url("127.0.0.1", int(port)) if port.isdigit() else port, port_variable))
+        by_port = Candidate(f"http://127.0.0.1:{port}", port_variable)
     else:
-        found.append(Candidate(local_url("127.0.0.1", DEFAULT_HTTP_PORTS[cog]), "default port"))
-    return found
+        by_port = Candidate(local_url("127.0.0.1", DEFAULT_HTTP_PORTS[cog]), "default port")
+    return found if any(c.url == by_port.url for c in found) else [*found, by_port]  # each address tried once
 
 
 def find_service(cog: str, given: str | None = None, timeout: float = 3.0) -> str:

@@ -128,3 +128,8 @@ def test_stack_env_without_a_stack_says_what_it_looked_for(monkeypatch: pytest.M
         f"error: KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL are not set and {tmp_path}/.stack/stack.json is missing; "
         "`fivecogs stack up` starts a local stack"
     )
+
+
+def test_a_recorded_service_on_the_default_port_is_tried_once(tmp_path: Path) -> None:
+    record_service(tmp_path, "inputs", "http://127.0.0.1:8081")
+    assert candidates("inputs", None, tmp_path) == [Candidate("http://127.0.0.1:8081", str(tmp_path / "services.json"))]
