@@ -133,3 +133,12 @@ def test_stack_env_without_a_stack_says_what_it_looked_for(monkeypatch: pytest.M
 def test_a_recorded_service_on_the_default_port_is_tried_once(tmp_path: Path) -> None:
     record_service(tmp_path, "inputs", "http://127.0.0.1:8081")
     assert candidates("inputs", None, tmp_path) == [Candidate("http://127.0.0.1:8081", str(tmp_path / "services.json"))]
+
+
+@pytest.mark.parametrize("given", ["not a url", "ftp://127.0.0.1:1", "http://127.0.0.1:99999"])
+def test_an_address_that_cannot_be_one_is_a_reason_not_a_traceback(given: str) -> None:
+    result = CliRunner().invoke(app, ["report", "--management-url", given])
+    assert result.exit_code == 2
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot reach management: tried {given} (option): ")
