@@ -105,7 +105,6 @@ async def test_a_dead_lettered_event_is_applied_once_replayed_after_the_fix(
             stack_env.as_user(REPLAYER),
             "inputs",
             kinds=frozenset({"processing_error"}),
-            replay=True,
             group_id=f"fivecogs-dlq-test-{uuid.uuid4().hex[:8]}",
         )
         assert summary.replayed >= 1

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import typer
 
 from fivecogs_shared.contracts import COGS
+from fivecogs_shared.contracts.topics import PARTNER_ID
 
 
 def unknown(what: str, given: str, choices: Iterable[str]) -> str:
@@ -20,8 +21,16 @@ def unknown(what: str, given: str, choices: Iterable[str]) -> str:
     return f"unknown {what} {given!r}{hint} (choices: {listed})"
 
 
-def cog(value: str) -> str:
-    """A typer callback for a cog argument: exit 2 with the one-line message when it is not a cog."""
-    if value not in COGS:
+def cog(value: str | None) -> str | None:
+    """A typer callback for a cog argument: exit 2 with the one-line message when it is not a cog (None: not
+    given, for an optional one)."""
+    if value is not None and value not in COGS:
         raise typer.BadParameter(unknown("cog", value, COGS))
+    return value
+
+
+def partner(value: str | None) -> str | None:
+    """A typer callback for a partner id: exit 2 with one line when it cannot be one (None: not given)."""
+    if value is not None and not PARTNER_ID.fullmatch(value):
+        raise typer.BadParameter(f"{value!r} is not a partner id (lowercase letters, digits and dashes)")
     return value

@@ -8,9 +8,12 @@ import sys
 from typing import Annotated, NoReturn
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from fivecogs_ops.auth import TokenError, operator_tokens
+from fivecogs_ops.choices import cog as checked_cog
+from fivecogs_ops.choices import unknown
 from fivecogs_ops.console import make_console
 from fivecogs_ops.faults import register as register_fault_suite
 from fivecogs_ops.held_cli import register as register_held_commands
@@ -25,6 +28,8 @@ app = typer.Typer(
     help="fivecogs: five Kafka services for a community economy's value chain, and the tools to run them.",
     no_args_is_help=True,
     add_completion=False,
+    # Help and usage errors as plain text: rich draws errors in a box whose lines fold at 80 columns.
+    rich_markup_mode=None,
 )
 stack_app = typer.Typer(help="The local Kafka + Postgres stack (no Docker needed).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
@@ -38,9 +43,9 @@ console = make_console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
-def _fail(error: Exception) -> NoReturn:
-    console.print(f"[bold red]error:[/] {error}")
-    raise typer.Exit(1)
+def _fail(error: Exception, code: int = 1) -> NoReturn:
+    console.print(f"[bold red]error:[/] {escape(str(error))}")  # plain text: a message may hold brackets
+    raise typer.Exit(code)
 
 
 @stack_app.command("up")
@@ -89,8 +94,20 @@ def stack_status(as_json: JsonFlag = False) -> None:
 
 @stack_app.command("env")
 def stack_env(as_json: JsonFlag = False) -> None:
-    """Print KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL, passwords masked; `source .stack/env` sets them."""
-    _print_env(external_env() or LocalStack().load().env(), as_json)
+    """Print KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL, passwords masked (`source .stack/env` sets them), and
+    FIVECOGS_<COG>_URL of each service `fivecogs run` or `fivecogs serve` runs now.
+
+    Exit 3 when neither the environment nor a local stack names Kafka and Postgres."""
+    from fivecogs_ops.service_urls import service_env
+
+    try:
+        stack = LocalStack()
+        env = external_env()
+        if env is None and not stack.state_file.is_file():
+            raise StackError(f"KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL are not set and {stack.state_file} is missing")
+    except StackError as error:
+        _fail(StackError(f"{error}; `fivecogs stack up` starts a local stack"), 3)
+    _print_env({**(env or stack.load().env()), **service_env(stack.dir)}, as_json)
 
 
 def _print_env(env: dict[str, str], as_json: bool) -> None:
@@ -107,12 +124,16 @@ def _print_env(env: dict[str, str], as_json: bool) -> None:
 
 @app.command("serve")
 def serve(
-    cog: Annotated[str, typer.Argument(help="inputs | knowledge | marketing | communication | management")],
+    cog: Annotated[
+        str, typer.Argument(help="inputs | knowledge | marketing | communication | management", callback=checked_cog)
+    ],
 ) -> None:
     """Run one service in this process (the same as its own `fivecogs-<cog>` command).
 
     Without FIVECOGS_OPERATOR_TOKENS it accepts the local stack's token (.stack/operator-token), as the other
-    commands send it; outside a checkout, none (its API is then locked, as `fivecogs-<cog>`'s would be)."""
+    commands send it; outside a checkout, none (its API is then locked, as `fivecogs-<cog>`'s would be).
+    While it runs, its URL is in .stack/services.json, where `fivecogs stack env` and the other tools find it."""
+    from fivecogs_ops.service_urls import checkout_stack_dir, own_url, recorded
     from fivecogs_ops.services import run_service
 
     try:
@@ -121,10 +142,9 @@ def serve(
         pass  # no checkout, so no local stack: the service warns that its API is locked
     except TokenError as error:
         _fail(error)
-    try:
+    url = own_url(cog)
+    with recorded(checkout_stack_dir() if url else None, cog, url or ""):
         run_service(cog)
-    except KeyError:
-        _fail(ValueError(f"no service named {cog!r}"))
 
 
 ArrivalOption = Annotated[
@@ -152,20 +172,32 @@ def run(
         _fail(error)
 
 
-DEFAULT_MANAGEMENT_URL = "http://127.0.0.1:8085"
 ManagementUrl = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--management-url", envvar="FIVECOGS_MANAGEMENT_URL", help="Where the management service answers HTTP."
+        "--management-url",
+        help="Where the management service answers HTTP (default: FIVECOGS_MANAGEMENT_URL, else the stack's "
+        "record of a running management, else FIVECOGS_MANAGEMENT_HTTP_PORT or 8085 on 127.0.0.1).",
+        show_default=False,
     ),
 ]
+
+
+def _management(given: str | None, code: int) -> str:
+    """The management service's address, or exit `code` with every address tried (service_urls)."""
+    from fivecogs_ops.service_urls import ServiceUnreachable, find_service
+
+    try:
+        return find_service("management", given)
+    except ServiceUnreachable as error:
+        _fail(error, code)
 
 
 @app.command("simulate")
 def simulate(
     enterprises: Annotated[int, typer.Option(min=3, help="How many community enterprises the scenario has.")] = 12,
     seed: Annotated[int, typer.Option(help="Seed of the scenario: the same seed plays the same story.")] = 2026,
-    management_url: ManagementUrl = DEFAULT_MANAGEMENT_URL,
+    management_url: ManagementUrl = None,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -207,7 +239,7 @@ def simulate(
             console,
             kafka=kafka,
             database_url=database_url,
-            management_url=management_url,
+            management_url=_management(management_url, 2),
             token=_token(),
             enterprises=enterprises,
             seed=seed,
@@ -230,7 +262,7 @@ def _token() -> str:
 
 @app.command("report")
 def report(
-    management_url: ManagementUrl = DEFAULT_MANAGEMENT_URL,
+    management_url: ManagementUrl = None,
     by: Annotated[
         str | None, typer.Option("--by", help="province | region (default: both).", show_default=False)
     ] = None,
@@ -243,14 +275,14 @@ def report(
     from fivecogs_ops.report import VIEWS, ReportUnavailable, fetch, report_tables
 
     if by is not None and by not in VIEWS:
-        raise typer.BadParameter(f"{by!r}: use province or region", param_hint="--by")
+        raise typer.BadParameter(unknown("view", by, VIEWS), param_hint="--by")
     views = [by] if by else list(VIEWS)
     token = _token()
+    url = _management(management_url, 2)
     try:
-        bodies = {view: fetch(management_url, view, token) for view in views}
+        bodies = {view: fetch(url, view, token) for view in views}
     except ReportUnavailable as error:
-        console.print(f"[bold red]error:[/] {error}")
-        raise typer.Exit(2) from error
+        _fail(error, 2)
     if as_json:
         print(json.dumps(bodies[by] if by else {f"{v}s": body for v, body in bodies.items()}, indent=2))
         return

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from fivecogs_ops.auth import operator_tokens
 from fivecogs_ops.principals import ADMIN, service_username
+from fivecogs_ops.service_urls import forget_service, record_service
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_ops.simulate.arrival import ORDERED, Arrival
 from fivecogs_ops.simulate.holds import hold_env
@@ -49,6 +50,8 @@ def run_everything(console: Console, *, enterprises: int, seed: int, arrival: Ar
                 f"  [green]•[/] {cog:<13} ready in {secs:4.1f}s  {services.url(cog)}"
             ),
         )
+        for cog in COGS:  # where `fivecogs stack env` and the other tools find them (service_urls)
+            record_service(stack.dir, cog, services.url(cog), services.processes[cog].pid)
         console.rule("[bold]3/4 the demo scenario")
         asyncio.run(
             simulate_and_show(
@@ -75,6 +78,8 @@ def run_everything(console: Console, *, enterprises: int, seed: int, arrival: Ar
         return 0
     finally:
         console.print("\nstopping the services…")
+        for name, process in services.processes.items():
+            forget_service(stack.dir, name, process.pid)
         services.stop_all()
         if started_stack:
             stack.down(progress=lambda line: console.print(f"  [green]•[/] {line}"))

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 
 from fivecogs_shared import outbox
 from fivecogs_shared.contracts import COGS
-from fivecogs_shared.contracts.topics import ingest_pattern
+from fivecogs_shared.contracts.topics import ingest_pattern, ingest_topic
 from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.kafka_admin import admin_client, committed_offsets, end_offsets, list_topics, partitions_of
 
@@ -78,11 +79,25 @@ async def dead_letters(kafka: KafkaAccess, timeout: float = 10.0) -> list[DeadLe
     ends = await end_offsets(kafka, partitions, timeout) if partitions else {}
     cogs = sorted({cog for cog in map(owner, topics) if cog})
     replayed: dict[TopicPartition, int] = {}
-    for progress in await asyncio.gather(*(committed_offsets(kafka, replay_group(c), timeout) for c in cogs)):
+    for progress in await asyncio.gather(*(_replay_progress(kafka, c, timeout) for c in cogs)):
         replayed |= progress
     return sorted(
         DeadLetterPartition(tp.topic, tp.partition, min(replayed.get(tp, 0), end), end) for tp, end in ends.items()
     )
+
+
+async def _replay_progress(kafka: KafkaAccess, cog: str, timeout: float) -> dict[TopicPartition, int]:
+    """The replay group's committed offsets, asked again while the coordinator is not ready: a new cluster
+    creates its offsets topic only when a group is first asked about."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await committed_offsets(kafka, replay_group(cog), timeout)
+        except KafkaError as error:
+            if not error.retriable or loop.time() > deadline:
+                raise
+        await asyncio.sleep(0.5)
 
 
 def _kind(record: ConsumerRecord) -> str:
@@ -94,8 +109,10 @@ def not_whole(record: ConsumerRecord) -> bool:
     return any(name == "fivecogs_value_sha256" for name, _ in record.headers)
 
 
-def dlq_pattern(cog: str) -> str:
-    """The dead-letter topics of every partner's ingest topic of the cog."""
+def dlq_pattern(cog: str, partner: str | None = None) -> str:
+    """The dead-letter topics of every partner's ingest topic of the cog (or of the one partner's)."""
+    if partner is not None:
+        return rf"^{re.escape(ingest_topic(cog, partner))}\.dlq$"
     return rf"^{ingest_pattern(cog)}\.dlq$"
 
 
@@ -111,13 +128,13 @@ async def drain(
     cog: str,
     *,
     kinds: frozenset[str] | None = None,
-    replay: bool,
+    partner: str | None = None,
     group_id: str | None = None,
     progress: Callable[[DlqSummary], None] = lambda summary: None,
 ) -> DlqSummary:
-    """Read the cog's DLQs up to their current end; with `replay`, re-publish the records of the given kinds
-    (all when None) and commit, so they are not sent twice. Without it, only count (nothing is committed)."""
-    summary = DlqSummary(f"fivecogs.{cog}.ingest.*.dlq")
+    """Read the cog's DLQs (only the partner's, when given) up to their current end, re-publish the records of
+    the given kinds (all when None) and commit, so they are not sent twice. (`dlq_records` reads without a group.)"""
+    summary = DlqSummary(f"fivecogs.{cog}.ingest.{partner or '*'}.dlq")
     consumer = AIOKafkaConsumer(
         **kafka.client(),
         group_id=group_id or replay_group(cog),
@@ -128,7 +145,7 @@ async def drain(
     await consumer.start()
     await producer.start()
     try:
-        topics = sorted(t for t in await consumer.topics() if re.match(dlq_pattern(cog), t))
+        topics = sorted(t for t in await consumer.topics() if re.match(dlq_pattern(cog, partner), t))
         if not topics:
             return summary
         consumer.subscribe(topics)
@@ -136,26 +153,29 @@ async def drain(
         ends = await consumer.end_offsets(list(consumer.assignment()))
         while await _behind(consumer, ends):
             batches = await consumer.getmany(timeout_ms=1000)
-            for records in batches.values():
-                for record in records:
-                    if record.offset >= ends[_tp(record)]:
-                        continue
-                    summary.read += 1
-                    summary.by_kind[_kind(record)] += 1
-                    if replay and (kinds is None or _kind(record) in kinds):
-                        if not_whole(record):
-                            summary.not_whole += 1
-                            continue
-                        target, headers = original(record)
-                        await producer.send_and_wait(target, record.value, key=record.key, headers=headers)
-                        summary.replayed += 1
-            if replay:
-                await consumer.commit()
+            for record in (r for records in batches.values() for r in records if r.offset < ends[_tp(r)]):
+                await _send_back(producer, record, kinds, summary)
+            await consumer.commit()
             progress(summary)
     finally:
         await producer.stop()
         await consumer.stop()
     return summary
+
+
+async def _send_back(
+    producer: AIOKafkaProducer, record: ConsumerRecord, kinds: frozenset[str] | None, summary: DlqSummary
+) -> None:
+    summary.read += 1
+    summary.by_kind[_kind(record)] += 1
+    if kinds is not None and _kind(record) not in kinds:
+        return  # passed over: committed past like the rest
+    if not_whole(record):
+        summary.not_whole += 1
+        return
+    target, headers = original(record)
+    await producer.send_and_wait(target, record.value, key=record.key, headers=headers)
+    summary.replayed += 1
 
 
 async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:

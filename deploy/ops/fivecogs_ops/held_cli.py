@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from fivecogs_ops.choices import cog as checked_cog
 from fivecogs_ops.console import make_console
 from fivecogs_ops.held import (
     HELD_SHOWN,
@@ -25,6 +25,7 @@ from fivecogs_ops.held import (
     service_schemas,
 )
 from fivecogs_ops.lag.cli import duration
+from fivecogs_ops.stack import StackError, database_url
 from fivecogs_shared.contracts import COGS
 
 held_app = typer.Typer(
@@ -38,7 +39,10 @@ held_app = typer.Typer(
 def held_list(
     cog: Annotated[
         str | None,
-        typer.Argument(help="inputs | knowledge | marketing | communication | management (default: all five)."),
+        typer.Argument(
+            help="inputs | knowledge | marketing | communication | management (default: all five).",
+            callback=checked_cog,
+        ),
     ] = None,
     reason: Annotated[
         str | None,
@@ -65,15 +69,13 @@ def held_list(
     from fivecogs_ops.held import held_events
 
     err = make_console(stderr=True)
-    if cog is not None and cog not in COGS:
-        raise typer.BadParameter(f"{cog!r}: use one of {', '.join(COGS)}", param_hint="COG")
     if schema is not None and cog is None:
         raise typer.BadParameter("--schema names one service's schema: give the COG too", param_hint="--schema")
     services = (ServiceSchema(cog, schema),) if cog and schema else service_schemas([cog] if cog else COGS)
     wanted = reason_filter(reason)
     try:
-        found = asyncio.run(held_events(_database_url(), services, reason=wanted, limit=limit))
-    except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        found = asyncio.run(held_events(database_url(), services, reason=wanted, limit=limit))
+    except (StackError, OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         err.print(f"[bold red]error:[/] held events could not be read: {error or type(error).__name__}")
         raise typer.Exit(1) from error
     if as_json:
@@ -82,22 +84,13 @@ def held_list(
     show(make_console(), found, wanted)
 
 
-def _database_url() -> str:
-    if url := os.environ.get("DATABASE_URL"):
-        return url
-    from fivecogs_ops.stack import LocalStack, StackError
-
-    try:
-        return LocalStack().load().database_url
-    except StackError as error:  # no DATABASE_URL and no local stack: nothing to read
-        raise OSError(f"DATABASE_URL is not set and there is no local stack ({error})") from error
-
-
 # -- what it prints ----------------------------------------------------------------------------------------------
 def show(out: Console, found: Sequence[ServiceHeld], reason: str | None = None) -> None:
     """A summary line per service (never folded: one line per service, for grep), then the held events' table."""
     for s in found:
         out.print(summary_line(s), soft_wrap=True)
+    if title := _title(found):
+        out.print(title, soft_wrap=True)  # above the table, not its title: a narrow table would fold it
     if table := events_table(found):
         out.print(table)
     else:
@@ -109,29 +102,24 @@ def events_table(found: Sequence[ServiceHeld]) -> Table | None:
     events = [(s.service, e) for s in found for e in s.events]
     if not events:
         return None
-    # Five columns, the event's own facts stacked in its cell: a 120-column terminal shows most of them unfolded.
+    # Two columns, each fact on a line of its own: names and ids never wrap, so 80 columns show them whole.
     table = Table(
         box=box.SIMPLE_HEAD,
         show_lines=True,
         show_edge=False,
-        collapse_padding=True,
         pad_edge=False,
-        title=_title(found),
-        title_justify="left",
     )
-    table.add_column("service", no_wrap=True)
-    table.add_column("reason\nawaits", overflow="fold")
-    table.add_column("held for", justify="right", no_wrap=True)
-    table.add_column("expires in", justify="right", no_wrap=True)
-    table.add_column("event id · type\nsource · topic/partition@offset", overflow="fold")
+    table.add_column("event id · type · source\ntopic · partition@offset", no_wrap=True)
+    table.add_column("service · reason\nawaits · held for", overflow="fold", ratio=1, min_width=24)
     for service, e in events:
-        table.add_row(
-            service,
-            Text.assemble(e.reason, "\n", (e.awaits, "bold")),
-            duration(e.held_seconds),
-            expires_in(e.expires_in_seconds),
-            Text("\n").join([Text(e.event_id, "bold"), Text(e.event_type), Text(e.source), Text(_position(e), "dim")]),
-        )
+        event = [Text(e.event_id, "bold"), Text(e.event_type), Text(e.source), Text(_position(e), "dim")]
+        waiting = [
+            Text(service, "bold"),
+            Text(e.reason),
+            Text(e.awaits, "bold"),
+            Text(f"held {duration(e.held_seconds)}"),
+        ]
+        table.add_row(Text("\n").join(event), Text("\n").join([*waiting, expires_in(e.expires_in_seconds)]))
     return table
 
 
@@ -152,11 +140,12 @@ def expires_in(seconds: float) -> Text:
     """The time left; past it, how long overdue: the service rejects it within a second when it runs."""
     if seconds < 0:
         return Text(f"overdue {duration(-seconds)}", style="bold red")
-    return Text(duration(seconds))
+    return Text(f"expires in {duration(seconds)}")
 
 
 def _position(e: HeldEvent) -> str:
-    return f"{e.topic}/{e.partition}@{e.offset}"
+    # The topic alone on its line: the longest name in the row, the one that sets the column's width.
+    return f"{e.topic}\n{e.partition}@{e.offset}"
 
 
 def _title(found: Sequence[ServiceHeld]) -> str | None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from aiokafka.errors import KafkaError
+from rich.markup import escape
 from rich.table import Table
 
 from fivecogs_ops import partners
@@ -36,10 +37,10 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(work)
     except partners.PartnerError as error:
-        console.print(f"[bold red]error:[/] {error}")
+        console.print(f"[bold red]error:[/] {escape(str(error))}")
         raise typer.Exit(1) from error
     except (StackError, KafkaError, OSError, TimeoutError) as error:
-        console.print(f"[bold red]error:[/] Kafka: {error!r}")
+        console.print(f"[bold red]error:[/] Kafka: {escape(str(error) or type(error).__name__)}")
         raise typer.Exit(2) from error
 
 
@@ -95,7 +96,15 @@ def list_partners(as_json: JsonFlag = False) -> None:
     if as_json:
         print(json.dumps([vars(p) for p in found], indent=2))
         return
-    table = Table("partner", "cogs", "credentials")
+    make_console().print(partners_table(found))
+
+
+def partners_table(found: list[partners.PartnerListing]) -> Table:
+    """The partner's id never wraps; its list of cogs does, between cogs."""
+    table = Table()
+    table.add_column("partner", no_wrap=True)
+    table.add_column("cogs", ratio=1, min_width=len("communication,"))
+    table.add_column("credentials", no_wrap=True)
     for p in found:
         table.add_row(p.partner, ", ".join(p.cogs), "yes" if p.has_credentials else "[red]revoked[/]")
-    make_console().print(table)
+    return table

@@ -8,42 +8,61 @@ import json
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from fivecogs_ops.choices import cog as checked_cog
+from fivecogs_ops.choices import partner as checked_partner
 from fivecogs_ops.console import make_console
-from fivecogs_ops.principals import REPLAYER
-from fivecogs_ops.stack import LocalStack, cluster_access, external_env
+from fivecogs_ops.principals import OPERATOR, REPLAYER
+from fivecogs_ops.stack import StackError, cluster_access, database_url
+from fivecogs_shared.contracts import COGS
 
 if TYPE_CHECKING:
-    from fivecogs_ops.dlq import ParkedOutbox
+    from fivecogs_ops.dlq import DlqSummary, ParkedOutbox
+    from fivecogs_ops.dlq_records import DeadLetterListing
 
 console = make_console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-Cog = Annotated[str, typer.Argument(help="inputs | knowledge | marketing | communication | management")]
+COG_HELP = "inputs | knowledge | marketing | communication | management"
+Cog = Annotated[str, typer.Argument(help=COG_HELP, callback=checked_cog)]
+PartnerOption = Annotated[
+    str | None,
+    typer.Option("--partner", help="Only this partner's dead letters.", callback=checked_partner, show_default=False),
+]
+OptionalCog = Annotated[
+    str | None, typer.Argument(help=f"{COG_HELP} (default: every cog).", callback=checked_cog, show_default=False)
+]
 
 
-def _env() -> dict[str, str]:
-    return external_env() or LocalStack().load().env()
+def _said(error: BaseException) -> str:
+    """An error's message as plain text (never read as markup), or its name when it has none (a timeout)."""
+    return escape(str(error) or type(error).__name__)
 
 
 def replay(
-    cog: Annotated[str, typer.Argument(help="The service to rebuild (management).")],
+    cog: Annotated[str, typer.Argument(help="The service to rebuild (management).", callback=checked_cog)],
     yes: Annotated[bool, typer.Option("--yes", help="Do it: empty the tables and rewind the group.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Rebuild a service's read model from the log: stop the service, run this, start it again.
 
     Without --yes, shows what would be emptied and re-read. Exit 2 when refused (service running, not
-    replayable)."""
+    replayable); 3 when Kafka or the database cannot be asked."""
+    import asyncpg
+    from aiokafka.errors import KafkaError
+
     from fivecogs_ops.replay import ReplayRefused
     from fivecogs_ops.replay import replay as run_replay
 
-    env = _env()
     try:
-        plan = asyncio.run(run_replay(cluster_access(REPLAYER), env["DATABASE_URL"], cog, dry_run=not yes))
+        plan = asyncio.run(run_replay(cluster_access(REPLAYER), database_url(), cog, dry_run=not yes))
     except ReplayRefused as refused:
-        console.print(f"[bold red]refused:[/] {refused}")
+        console.print(f"[bold red]refused:[/] {_said(refused)}")
         raise typer.Exit(2) from refused
+    except (StackError, KafkaError, OSError, TimeoutError, asyncpg.PostgresError) as error:
+        console.print(f"[bold red]error:[/] {_said(error)}")
+        raise typer.Exit(3) from error
     if as_json:
         print(json.dumps({**dataclasses.asdict(plan), "done": yes}, indent=2))
         return
@@ -60,29 +79,64 @@ dlq_app = typer.Typer(help="Dead-letter topics: what is parked there, and sendin
 
 
 @dlq_app.command("list")
-def dlq_list(cog: Cog, as_json: JsonFlag = False) -> None:
-    """Count the records parked in the cog's dead-letter topics (fivecogs.<cog>.ingest.<partner>.dlq) by error
-    kind, and list the service's outbox rows Kafka refused for good (outbox_parked). Reads only. Exit 3 when the
-    database cannot be asked."""
-    from fivecogs_ops.dlq import drain
+def dlq_list(
+    cog: OptionalCog = None,
+    partner: PartnerOption = None,
+    everything: Annotated[bool, typer.Option("--all", help="The records already replayed too.")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Records shown at most; the counts are whole.")] = 200,
+    as_json: JsonFlag = False,
+) -> None:
+    """Each record parked in a dead-letter topic (every cog's, or COG's): where it sits, when it was parked, the
+    partner, its ce_id and ce_type, the error kind and detail; and the outbox rows Kafka refused for good
+    (outbox_parked). Only records still waiting (not yet sent back by `dlq replay`) unless --all.
 
-    env = _env()
-    summary = asyncio.run(drain(cluster_access(REPLAYER), cog, replay=False))
-    parked = _parked_outbox(env["DATABASE_URL"], cog)
-    _show(summary, as_json, parked)
-    if parked is None:
+    Reads only: joins and creates no consumer group.
+    Exit 0: nothing waiting; 1: dead letters or parked outbox rows waiting;
+    3: Kafka or the database could not be asked."""
+    from fivecogs_ops.dlq_show import listing_json, show_listing
+
+    found = _dead_letters(cog, partner, everything, limit)
+    parked = [_parked_outbox(service) for service in ([cog] if cog else COGS)]
+    readable = [p for p in parked if p is not None]
+    if as_json:
+        print(json.dumps(listing_json(found, readable), indent=2))
+    else:
+        show_listing(make_console(), found, readable, limit)
+    if len(readable) < len(parked):
         raise typer.Exit(3)
+    if found.waiting or any(p.count for p in readable):
+        raise typer.Exit(1)
 
 
-def _parked_outbox(dsn: str, cog: str) -> ParkedOutbox | None:
+def _dead_letters(cog: str | None, partner: str | None, everything: bool, limit: int) -> DeadLetterListing:
+    from aiokafka.errors import KafkaError
+
+    from fivecogs_ops.dlq import dead_letters
+    from fivecogs_ops.dlq_records import listing, wanted
+
+    async def read() -> DeadLetterListing:
+        kafka = cluster_access(OPERATOR)  # reads only: the least principal that can
+        partitions = wanted(await dead_letters(kafka), cog, partner)
+        return await listing(kafka, partitions, cog=cog, everything=everything, limit=limit)
+
+    try:
+        return asyncio.run(read())
+    except (StackError, KafkaError, OSError, TimeoutError) as error:
+        console.print(f"[bold red]error:[/] dead letters could not be read from Kafka: {_said(error)}")
+        raise typer.Exit(3) from error
+
+
+def _parked_outbox(service: str) -> ParkedOutbox | None:
     import asyncpg
 
     from fivecogs_ops.dlq import parked_outbox
+    from fivecogs_ops.held import service_schemas
 
+    [where] = service_schemas([service])
     try:
-        return asyncio.run(parked_outbox(dsn, cog))
-    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
-        console.print(f"[bold red]error:[/] parked outbox rows of {cog} could not be read: {error}")
+        return asyncio.run(parked_outbox(database_url(), service, where.schema))
+    except (StackError, OSError, TimeoutError, ValueError, asyncpg.PostgresError) as error:
+        console.print(f"[bold red]error:[/] parked outbox rows of {service} could not be read: {_said(error)}")
         return None
 
 
@@ -92,32 +146,29 @@ def dlq_replay(
     kind: Annotated[
         list[str] | None, typer.Option("--kind", help="Only this error kind (repeatable), e.g. processing_error.")
     ] = None,
+    partner: PartnerOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Send parked records back to the topic they came from, once the cause is fixed. Each record is sent once:
-    progress is kept in the consumer group fivecogs-dlq-replay-<cog>."""
+    progress is kept in the consumer group fivecogs-dlq-replay-<cog> (what `dlq list` counts as replayed).
+    Exit 3 when Kafka cannot be asked."""
+    from aiokafka.errors import KafkaError
+
     from fivecogs_ops.dlq import drain
 
     kinds = frozenset(kind) if kind else None
-    summary = asyncio.run(drain(cluster_access(REPLAYER), cog, kinds=kinds, replay=True))
+    try:
+        summary = asyncio.run(drain(cluster_access(REPLAYER), cog, kinds=kinds, partner=partner))
+    except (StackError, KafkaError, OSError, TimeoutError) as error:
+        console.print(f"[bold red]error:[/] dead letters could not be replayed: {_said(error)}")
+        raise typer.Exit(3) from error
     _show(summary, as_json)
 
 
-def _show(summary: object, as_json: bool, parked: ParkedOutbox | None = None) -> None:
-    from fivecogs_ops.dlq import DlqSummary
-
-    assert isinstance(summary, DlqSummary)
+def _show(summary: DlqSummary, as_json: bool) -> None:
     if as_json:
-        body: dict[str, object] = {
-            "topic": summary.topic,
-            "read": summary.read,
-            "replayed": summary.replayed,
-            "not_whole": summary.not_whole,
-            "by_kind": dict(summary.by_kind),
-        }
-        if parked is not None:
-            body["parked_outbox"] = _parked_json(parked)
-        print(json.dumps(body, indent=2))
+        body = {"topic": summary.topic, "read": summary.read, "replayed": summary.replayed}
+        print(json.dumps({**body, "not_whole": summary.not_whole, "by_kind": dict(summary.by_kind)}, indent=2))
         return
     title = f"{summary.topic}: {summary.read} read, {summary.replayed} replayed"
     if summary.not_whole:
@@ -126,36 +177,6 @@ def _show(summary: object, as_json: bool, parked: ParkedOutbox | None = None) ->
     for kind, count in summary.by_kind.most_common():
         table.add_row(kind, str(count))
     make_console().print(table)
-    if parked is not None:
-        _print_parked(parked)
-
-
-def _parked_json(parked: ParkedOutbox) -> dict[str, object]:
-    rows = [{"service": parked.service, **dataclasses.asdict(row)} for row in parked.rows]
-    for row, parked_row in zip(rows, parked.rows, strict=True):
-        row["key"] = _key(parked_row.key)
-        row["parked_at"] = parked_row.parked_at.isoformat()
-    return {"service": parked.service, "count": parked.count, "shown": len(rows), "rows": rows}
-
-
-def _print_parked(parked: ParkedOutbox) -> None:
-    out = make_console()
-    if not parked.rows:
-        table_missing = " (no outbox_parked table yet: it comes with the service's next start)"
-        out.print(f"parked outbox rows of {parked.service}: 0{table_missing if parked.count is None else ''}")
-        return
-    assert parked.count is not None
-    shown = f", the oldest {len(parked.rows)} shown" if len(parked.rows) < parked.count else ""
-    table = Table("service", "topic", "key", "bytes", "error", "parked_at")
-    table.title = f"parked outbox rows of {parked.service}: {parked.count}{shown}"
-    for row in parked.rows:
-        when = row.parked_at.isoformat(timespec="seconds")
-        table.add_row(parked.service, row.topic, _key(row.key) or "", f"{row.bytes:,}", row.error, when)
-    out.print(table)
-
-
-def _key(key: bytes | None) -> str | None:
-    return None if key is None else key.decode("utf-8", "replace")
 
 
 contracts_app = typer.Typer(help="The published event contracts (JSON Schemas).", no_args_is_help=True)

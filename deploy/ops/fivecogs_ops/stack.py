@@ -95,7 +95,23 @@ def cluster_access(user: str = OPERATOR) -> KafkaAccess:
     local stack as `user` (each command uses the least principal that can do its work)."""
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         return KafkaAccess.from_env()
-    return LocalStack().load().kafka(user)
+    try:
+        return LocalStack().load().kafka(user)
+    except StackError as error:  # say both places looked in
+        raise StackError(f"KAFKA_BOOTSTRAP_SERVERS is not set and the local stack has no Kafka: {error}") from error
+
+
+def database_url() -> str:
+    """How an operator command reaches Postgres: DATABASE_URL, otherwise the local stack's."""
+    if url := os.environ.get("DATABASE_URL"):
+        return url
+    try:
+        stack = LocalStack()
+        if not stack.pg_password.is_file():
+            raise StackError(f"{stack.pg_password} is missing; run `fivecogs stack up`")
+        return stack.load().database_url
+    except StackError as error:
+        raise StackError(f"DATABASE_URL is not set and the local stack has no Postgres: {error}") from error
 
 
 def external_env() -> dict[str, str] | None:

@@ -3,6 +3,7 @@ how it reads its arguments, and its exit code when the database cannot be reache
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -85,8 +86,9 @@ def test_a_summary_line_per_service_then_every_held_event() -> None:
         "00000001-6c1e-4b57-9d1a-2f7f0c1e5a3b",  # whole: an operator quotes it to the partner
         "th.fivecogs.input.delivered.v1",
         "partner/cdd-nan",
-        f"{TOPIC}/1@1201",
-        f"{TOPIC}/2@1202",
+        TOPIC,
+        "1@1201",  # partition@offset, under its topic
+        "2@1202",
         "4m 10s",  # held for
         "50s",  # expires in
         "overdue 30s",  # past its expiry and not rejected yet: is the service running?
@@ -174,7 +176,7 @@ def test_schemas_are_the_services_own() -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["weather"], "use one of inputs"), (["--schema", "blue"], "give the COG too")],
+    [(["weather"], "unknown cog 'weather' (choices: inputs,"), (["--schema", "blue"], "give the COG too")],
 )
 def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, ["held", "list", *args], env={"COLUMNS": "200"})
@@ -193,5 +195,26 @@ def test_an_unreachable_database_is_an_error_and_exit_1(monkeypatch: pytest.Monk
 def test_help_says_what_it_lists() -> None:
     result = CliRunner().invoke(app, ["held", "list", "--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0
+    prose = " ".join(result.output.split())  # help is wrapped to the terminal
     for words in ("the reference it awaits", "--reason", "--json", "DATABASE_URL", "Exit 0; 1 when the database"):
-        assert words in result.output, words
+        assert words in prose, words
+
+
+def test_at_80_columns_ids_topics_and_types_are_whole() -> None:
+    long_topic = "fivecogs.communication.ingest.cdd-nakhon-si-thammarat"
+    [inputs, *rest] = found()
+    events = [dataclasses.replace(e, topic=long_topic, source="partner/cdd-nakhon-si-thammarat") for e in inputs.events]
+    out = console(80)
+    show(out, [dataclasses.replace(inputs, events=events), *rest])
+    words = out.export_text().split()
+    for whole in (
+        long_topic,
+        "partner/cdd-nakhon-si-thammarat",
+        "00000001-6c1e-4b57-9d1a-2f7f0c1e5a3b",
+        "th.fivecogs.input.delivered.v1",
+        "rule:unknown_enterprise",
+        "enterprise:ent-9",
+        "delivery:b-1:b-1-d2",
+    ):
+        assert whole in words, whole
+    assert all(len(line) <= 80 for line in out.export_text().splitlines()[3:])  # the table (summaries never fold)
