@@ -11,7 +11,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from fivecogs_shared import db, kafka_admin
 from fivecogs_shared.contracts import COGS
 from tests.integration.test_held import DELIVERED, delivery
 from tests.integration.test_lag import INGEST, drop_schema, publish, records_between, start_at_end
-from tests.support import PARTNER_SOURCE, Partner, operator_token
+from tests.support import PARTNER_SOURCE, Partner, free_port, operator_token
 
 pytestmark = pytest.mark.e2e
 
@@ -55,13 +54,6 @@ def chromium() -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    """A port nothing listens on now: other people's tests and pages run on this machine too."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_page(prefix: str, env: dict[str, str], tmp: Path, port: int, *options: str) -> subprocess.Popen[bytes]:

@@ -8,7 +8,6 @@ import contextlib
 import logging
 import secrets
 import shutil
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from fivecogs_ops.kafka_security import (
     set_scram_password,
 )
 from tests.conftest import REPO
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -86,13 +86,6 @@ class Broker:
         }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def _java(*args: str, log: Path) -> asyncio.subprocess.Process:
     with log.open("ab") as out:
         return await asyncio.create_subprocess_exec(
@@ -107,9 +100,9 @@ async def broker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Brok
     if not any(LIBS.glob("kafka_2.13-*.jar")):
         pytest.skip(f"needs the Kafka jars in {LIBS} (`make stack-up` fetches them)")
     home = tmp_path_factory.mktemp("sasl-kafka")
-    password, port = secrets.token_urlsafe(16), _free_port()
+    password, port = secrets.token_urlsafe(16), free_port()
     config = home / "server.properties"
-    values = {"port": port, "controller": _free_port(), "password": password, "data": home / "data"}
+    values = {"port": port, "controller": free_port(), "password": password, "data": home / "data"}
     config.write_text(SERVER_PROPERTIES.format(**values))
     log = home / "kafka.log"
     admin_scram = f"SCRAM-SHA-512=[name=admin,password={password}]"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from fivecogs_ops.stack import LocalStack, StackState, TlsListener
 from fivecogs_shared import kafka_admin
 from fivecogs_shared.contracts import events_topic
 from fivecogs_shared.kafka_access import KafkaAccess
+from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 KEYSTORE_PASSWORD = uuid.uuid4().hex
@@ -40,12 +40,6 @@ def _make_certificates(folder: Path) -> None:
              "-out", "broker.p12", "-passout", f"pass:{KEYSTORE_PASSWORD}", cwd=folder)  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackState, int, Path]]:
     """A second broker beside the suite's: SASL_PLAINTEXT on loopback as usual, plus a SASL_SSL listener."""
@@ -53,12 +47,12 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack
         pytest.skip("needs openssl and the stack's Kafka jars")
     folder = tmp_path_factory.mktemp("tls")
     _make_certificates(folder)
-    tls_port = _free_port()
+    tls_port = free_port()
     stack = LocalStack(
         REPO,
         stack_dir=folder / "stack",
         kafka_libs=REPO / ".stack" / "kafka" / "libs",
-        preferred=StackState(kafka_port=_free_port(), controller_port=_free_port(), postgres_port=_free_port()),
+        preferred=StackState(kafka_port=free_port(), controller_port=free_port(), postgres_port=free_port()),
         tls=TlsListener(tls_port, folder / "broker.p12", KEYSTORE_PASSWORD),
     )
     stack.start_kafka(progress=lambda line: None)

@@ -22,6 +22,7 @@ from fivecogs_ops.services import ServiceProcesses
 from fivecogs_shared.contracts import internal_type
 from fivecogs_shared.contracts.feedback import ACCEPTED_TYPE, HELD_TYPE, REJECTED_TYPE
 from fivecogs_shared.kafka_access import KafkaAccess
+from tests.integration.test_held import delivery
 from tests.integration.test_lag import INGEST, REGISTERED, enterprise, start_at_end
 from tests.support import FEEDBACK, PARTNER, PARTNER_SOURCE, Partner, Tap, data, free_port, header, operator_token
 
@@ -143,19 +144,6 @@ def test_one_grep_follows_a_partner_event_through_two_services(stack_env, test_p
     # coordinator is not ready yet, now and then: a real, if passing, condition).
     assert not [line for line in inputs + knowledge if line["event"].startswith("Auto create topics")]
     assert not [line for line in inputs + knowledge if line.get("logger") == "faststream" and line["level"] != "info"]
-
-
-def delivery(delivery_id: str, batch_id: str, enterprise_id: str) -> dict[str, object]:
-    return {
-        "delivery_id": delivery_id,
-        "batch_id": batch_id,
-        "enterprise_id": enterprise_id,
-        "item": "natural dye",
-        "quantity": "2.5",
-        "unit": "kg",
-        "cost_thb": "120.00",
-        "local_source": True,
-    }
 
 
 def one(logs: Sequence[Mapping[str, Any]], event: str, event_id: str) -> Mapping[str, Any]:

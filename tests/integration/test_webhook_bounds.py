@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-import socket
 import threading
 import time
 import uuid
@@ -35,7 +34,7 @@ from tests.integration.test_communication_service import (
     eventually,
     subscribe,
 )
-from tests.support import Partner, wait_caught_up
+from tests.support import Partner, free_port, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -201,17 +200,10 @@ def rss_bytes() -> int:
     return int(match.group(1)) * 1024
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 @pytest.fixture
 def no_proxy_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Proxies in the environment that lead nowhere: a worker that honoured them would reach no endpoint."""
-    nowhere = f"http://127.0.0.1:{closed_port()}"
+    nowhere = f"http://127.0.0.1:{free_port()}"
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.setenv(name, nowhere)
     for name in ("NO_PROXY", "no_proxy"):

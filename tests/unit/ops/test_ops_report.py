@@ -4,7 +4,6 @@ exit code when it is down or refuses the token."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +15,7 @@ from typer.testing import CliRunner
 
 from fivecogs_ops.cli import app
 from fivecogs_ops.report import report_table
-from tests.support import operator_token
+from tests.support import free_port, operator_token
 
 ROW: dict[str, Any] = {
     "province": "Nakhon Si Thammarat",
@@ -99,15 +98,8 @@ def test_money_is_right_aligned() -> None:
     assert revenue.index("1,250.50") + len("1,250.50") == header.index("revenue ฿") + len("revenue ฿")
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def test_an_unreachable_service_exits_2_naming_the_address_tried() -> None:
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     result = CliRunner().invoke(app, ["report", "--management-url", url])
     assert result.exit_code == 2
     assert f"cannot reach management: tried {url} (option): connection refused" in result.output
@@ -143,7 +135,7 @@ def test_simulate_refuses_fewer_than_three_enterprises() -> None:
 
 
 def test_simulate_exits_2_when_kafka_cannot_be_reached(monkeypatch) -> None:
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
     monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
     monkeypatch.setenv("KAFKA_SASL_USERNAME", "admin")
     monkeypatch.setenv("KAFKA_SASL_PASSWORD", "nobody-listens")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from fivecogs_ops.service_urls import (
     recorded,
     running_services,
 )
+from tests.support import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -33,13 +33,6 @@ def _no_service_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
         if name.startswith("FIVECOGS_") and name.endswith(("_URL", "_HTTP_PORT")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("FIVECOGS_HOME", str(tmp_path))
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def _dead_pid() -> int:
@@ -84,7 +77,7 @@ def test_a_service_is_recorded_while_it_runs_and_only_its_own_entry_is_dropped(t
 def test_the_error_names_every_address_tried_and_where_it_came_from(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    recorded_port, port = _closed_port(), _closed_port()
+    recorded_port, port = free_port(), free_port()
     record_service(tmp_path / ".stack", "management", f"http://127.0.0.1:{recorded_port}")
     monkeypatch.setenv("FIVECOGS_MANAGEMENT_HTTP_PORT", str(port))
     with pytest.raises(ServiceUnreachable) as raised:
@@ -110,7 +103,7 @@ def test_stack_env_prints_each_running_service_url(monkeypatch: pytest.MonkeyPat
 
 
 def test_report_says_what_it_tried_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    port = _closed_port()
+    port = free_port()
     monkeypatch.setenv("FIVECOGS_MANAGEMENT_URL", f"http://127.0.0.1:{port}")
     result = CliRunner().invoke(app, ["report"])
     assert result.exit_code == 2
