@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import calendar
+
 import pytest
 
 from fivecogs_ops.lag.rules import (
@@ -81,6 +83,17 @@ def test_a_group_without_members_with_lag_is_a_stop_at_once() -> None:
     # One sample, seconds after the consumer died: nothing will consume it, so page now, not after the window.
     verdict = partition_status(seen((0, 40, 50)), now=0, window=WINDOW, members=0)
     assert verdict == Verdict(Status.STOP, "no members: nothing consumes lag 10")
+
+
+def test_a_stop_for_missing_members_says_since_when_the_samples_saw_none() -> None:
+    # 18:40:00Z one member; 18:42:10Z and since, none: down since then. Every sample without: since before the first.
+    alive, gone = calendar.timegm((2026, 12, 3, 18, 40, 0)), calendar.timegm((2026, 12, 3, 18, 42, 10))
+    history = [Observation(alive, 40, 40, 1), Observation(gone, 40, 41, 0), Observation(gone + 30, 40, 44, 0)]
+    now = gone + 30
+    verdict = partition_status(history, now=now, window=WINDOW, members=0)
+    assert verdict == Verdict(Status.STOP, "no members since 18:42:10Z: nothing consumes lag 4")
+    verdict = partition_status(history[1:], now=now, window=WINDOW, members=0)
+    assert verdict == Verdict(Status.STOP, "no members since before 18:42:10Z: nothing consumes lag 4")
 
 
 def test_lag_zero_earlier_does_not_excuse_a_group_whose_members_are_gone() -> None:

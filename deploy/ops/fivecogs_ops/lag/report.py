@@ -105,7 +105,7 @@ def build_report(
     merged = _merged(history, snapshot.samples)
     by_partition: dict[tuple[str, str, int], list[Observation]] = defaultdict(list)
     for s in merged:
-        by_partition[(s.group, s.topic, s.partition)].append(Observation(s.time, s.committed, s.end))
+        by_partition[(s.group, s.topic, s.partition)].append(Observation(s.time, s.committed, s.end, s.members))
     groups = []
     for name, description in sorted(snapshot.groups.items()):
         current = sorted((s for s in snapshot.samples if s.group == name), key=lambda s: (s.topic, s.partition))

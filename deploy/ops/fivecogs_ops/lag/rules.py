@@ -19,10 +19,11 @@ A group's status is its worst partition's (the CLI, the page's JSON and the metr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from itertools import pairwise
+from itertools import pairwise, takewhile
 
 
 class Status(IntEnum):
@@ -47,6 +48,7 @@ class Observation:
     time: float
     committed: int | None
     end: int
+    members: int | None = None  # the group's members then (None: not recorded)
 
     @property
     def lag(self) -> int:
@@ -76,6 +78,16 @@ def behind_since(history: Sequence[Observation]) -> float:
     return next((seen.time for seen in history if seen.time >= changed and seen.lag > 0), history[-1].time)
 
 
+def _gone_since(history: Sequence[Observation]) -> str:
+    """Since when the group has had no members, as far as the samples show: ` since 18:42:10Z`, or ` since before
+    …` when every sample kept shows it without members; nothing when no sample recorded it."""
+    run = list(takewhile(lambda seen: seen.members == 0, reversed(history)))
+    if not run:
+        return ""
+    since = time.strftime("%H:%M:%SZ", time.gmtime(run[-1].time))
+    return f" since before {since}" if len(run) == len(history) else f" since {since}"
+
+
 def partition_status(history: Sequence[Observation], now: float, window: float, *, members: int) -> Verdict:
     """Judge one partition; `history` is every known observation, oldest first, the last one being current;
     `members` is how many members its group has now (0: nothing can consume)."""
@@ -83,7 +95,7 @@ def partition_status(history: Sequence[Observation], now: float, window: float, 
     if latest.lag == 0:
         return Verdict(Status.OK, "caught up")
     if not members:
-        return Verdict(Status.STOP, f"no members: nothing consumes lag {latest.lag}")
+        return Verdict(Status.STOP, f"no members{_gone_since(history)}: nothing consumes lag {latest.lag}")
     recent = [seen for seen in history if seen.time >= now - window] or [latest]
     waiting = now - behind_since(history)
     if waiting > window:

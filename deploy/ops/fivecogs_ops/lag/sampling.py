@@ -36,6 +36,7 @@ class Sample:
     time: float  # unix seconds
     committed: int | None  # None: the group never committed this partition
     end: int
+    members: int | None = None  # the group's members at that moment (None: not recorded, an older sample)
 
     @property
     def lag(self) -> int:
@@ -64,12 +65,16 @@ async def collect(
     ends = await end_offsets(kafka, partitions, timeout) if partitions else {}
     now = time.time()
     samples = [
-        Sample(g, tp.topic, tp.partition, now, committed[g].get(tp), ends[tp])
+        Sample(g, tp.topic, tp.partition, now, committed[g].get(tp), ends[tp], _members(described.get(g)))
         for g in names
         for tp in partitions
         if tp.topic in topics[g] and tp in ends
     ]
     return Snapshot(now, samples, described)
+
+
+def _members(description: GroupDescription | None) -> int:
+    return len(description.members) if description else 0
 
 
 def service_groups(names: list[str], prefix: str = DEFAULT_PREFIX) -> list[str]:

@@ -21,7 +21,7 @@ KEEP_SECONDS = 2 * 3600
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
     grp TEXT NOT NULL, topic TEXT NOT NULL, part INTEGER NOT NULL, t REAL NOT NULL,
-    committed INTEGER, end_offset INTEGER NOT NULL
+    committed INTEGER, end_offset INTEGER NOT NULL, members INTEGER
 );
 CREATE INDEX IF NOT EXISTS samples_by_group ON samples (grp, t);
 CREATE TABLE IF NOT EXISTS record_times (
@@ -51,6 +51,8 @@ class SampleStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            if "members" not in {row[1] for row in db.execute("PRAGMA table_info(samples)")}:
+                db.execute("ALTER TABLE samples ADD COLUMN members INTEGER")  # a file from before members were kept
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -59,12 +61,16 @@ class SampleStore:
             yield db
 
     def add(self, samples: Iterable[Sample]) -> None:
-        rows = [(s.group, s.topic, s.partition, s.time, s.committed, s.end) for s in samples]
+        rows = [(s.group, s.topic, s.partition, s.time, s.committed, s.end, s.members) for s in samples]
         if not rows:
             return
         newest = max(row[3] for row in rows)
         with self._connect() as db:
-            db.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "INSERT INTO samples (grp, topic, part, t, committed, end_offset, members) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             db.execute("DELETE FROM samples WHERE t < ?", (newest - self.keep_seconds,))
 
     def history(self, groups: Iterable[str], since: float) -> list[Sample]:
@@ -75,7 +81,7 @@ class SampleStore:
         marks = ", ".join("?" for _ in names)
         with self._connect() as db:
             rows = db.execute(
-                f"SELECT grp, topic, part, t, committed, end_offset FROM samples "
+                f"SELECT grp, topic, part, t, committed, end_offset, members FROM samples "
                 f"WHERE grp IN ({marks}) AND t >= ? ORDER BY t",
                 [*names, since],
             ).fetchall()
