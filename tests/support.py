@@ -205,3 +205,29 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# Writes one record whose header name is not UTF-8, as a client that takes any bytes there (librdkafka) can.
+# aiokafka's pure-Python record builder encodes names with str.encode, which a str subclass can override.
+RAW_HEADER_NAME_PRODUCER = """
+import asyncio, sys
+from aiokafka import AIOKafkaProducer
+
+class RawName(str):
+    def encode(self, *args, **kwargs):
+        return b"x-\\xff\\xfe"
+
+async def main(topic, *keys):
+    from fivecogs_shared.kafka_access import KafkaAccess
+
+    producer = AIOKafkaProducer(**KafkaAccess.from_env().client())
+    await producer.start()
+    try:
+        for key in keys:
+            sent = await producer.send_and_wait(topic, b"{}", key=key.encode(), headers=[(RawName("x"), b"1")])
+            print(sent.partition, sent.offset)
+    finally:
+        await producer.stop()
+
+asyncio.run(main(*sys.argv[1:]))
+"""

@@ -31,7 +31,18 @@ from fivecogs_shared.contracts import events_topic
 from fivecogs_shared.service import Runtime, http_app
 from fivecogs_shared.uow import OutgoingRecord, UnitOfWork
 from tests.integration.test_lag import enterprise, only, start_at_end
-from tests.support import FEEDBACK, PARTNER, Partner, Tap, ce_headers, data, header, ingest, wait_caught_up
+from tests.support import (
+    FEEDBACK,
+    PARTNER,
+    RAW_HEADER_NAME_PRODUCER,
+    Partner,
+    Tap,
+    ce_headers,
+    data,
+    header,
+    ingest,
+    wait_caught_up,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -298,32 +309,6 @@ async def test_communication_takes_a_near_limit_record_and_keeps_sending_notices
     assert len(dead.value) == len(json.dumps(body))  # copied whole, and the relay went on: the outbox emptied
 
 
-# Writes one record whose header name is not UTF-8, as a client that takes any bytes there (librdkafka) can.
-# aiokafka's pure-Python record builder encodes names with str.encode, which a str subclass can override.
-_RAW_HEADER_NAME_PRODUCER = """
-import asyncio, sys
-from aiokafka import AIOKafkaProducer
-
-class RawName(str):
-    def encode(self, *args, **kwargs):
-        return b"x-\\xff\\xfe"
-
-async def main(topic, *keys):
-    from fivecogs_shared.kafka_access import KafkaAccess
-
-    producer = AIOKafkaProducer(**KafkaAccess.from_env().client())
-    await producer.start()
-    try:
-        for key in keys:
-            sent = await producer.send_and_wait(topic, b"{}", key=key.encode(), headers=[(RawName("x"), b"1")])
-            print(sent.partition, sent.offset)
-    finally:
-        await producer.stop()
-
-asyncio.run(main(*sys.argv[1:]))
-"""
-
-
 async def test_a_record_the_kafka_client_cannot_decode_is_dead_lettered(run_service, stack_env) -> None:
     """On aiokafka, a header name that is not UTF-8 fails the whole fetch; FastStream's loop would die of it. One
     such record on each partition: whichever the fetch meets last, the others' records were taken before it."""
@@ -333,7 +318,7 @@ async def test_a_record_the_kafka_client_cannot_decode_is_dead_lettered(run_serv
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        _RAW_HEADER_NAME_PRODUCER,
+        RAW_HEADER_NAME_PRODUCER,
         ingest("inputs"),
         *keys,
         env={**os.environ, **stack_env.kafka.env(), "AIOKAFKA_NO_EXTENSIONS": "1"},

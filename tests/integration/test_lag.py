@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from fivecogs_inputs.app import DEFINITION
 from fivecogs_ops.lag.report import Report, look
 from fivecogs_ops.lag.rules import Status
+from fivecogs_ops.lag.sampling import record_times
 from fivecogs_ops.lag.store import SampleStore
 from fivecogs_ops.services import ServiceProcesses
 from fivecogs_ops.stack import _free_port_near as free_port_near
@@ -37,7 +38,7 @@ from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.kafka_admin import TopicSpec
 from fivecogs_shared.lag import export_lag
 from fivecogs_shared.service import http_app
-from tests.support import PARTNER_SOURCE, Partner, ingest, operator_token
+from tests.support import PARTNER_SOURCE, RAW_HEADER_NAME_PRODUCER, Partner, ingest, operator_token
 
 pytestmark = pytest.mark.integration
 
@@ -182,7 +183,9 @@ async def test_stopped_service_falls_behind_then_drains(stack_env, tmp_path) -> 
             assert first.lag == len(behind)  # == EVENTS when nobody else published meanwhile
             assert first.status is second.status is Status.STOP  # no members: at once, on every lagging partition
             assert {p.status for p in first.partitions if p.lag} == {Status.STOP}
-            assert all(p.reason == f"no members: nothing consumes lag {p.lag}" for p in first.partitions if p.lag)
+            # Since the look that first saw it without members (the one just after the stop), not "since before".
+            gone = r"no members since \d\d:\d\d:\d\dZ: nothing consumes lag"
+            assert all(re.fullmatch(rf"{gone} {p.lag}", p.reason) for p in first.partitions if p.lag)
             assert second.members == ()  # nobody consumes
             assert first.lag_seconds is not None
             assert second.lag_seconds is not None
@@ -249,12 +252,35 @@ async def test_seconds_behind_are_the_first_unconsumed_records_age(stack_env, tm
     assert first.lag_seconds >= AGE
     # A group with lag and no members is STOP from its very first look, on every partition.
     assert (first.status, {p.status for p in first.partitions}) == (Status.STOP, {Status.STOP})
-    assert first.reason == f"{topic}/0: no members: nothing consumes lag 4"
+    # Every sample kept shows it without members: since before the first look, as far as the tool can tell.
+    assert re.fullmatch(
+        rf"{re.escape(topic)}/0: no members since before \d\d:\d\d:\d\dZ: nothing consumes lag 4", first.reason
+    )
     # The second look reads the timestamps from the store's cache: the same records, as old as the clock says.
     firsts = [(topic, n, 0) for n in range(PARTITIONS)]
     assert store.record_times(firsts) == dict.fromkeys(firsts, pytest.approx(written, abs=0.001))
     assert [p.estimate for p in again.partitions] == ["record"] * PARTITIONS
     assert again.lag_seconds == pytest.approx(second_look.time - written, abs=0.01)
+
+
+async def test_a_record_the_client_cannot_decode_costs_only_its_own_partitions_seconds(stack_env) -> None:
+    """A header name that is not UTF-8 fails aiokafka's whole fetch: the record times of the other partitions, and
+    of the records before it on its own partition, are still read; only its own is left to interpolation."""
+    kafka = stack_env.kafka
+    async with asyncio.timeout(120):
+        topic, _, written = await dead_group(kafka)
+        producer = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", RAW_HEADER_NAME_PRODUCER, topic, "undecodable",
+            env={**os.environ, **kafka.env(), "AIOKAFKA_NO_EXTENSIONS": "1"}, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await producer.communicate()
+        bad_partition, bad_offset = map(int, out.split())
+        firsts = {TopicPartition(topic, n): 0 for n in range(PARTITIONS)}
+        from_the_start = await record_times(kafka, firsts)
+        at_the_bad_one = await record_times(kafka, {**firsts, TopicPartition(topic, bad_partition): bad_offset})
+
+    assert from_the_start == dict.fromkeys(firsts, pytest.approx(written, abs=0.001))
+    assert at_the_bad_one == {tp: pytest.approx(written, abs=0.001) for tp in firsts if tp.partition != bad_partition}
 
 
 def cli_env(stack_env: Any, store: Path) -> dict[str, str]:
@@ -289,7 +315,7 @@ async def test_a_piped_watch_ends_with_a_final_frame_on_sigterm(stack_env, tmp_p
         text = " ".join(out.decode().split())
         assert f"{group} STOP lag 12" in text
         assert all(f"{topic}/{n}" in text for n in range(PARTITIONS))
-        assert text.count("no members: nothing consumes lag 4") == PARTITIONS
+        assert len(re.findall(r"no members since before \d\d:\d\d:\d\dZ: nothing consumes lag 4", text)) == PARTITIONS
 
 
 async def _looks(store: SampleStore, group: str, count: int) -> bool:

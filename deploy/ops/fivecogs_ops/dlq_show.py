@@ -59,11 +59,16 @@ def summary_line(found: DeadLetterListing, limit: int | None) -> Text:
     return line
 
 
+RECORD_COLUMN = 48  # the longest ce_type fivecogs knows (38) with room to spare
+REASON_COLUMN = 24
+
+
 def letters_table(letters: Sequence[DeadLetter]) -> Table:
     """Two columns: the record (where, when, its event id and type) and why it was parked."""
     table = Table(box=box.SIMPLE_HEAD, show_lines=True, show_edge=False, pad_edge=False)
-    table.add_column("partition@offset · parked (UTC)\nce_id\nce_type", no_wrap=True)
-    table.add_column("error kind\ndetail", overflow="fold", ratio=1)
+    # A partner chooses its ids: one of any length is cut (whole in --json), never the reason beside it.
+    table.add_column("partition@offset · parked (UTC)\nce_id\nce_type", no_wrap=True, max_width=RECORD_COLUMN)
+    table.add_column("error kind\ndetail", overflow="fold", ratio=1, min_width=REASON_COLUMN)
     for letter in letters:
         when = letter.time.strftime("%Y-%m-%d %H:%M:%S")
         first = Text.assemble((letter.at, "bold"), f"  {when}", (" replayed" if letter.replayed else "", "dim"))

@@ -7,6 +7,7 @@ import io
 from collections import Counter
 from datetime import UTC, datetime
 
+import pytest
 from aiokafka import ConsumerRecord
 from rich.console import Console
 
@@ -73,6 +74,17 @@ def test_at_80_columns_every_name_and_id_is_whole() -> None:
     assert "slice" in text
     assert text.splitlines()[0] == "dead letters: 1 waiting (bad_envelope 1), 1 replayed"
     assert "no outbox_parked table yet (it comes with the service's next start): inputs" in text
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_an_id_of_any_length_never_hides_the_reason(width: int) -> None:
+    long = DeadLetterListing([DeadLetter(**{**vars(letter(1)), "ce_id": "x" * 300})], 1, 0, Counter(bad_envelope=1))
+    out = Console(record=True, width=width, color_system=None, file=io.StringIO())
+    show_listing(out, long, [], limit=None)
+    text = out.export_text()
+    assert "bad_envelope" in text
+    assert all(word in text.split() for word in DETAIL.split())
+    assert "x" * 40 + "…" in text  # cut in the table; whole in --json
 
 
 def test_a_partners_text_reaches_the_terminal_as_plain_text() -> None:

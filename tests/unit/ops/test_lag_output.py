@@ -39,14 +39,23 @@ def report(topic: str = EVENTS) -> Report:
     return build_report(snapshot, history, tables([*history, *latest]), 30.0, {(topic, 1, 1001): 12.5})
 
 
-def shown(rendered: Report, width: int) -> str:
+def shown(rendered: Report, width: int, every: bool = True) -> str:
     console = Console(width=width, record=True)
-    console.print(render(rendered, width))
+    console.print(render(rendered, width, every))
     return console.export_text()
 
 
 def words(text: str) -> str:
     return " ".join(text.split())
+
+
+def test_caught_up_partitions_are_one_line_unless_all_are_asked_for() -> None:
+    text = shown(report(), 80, every=False)
+    alive = text[text.index(ALIVE) :]
+    assert "all 3 partitions caught up (--all-partitions lists them)" in alive
+    assert "caught up" not in text[: text.index(ALIVE)]  # the dead group's rows are all behind: each shown
+    assert f"{EVENTS}/0" not in alive
+    assert text.count("no members") == 4  # the dead group's title and each of its three rows
 
 
 def test_at_80_columns_every_reason_is_shown_with_every_column_kept() -> None:

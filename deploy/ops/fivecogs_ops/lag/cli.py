@@ -61,6 +61,9 @@ def lag(
     ] = False,
     window: WindowOption = 600.0,
     store: StoreOption = None,
+    every: Annotated[
+        bool, typer.Option("--all-partitions", help="List caught-up partitions too (the table; --json has them all).")
+    ] = False,
 ) -> None:
     """Consumer lag per group and partition, in records and seconds, with a status (Burrow's rules, made strict:
     a group with lag and no members is STOP at once). Groups of tools (DLQ replay progress) only with --group.
@@ -75,7 +78,7 @@ def lag(
         if missing := [g for g in group or [] if g not in existing]:
             report = None
         elif watch:
-            report = asyncio.run(_watch(samples, group, prefix, window, as_json))
+            report = asyncio.run(_watch(samples, group, prefix, window, as_json, every))
         else:
             report = asyncio.run(look(_kafka(), samples, groups=group, prefix=prefix, window=window))
     except Exception as error:  # Kafka unreachable, timeouts: say so, exit 3
@@ -85,7 +88,7 @@ def lag(
     if report is None:
         _fail("stopped before the first look: nothing to report")
     elif not (watch and (as_json or make_console().is_terminal)):  # else the watch has shown it already
-        _show(report, as_json)
+        _show(report, as_json, every)
     raise typer.Exit(report.status.exit_code)
 
 
@@ -94,12 +97,12 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(CANNOT_SAMPLE)
 
 
-def _show(report: Report, as_json: bool) -> None:
+def _show(report: Report, as_json: bool, every: bool) -> None:
     if as_json:
         print(json.dumps(report.to_json(), indent=2), flush=True)
     else:
         console = make_console()
-        console.print(render(report, console.width))
+        console.print(render(report, console.width, every))
 
 
 def no_such_group(given: str, existing: list[str], prefix: str = DEFAULT_PREFIX) -> str:
@@ -111,7 +114,7 @@ def no_such_group(given: str, existing: list[str], prefix: str = DEFAULT_PREFIX)
 
 
 async def _watch(
-    samples: SampleStore, groups: list[str] | None, prefix: str, window: float, as_json: bool
+    samples: SampleStore, groups: list[str] | None, prefix: str, window: float, as_json: bool, every: bool
 ) -> Report | None:
     """Until Ctrl-C or SIGTERM (both cancel the look in progress); returns the last whole look. On a terminal the
     table is redrawn in place; piped, each look is a JSON line with --json, else the caller prints the last table."""
@@ -127,7 +130,7 @@ async def _watch(
             while True:
                 report = await look(_kafka(), samples, groups=groups, prefix=prefix, window=window, settle=0)
                 if live:
-                    live.update(render(report, console.width), refresh=True)
+                    live.update(render(report, console.width, every), refresh=True)
                 elif as_json:
                     print(json.dumps(report.to_json()), flush=True)
                 await asyncio.sleep(WATCH_SECONDS)

@@ -120,8 +120,31 @@ async def _first_records(
     consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], found: dict[TopicPartition, float]
 ) -> None:
     while len(found) < len(offsets):
-        batches = await consumer.getmany(timeout_ms=200, max_records=len(offsets) * 10)
+        try:
+            batches = await consumer.getmany(timeout_ms=200, max_records=len(offsets) * 10)
+        except UnicodeDecodeError:
+            # A header name that is not UTF-8 spoils a whole fetch (fivecogs_shared.fetching): ask each alone.
+            await _one_by_one(consumer, offsets, found)
+            return
         for tp, records in batches.items():
             if records and tp not in found:
                 found[tp] = records[0].timestamp / 1000
                 consumer.pause(tp)  # one record per partition is all we need
+
+
+async def _one_by_one(
+    consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], found: dict[TopicPartition, float]
+) -> None:
+    """One partition at a time, one record each: a partition whose record this client cannot decode is left out
+    (its seconds fall back to interpolation) and no other is lost to it."""
+    pending = [tp for tp in offsets if tp not in found]
+    consumer.pause(*pending)
+    for tp in pending:
+        consumer.seek(tp, offsets[tp])
+        consumer.resume(tp)
+        with contextlib.suppress(UnicodeDecodeError):
+            while tp not in found:
+                for records in (await consumer.getmany(tp, timeout_ms=200, max_records=1)).values():
+                    if records:
+                        found[tp] = records[0].timestamp / 1000
+        consumer.pause(tp)

@@ -3,6 +3,8 @@ a partition's reason."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
@@ -20,16 +22,30 @@ WHY_MIN_WIDTH = 24
 MARKER = {"interpolated": "~"}  # seconds placed between samples; from the record's own timestamp: no marker
 
 
-def render(report: Report, width: int = 80) -> Group:
+def render(report: Report, width: int = 80, every: bool = False) -> Group:
+    """One table per group. Caught-up partitions (OK, lag 0) are one line under it unless `every`: with a partner
+    topic per partner, they are most rows and say the least."""
     if not report.groups:
         return Group(Text("no consumer groups found", style="dim"))
-    return Group(*(_fitting_table(g, width) for g in report.groups))
+    return Group(*(_fitting_table(g, width, every) for g in report.groups))
 
 
-def _fitting_table(g: GroupReport, width: int) -> Table:
+def _fitting_table(g: GroupReport, width: int, every: bool) -> RenderableType:
+    shown = g if every else replace(g, partitions=[p for p in g.partitions if not _caught_up(p)])
+    hidden = len(g.partitions) - len(shown.partitions)
+    note = Text(f"{hidden} partitions caught up (--all-partitions lists them)", style="dim")
+    if hidden and not shown.partitions:
+        return Group(_title(g), Text.assemble("  all ", note), "")
     layouts = [(under, DROPPABLE[:n]) for under in (False, True) for n in range(len(DROPPABLE) + 1)]
-    under, dropped = next((lay for lay in layouts if _needed(g, *lay) <= width), layouts[-1])
-    return _group_table(g, dropped, under)  # the narrowest, when nothing fits: rich shortens the rest
+    under, dropped = next((lay for lay in layouts if _needed(shown, *lay) <= width), layouts[-1])
+    table = _group_table(shown, dropped, under)  # the narrowest, when nothing fits: rich shortens the rest
+    if hidden:
+        table.caption, table.caption_justify = note, "left"
+    return table
+
+
+def _caught_up(p: PartitionReport) -> bool:
+    return p.status.name == "OK" and p.lag == 0
 
 
 def _needed(g: GroupReport, under: bool, dropped: tuple[str, ...]) -> int:
@@ -41,12 +57,7 @@ def _needed(g: GroupReport, under: bool, dropped: tuple[str, ...]) -> int:
 
 def _group_table(g: GroupReport, dropped: tuple[str, ...], under: bool, reasons: bool = True) -> Table:
     """One table per group, one row per partition, its reason in the last column or under the row."""
-    members = ", ".join(f"{m.client_id}@{m.host}" for m in g.members) or "no members"
-    title = Text.assemble(
-        (g.group, "bold"), "  ", (g.status.name, STYLE[g.status.name]),
-        f"  lag {g.lag:,} ({behind(g.lag_seconds, g.estimate)}) {g.trend.arrow}  ·  {g.state}: {members}",
-    )  # fmt: skip
-    table = Table(title=title if reasons else None, title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=_title(g) if reasons else None, title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("topic/partition", no_wrap=not under, overflow="fold")
     for column in ("committed", "end", "lag", "behind"):
         if column not in dropped:
@@ -59,6 +70,14 @@ def _group_table(g: GroupReport, dropped: tuple[str, ...], under: bool, reasons:
     for p in g.partitions:
         table.add_row(*_cells(p, dropped, under if reasons else None))
     return table
+
+
+def _title(g: GroupReport) -> Text:
+    members = ", ".join(f"{m.client_id}@{m.host}" for m in g.members) or "no members"
+    return Text.assemble(
+        (g.group, "bold"), "  ", (g.status.name, STYLE[g.status.name]),
+        f"  lag {g.lag:,} ({behind(g.lag_seconds, g.estimate)}) {g.trend.arrow}  ·  {g.state}: {members}",
+    )  # fmt: skip
 
 
 def _cells(p: PartitionReport, dropped: tuple[str, ...], under: bool | None) -> list[RenderableType]:
