@@ -170,6 +170,7 @@ def ops(
     from fivecogs_ops.held import service_schemas
     from fivecogs_ops.lag.overall import Thresholds
     from fivecogs_ops.lag.page import PageConfig, create_app
+    from fivecogs_shared.logs import configure_logging
 
     tokens = _page_tokens()
     config = PageConfig(
@@ -184,8 +185,11 @@ def ops(
         thresholds=Thresholds(warn_held_expiry, warn_outbox_age),
     )
     _announce(f"http://{host}:{port}/", tokens, print_url)
+    configure_logging("ops-page")  # a long-running server: JSON lines off a terminal, like the services'
     # Bounded, like the sampler: a browser tab left open must not keep Ctrl-C or SIGTERM waiting.
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        create_app(config), host=host, port=port, log_config=None, log_level="warning", timeout_graceful_shutdown=5
+    )
 
 
 def _page_tokens() -> OperatorTokens:
