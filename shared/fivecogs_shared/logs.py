@@ -62,8 +62,16 @@ def ensure_logging(service: str, fmt: str = "auto", level: str = "INFO") -> None
     """Configure logging unless the process already has: an embedded service (tests, a custom runner) must not
     run on structlog's development defaults, which render tracebacks with all locals. Loggers are not cached, so
     that tools which capture logs (structlog.testing.capture_logs) still can."""
-    if not structlog.is_configured():
+    if not structlog.is_configured() or _renders_rich_tracebacks():
         configure_logging(service, fmt, level, cache=False)
+
+
+def _renders_rich_tracebacks() -> bool:
+    """structlog's development defaults are back in effect: `is_configured()` stays true after a capture_logs
+    block restores them, and a service embedded after one must not render its tracebacks with every local."""
+    processors = structlog.get_config()["processors"]
+    console = any(isinstance(p, structlog.dev.ConsoleRenderer) for p in processors)
+    return console and structlog.processors.format_exc_info not in processors
 
 
 def _processors(service: str) -> list[Processor]:

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import structlog
+from structlog.testing import capture_logs
 
-from fivecogs_shared.logs import configure_logging
+from fivecogs_shared.logs import configure_logging, ensure_logging
 
 SERVICE = "fivecogs-test"
 
@@ -148,3 +149,17 @@ def test_a_library_s_extra_is_kept_only_where_it_says_what_the_line_is_about(cap
     [line] = json_lines(capsys)
     assert line["event"] == "Invalid HTTP request received."
     assert "color_message" not in line
+
+
+def test_a_service_after_a_log_capture_does_not_run_on_the_development_defaults() -> None:
+    # capture_logs restores structlog's defaults on exit and leaves is_configured() true: they render tracebacks
+    # with every local, which took seconds per dead letter on the event loop.
+    with capture_logs():
+        pass
+    assert structlog.is_configured()
+    ensure_logging(SERVICE, "json")
+    assert structlog.processors.format_exc_info in structlog.get_config()["processors"]
+    with capture_logs() as captured:  # and a capture in progress is left alone
+        ensure_logging(SERVICE, "json")
+        structlog.get_logger().info("kept")
+    assert [line["event"] for line in captured] == ["kept"]
