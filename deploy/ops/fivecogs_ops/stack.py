@@ -347,9 +347,11 @@ class LocalStack:
         state.kafka_pid = process.pid
         self.save(state)
         started = time.monotonic()
+        # Bounded generously: a broker reopening a thousand partitions (a stack the test suite has used) took over
+        # two minutes on two cores; one that dies is reported at once (`alive`).
         _wait_until(
             lambda: _kafka_answers(state.kafka()),
-            timeout=90,
+            timeout=300,
             alive=lambda: process.poll() is None,
             what=f"Kafka to answer a metadata request (see {self.logs / 'kafka.log'})",
         )
