@@ -285,6 +285,9 @@ class LocalStack:
     def _kafka_up(self, state: StackState, progress: Progress) -> None:
         if state.kafka_pid and _alive(state.kafka_pid) and _port_open(state.kafka_port):
             progress(f"Kafka already running on {state.bootstrap_servers} (pid {state.kafka_pid})")
+            pid = state.kafka_pid
+            # It may still be starting, or a start cut short before its principals were granted left it without.
+            self._kafka_ready(state, alive=lambda: _alive(pid), progress=progress)
             return
         libs = self.kafka_libs
         if not any(libs.glob("kafka_2.13-*.jar")):
@@ -346,13 +349,17 @@ class LocalStack:
         )
         state.kafka_pid = process.pid
         self.save(state)
+        self._kafka_ready(state, alive=lambda: process.poll() is None, progress=progress)
+
+    def _kafka_ready(self, state: StackState, alive: Callable[[], bool], progress: Progress) -> None:
+        """Wait for the broker to answer, then grant the stack's principals (idempotent)."""
         started = time.monotonic()
         # Bounded generously: a broker reopening a thousand partitions (a stack the test suite has used) took over
         # two minutes on two cores; one that dies is reported at once (`alive`).
         _wait_until(
             lambda: _kafka_answers(state.kafka()),
             timeout=300,
-            alive=lambda: process.poll() is None,
+            alive=alive,
             what=f"Kafka to answer a metadata request (see {self.logs / 'kafka.log'})",
         )
         progress(f"Kafka ready in {time.monotonic() - started:.1f}s")
