@@ -1,15 +1,19 @@
 """Turning a polled batch of Kafka records into effects, exactly once.
 
-One Postgres transaction per batch: each record is read (CloudEvents + contract), checked against the inbox,
-and handed to its handler inside a savepoint, so a rule violation or a bug in one record undoes that record
-only. An event that refers to something not applied yet is held (`holding`) and applied when that is. Answers
-to partners, rejections and dead letters are written to the outbox in the same transaction. The caller commits
-the Kafka offsets only after this transaction committed.
+One Postgres transaction per batch: each record is read once (CloudEvents + contract), the batch is checked
+against the inbox in one query, and each event is handed to its handler in offset order. A service that keeps
+its aggregates in a `BatchState` has them loaded for the whole batch at once and written set-wise at its end;
+a rule violation drops only that event's changes. A batch that fails otherwise is applied again with a savepoint
+per event (`careful`), which isolates the record behind it (services without a state always run that way). An
+event that refers to something not applied yet is held (`holding`) and applied when that is. Answers to
+partners, rejections and dead letters are written to the outbox in the same transaction. The caller commits the
+Kafka offsets only after this transaction committed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 import uuid
@@ -22,6 +26,7 @@ import structlog
 from pydantic import BaseModel
 
 from fivecogs_shared import holding, inbox, outbox
+from fivecogs_shared.batchstate import BatchState
 from fivecogs_shared.contracts.feedback import (
     ACCEPTED_TYPE,
     HELD_TYPE,
@@ -49,7 +54,7 @@ from fivecogs_shared.envelope import (
     identify,
     read_event,
 )
-from fivecogs_shared.errors import Awaiting, BadRecord, RuleViolation
+from fivecogs_shared.errors import Awaiting, BadRecord, RuleViolation, Unstorable
 from fivecogs_shared.fetching import UndecodableRecord
 from fivecogs_shared.metrics import ServiceMetrics
 from fivecogs_shared.stalls import PartitionHealth
@@ -58,6 +63,7 @@ from fivecogs_shared.uow import OutgoingRecord, UnitOfWork
 log = structlog.get_logger()
 
 Handler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
+StateFactory = Callable[[Connection], BatchState]
 
 # Errors that say "try again later", not "this record is bad": the whole batch is retried, never skipped.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -137,6 +143,7 @@ class BatchProcessor:
     hold_seconds: float = 300.0  # how long an event may wait for what it refers to
     hold_room: int = 10_000  # how many events of one topic may wait at once; past that, they are rejected
     trace: bool = False  # a line per event applied, held or released (settings.tracing), beside the batch's
+    state: StateFactory | None = None  # the service's in-memory aggregates (batchstate); None: SQL per event
     processed: int = field(default=0)
 
     def __post_init__(self) -> None:
@@ -150,12 +157,17 @@ class BatchProcessor:
         await self._settle(records)
         self.health.flowing(records)
 
-    async def _settle(self, records: Sequence[RecordLike]) -> None:
+    async def _settle(self, records: Sequence[RecordLike], careful: bool = False) -> None:
         try:
-            await self._retrying(records)
+            await self._retrying(records, careful=careful)
         except Exception as error:
             if is_transient(error):
                 raise
+            if not careful and self.state is not None:
+                # The fast pass met something it cannot undo alone: again, with a savepoint per event.
+                log.info("batch applied again event by event", records=len(records), error=repr(error))
+                await self._settle(records, careful=True)
+                return
             if len(records) == 1:
                 await self._retrying(records, failed=error)
                 return
@@ -167,9 +179,11 @@ class BatchProcessor:
             )
             half = len(records) // 2
             for part in (records[:half], records[half:]):  # in order: each partition's records stay in sequence
-                await self._settle(part)
+                await self._settle(part, careful=True)
 
-    async def _retrying(self, records: Sequence[RecordLike], failed: Exception | None = None) -> None:
+    async def _retrying(
+        self, records: Sequence[RecordLike], failed: Exception | None = None, careful: bool = True
+    ) -> None:
         """One transaction for the records (or, with `failed`, the dead letter of the one record that caused it),
         retried with capped exponential backoff while the error is transient, up to `retry_budget` seconds."""
         delay, deadline = self.backoff_initial, time.monotonic() + self.retry_budget
@@ -177,7 +191,7 @@ class BatchProcessor:
             try:
                 started = time.perf_counter()
                 if failed is None:
-                    await self._apply(records)
+                    await self._apply(records, careful)
                 else:
                     await self._dead_letter_alone(records[0], failed)
                 self.metrics.batch_seconds.observe(time.perf_counter() - started)
@@ -213,14 +227,23 @@ class BatchProcessor:
             self._dead_letter(uow, record, bad, source, internal=repr(error))
             await inbox.record(conn, [_position_entry(record)])
             await outbox.write(conn, uow.outgoing)
+        self._counted(uow)
 
-    async def _apply(self, records: Sequence[RecordLike]) -> None:
+    def _unit(self, conn: Connection, careful: bool) -> UnitOfWork:
+        state = self.state(conn) if self.state is not None else None
+        return UnitOfWork(conn=conn, cog=self.cog, state=state, careful=careful or state is None)
+
+    async def _apply(self, records: Sequence[RecordLike], careful: bool = True) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await _own_partitions(conn, self.group_id, records)
-            uow = UnitOfWork(conn=conn, cog=self.cog)
+            uow = self._unit(conn, careful)
             readings = [self._read(record) for record in records]
             keys = [(r.source, r.id) for r in readings if isinstance(r, Envelope)]
             seen = await inbox.digests_seen(conn, keys + [_position(record) for record in records])
+            if uow.state is not None:
+                fresh = [r for r in readings if isinstance(r, Envelope) and (r.source, r.id) not in seen]
+                await uow.state.prefetch(fresh)
+            uow.awaited = await holding.awaited(conn)
             entries: list[inbox.InboxEntry] = []
             for record, reading in zip(records, readings, strict=True):
                 if _position(record) in seen:
@@ -245,10 +268,27 @@ class BatchProcessor:
                 else:
                     self._dead_letter(uow, record, _bad_reading(reading, record), source)
                 entries.append(_position_entry(record))
+            await self._close(uow)
             await inbox.record(conn, entries)
             await outbox.write(conn, uow.outgoing)
         # Committed: one line for the batch, whatever it held (the events' own lines only when tracing).
+        self._counted(uow)
         log.info("batch applied", records=len(records), **uow.tally, partitions=span(records))
+
+    async def _close(self, uow: UnitOfWork) -> None:
+        """Before commit: the held events waiting for what the batch made known and nobody was known to await
+        (another transaction may have held one meanwhile), then the state's changes, set-wise."""
+        uow.provided.extend(sorted(uow.unchecked))
+        uow.unchecked.clear()
+        uow.awaited = None
+        await self._release(uow)
+        if uow.state is not None:
+            await uow.state.flush()
+
+    def _counted(self, uow: UnitOfWork) -> None:
+        """The metrics of a committed transaction: one increment per topic and outcome."""
+        for (topic, outcome), count in uow.counts.items():
+            self.metrics.events.labels(topic, outcome).inc(count)
 
     def _read(self, record: RecordLike) -> Envelope | BadRecord:
         if isinstance(record, UndecodableRecord):
@@ -264,6 +304,7 @@ class BatchProcessor:
         if isinstance(outcome, Awaiting):
             until = await holding.hold(uow.conn, record, event, outcome, self.hold_seconds, self.hold_room)
             if until is not None:
+                _awaits(uow, outcome.awaits)
                 await inbox.record(uow.conn, [inbox.InboxEntry.of(event, "held")])  # now: a release may settle it
                 self._tell(uow, record, event.id, HELD_TYPE, _held_notice(event, outcome, until))
                 self._count(uow, record.topic, "held")
@@ -279,10 +320,16 @@ class BatchProcessor:
 
     async def _release(self, uow: UnitOfWork) -> None:
         """Apply, in arrival order, the events held for the references this transaction made known, and those
-        held for what they in turn make known."""
+        held for what they in turn make known. While the batch runs, only references a held event is known to
+        await are looked at; the others wait for `_close`, which looks at them all in one query."""
         while uow.provided:
             references = sorted(set(uow.provided))
             uow.provided.clear()
+            if uow.awaited is not None:
+                uow.unchecked.update(r for r in references if r not in uow.awaited)
+                references = [r for r in references if r in uow.awaited]
+                if not references:
+                    continue
             await self._lock_references(uow.conn, references)
             for held in await holding.awaiting(uow.conn, references):
                 await self._settle_held(uow, held)
@@ -291,11 +338,12 @@ class BatchProcessor:
         """Reject the held events whose wait is over, with the reason they would have had; how many."""
         async with self.pool.acquire() as conn, conn.transaction():
             due = await holding.expired(conn, limit)
-            uow = UnitOfWork(conn=conn, cog=self.cog)
+            uow = self._unit(conn, careful=True)
             for held in due:
                 await self._settle_held(uow, held, final=True)
-            await self._release(uow)
+            await self._close(uow)
             await outbox.write(conn, uow.outgoing)
+        self._counted(uow)
         if due:  # each with its own `event rejected` line (`final`)
             log.info("held events judged at the end of their wait", events=len(due), **uow.tally)
         return len(due)
@@ -311,6 +359,7 @@ class BatchProcessor:
             outcome = await self._handle_settled(uow, held, reading, source, final)
         if isinstance(outcome, Awaiting):
             await holding.wait_again(uow.conn, held.seq, outcome)
+            _awaits(uow, outcome.awaits)
             return
         await holding.release(uow.conn, [held.seq])
         self._count(uow, held.topic, "released")
@@ -332,6 +381,8 @@ class BatchProcessor:
         while isinstance(outcome, Awaiting) and outcome.awaits not in locked:
             locked.add(outcome.awaits)
             await self._lock_references(uow.conn, [outcome.awaits])
+            if uow.state is not None:
+                uow.state.forget_clean()  # read again what the other transaction may just have committed
             outcome = await self._handle(uow, record, event, source, final)
         return outcome
 
@@ -352,21 +403,23 @@ class BatchProcessor:
         known = len(uow.provided)
         scoped = uow.caused_by(event, source.partner, final)
         try:
-            async with uow.conn.transaction():  # a savepoint: this record's effects only
+            async with _savepoint(uow):  # with `careful`: this record's effects only
                 await handler(scoped, event)
+                if uow.state is not None and uow.careful:
+                    await uow.state.flush()  # inside the savepoint: a write this record fails is its own
+                elif uow.state is not None:
+                    uow.state.keep()
                 if scoped.rejection is not None:
                     return self._rejected(uow, record, event, source, scoped.rejection, final)
         except RuleViolation as violation:
-            uow.rollback_to(mark)
-            del uow.provided[known:]
+            _undo(uow, mark, known)
             if isinstance(violation, Awaiting) and not final:
                 return violation
             return self._rejected(uow, record, event, source, violation, final)
         except Exception as error:  # a bug or an unforeseen input: park the record, keep the partition moving
-            if is_transient(error):
-                raise
-            uow.rollback_to(mark)
-            del uow.provided[known:]
+            if is_transient(error) or not uow.careful:
+                raise  # the fast pass has no savepoint to undo it: the batch is applied again, carefully
+            _undo(uow, mark, known)
             log.exception("handler failed; record dead-lettered", **about(record, source, event))
             self._dead_letter(uow, record, _processing_error(record, error), source, internal=repr(error))
             return "processing_error"
@@ -388,9 +441,9 @@ class BatchProcessor:
         return no.reason
 
     def _count(self, uow: UnitOfWork, topic: str, outcome: str) -> None:
-        """The outcome in the metrics and in the transaction's tally (the `batch applied` line)."""
-        self.metrics.events.labels(topic, outcome).inc()
+        """The outcome in the transaction's tally (the `batch applied` line) and, once committed, the metrics."""
         uow.tally[outcome] += 1
+        uow.counts[topic, outcome] += 1
 
     def _dead_letter(
         self, uow: UnitOfWork, record: RecordLike, bad: BadRecord, source: Source, internal: str | None = None
@@ -473,6 +526,24 @@ def _held_notice(event: Envelope, waiting: Awaiting, until: datetime) -> Partner
     )
 
 
+def _savepoint(uow: UnitOfWork) -> contextlib.AbstractAsyncContextManager[object]:
+    return uow.conn.transaction() if uow.careful else contextlib.nullcontext()
+
+
+def _undo(uow: UnitOfWork, mark: int, known: int) -> None:
+    """Forget what a refused or failed event did in memory (its savepoint, if any, undid the rest)."""
+    uow.rollback_to(mark)
+    del uow.provided[known:]
+    if uow.state is not None:
+        uow.state.drop()
+
+
+def _awaits(uow: UnitOfWork, reference: str) -> None:
+    """An event of this transaction now waits for the reference: providing it later must release the event."""
+    if uow.awaited is not None:
+        uow.awaited.add(reference)
+
+
 def _authorized(event: Envelope, source: Source) -> bool:
     return source.partner is None or source_belongs_to(event.source, source.partner)
 
@@ -524,7 +595,7 @@ def span(records: Sequence[RecordLike]) -> list[str]:
 def _processing_error(record: RecordLike, error: Exception) -> BadRecord:
     """What the partner is told: the kind of problem, never our internals (those go to the DLQ headers)."""
     where = f"{record.topic}/{record.partition}@{record.offset}"
-    if isinstance(error, asyncpg.DataError | _CLIENT_DATA_ERROR):
+    if isinstance(error, asyncpg.DataError | _CLIENT_DATA_ERROR | Unstorable):
         return BadRecord("processing_error", f"a value is outside what fivecogs can store; record {where}")
     return BadRecord("processing_error", f"fivecogs could not process the event; operators can find it as {where}")
 

@@ -33,3 +33,17 @@ class BadRecord(Exception):
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
+
+
+class Unstorable(ValueError):
+    """A value the contract allows but a column cannot hold (an integer beyond int4), found before the write: a
+    batch's state writes only each row's last version, so every version is checked as it is made."""
+
+
+INT4_MAX = 2**31 - 1
+
+
+def int4(value: int, what: str) -> int:
+    if not -INT4_MAX - 1 <= value <= INT4_MAX:
+        raise Unstorable(f"{what} {value} is beyond what a 32-bit integer column holds")
+    return value

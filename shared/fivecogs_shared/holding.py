@@ -103,6 +103,11 @@ async def awaiting(conn: Connection, references: Sequence[str]) -> list[HeldReco
     return [HeldRecord.of(row) for row in rows]
 
 
+async def awaited(conn: Connection) -> set[str]:
+    """Every reference some held event awaits now: a batch looks up held events only for these as it goes."""
+    return {row["awaits"] for row in await conn.fetch("SELECT DISTINCT awaits FROM held")}
+
+
 async def expired(conn: Connection, limit: int) -> list[HeldRecord]:
     """Held events whose wait is over, oldest first; rows another process is applying are skipped."""
     rows = await conn.fetch(

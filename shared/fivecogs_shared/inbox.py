@@ -41,10 +41,14 @@ async def digests_seen(conn: Connection, keys: Iterable[EventKey]) -> dict[Event
 async def record(conn: Connection, entries: list[InboxEntry]) -> None:
     if not entries:
         return
-    await conn.executemany(
-        "INSERT INTO inbox (source, event_id, event_type, digest, outcome) VALUES ($1, $2, $3, $4, $5)",
-        [(e.source, e.event_id, e.event_type, e.digest, e.outcome) for e in entries],
+    await conn.copy_records_to_table(
+        "inbox",
+        records=[(e.source, e.event_id, e.event_type, e.digest, e.outcome) for e in entries],
+        columns=_COLUMNS,
     )
+
+
+_COLUMNS = ("source", "event_id", "event_type", "digest", "outcome")
 
 
 async def settle(conn: Connection, key: EventKey, outcome: str) -> None:

@@ -31,7 +31,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from fivecogs_shared import db, holding, kafka_admin, outbox
-from fivecogs_shared.consumer import BatchProcessor, Handler, Source, Sources, is_transient, span
+from fivecogs_shared.consumer import BatchProcessor, Handler, Source, Sources, StateFactory, is_transient, span
 from fivecogs_shared.contracts import INTERNAL_EVENT_TYPES, PARTNER_EVENT_TYPES, dlq_topic, events_topic
 from fivecogs_shared.fetching import guarded
 from fivecogs_shared.http import BearerAuth, health_routes
@@ -52,6 +52,8 @@ class ServiceDefinition:
     routes: Callable[[Runtime], list[BaseRoute]] = field(default=lambda runtime: [])
     # Long-running work of the service's own, beside consuming (e.g. delivering webhooks); cancelled on stop.
     background: Sequence[Callable[[Runtime], Coroutine[Any, Any, None]]] = ()
+    # The service's aggregates for a batch, kept in memory and written set-wise (batchstate); None: SQL per event.
+    state: StateFactory | None = None
 
     def sources(self) -> Sources:
         ingest = {t: e for t, e in PARTNER_EVENT_TYPES.items() if e.cog == self.cog}
@@ -151,6 +153,7 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         hold_seconds=settings.hold_seconds,
         hold_room=settings.hold_room,
         trace=settings.tracing,
+        state=definition.state,
     )
     assignment = AssignmentTracker(processor.health.forget)
     failures = 0  # batches in a row that failed after their retries

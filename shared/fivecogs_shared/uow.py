@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from fivecogs_shared.batchstate import BatchState
 from fivecogs_shared.contracts import events_topic, feedback_topic
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import Envelope, dump, event_headers
@@ -44,6 +45,16 @@ class UnitOfWork:
     final: bool = False  # the cause's wait has expired: `Awaiting` is now a rejection like any other
     # What became of the transaction's records, by outcome (accepted, held, rejected…): its one log line.
     tally: Counter[str] = field(default_factory=Counter)
+    # The same by topic and outcome: the metrics, counted once per batch after it committed.
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # The service's aggregates for this transaction, when it keeps them in memory (batchstate); else None.
+    state: BatchState | None = None
+    # A savepoint per event (and the state written after each): the pass that isolates a failing record.
+    careful: bool = True
+    # References held events await (None: unknown, look at every one provided), and those provided but not
+    # looked at yet: they are locked and looked at together before the transaction commits.
+    awaited: set[str] | None = None
+    unchecked: set[str] = field(default_factory=set)
 
     @property
     def source(self) -> str:
@@ -62,6 +73,9 @@ class UnitOfWork:
             provided=self.provided,
             final=final,
             tally=self.tally,
+            counts=self.counts,
+            state=self.state,
+            careful=self.careful,
         )
 
     def known(self, *references: str) -> None:

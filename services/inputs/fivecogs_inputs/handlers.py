@@ -1,10 +1,11 @@
-"""Handlers of the inputs service: decode the partner event, apply the domain in the unit of work, emit."""
+"""Handlers of the inputs service: decode the partner event, apply the domain to the batch's state, emit."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fivecogs_inputs import domain, store
+from fivecogs_inputs import domain
+from fivecogs_inputs.store import InputsState
 from fivecogs_shared.consumer import Handler
 from fivecogs_shared.contracts import internal, internal_type, partner
 from fivecogs_shared.envelope import Envelope
@@ -16,10 +17,15 @@ INPUT_DELIVERED = internal_type("inputs", "input.delivered")
 BATCH_PRODUCED = internal_type("inputs", "batch.produced")
 
 
+def _state(uow: UnitOfWork) -> InputsState:
+    assert isinstance(uow.state, InputsState), "the inputs service runs with its InputsState"
+    return uow.state
+
+
 async def on_enterprise_registered(uow: UnitOfWork, event: Envelope) -> None:
-    command = event.data_as(partner.EnterpriseRegistered)
-    enterprise = domain.register(await store.load_enterprise(uow.conn, command.enterprise_id), command)
-    await store.save_enterprise(uow.conn, enterprise)
+    command, state = event.data_as(partner.EnterpriseRegistered), _state(uow)
+    enterprise = domain.register(await state.enterprise(command.enterprise_id), command)
+    state.save_enterprise(enterprise)
     uow.known(domain.enterprise_ref(enterprise.enterprise_id))
     uow.emit(
         ENTERPRISE_REGISTERED,
@@ -37,10 +43,10 @@ async def on_enterprise_registered(uow: UnitOfWork, event: Envelope) -> None:
 
 
 async def on_input_delivered(uow: UnitOfWork, event: Envelope) -> None:
-    command = event.data_as(partner.InputDelivered)
-    enterprise = await store.load_enterprise(uow.conn, command.enterprise_id)
-    batch = domain.deliver(enterprise, await store.load_batch(uow.conn, command.batch_id), command)
-    await store.save_batch(uow.conn, batch)
+    command, state = event.data_as(partner.InputDelivered), _state(uow)
+    enterprise = await state.enterprise(command.enterprise_id)
+    batch = domain.deliver(enterprise, await state.batch(command.batch_id), command)
+    state.save_batch(batch)
     uow.known(domain.delivery_ref(command.batch_id, command.delivery_id))
     assert enterprise is not None  # deliver() refused an unknown enterprise
     uow.emit(
@@ -51,11 +57,11 @@ async def on_input_delivered(uow: UnitOfWork, event: Envelope) -> None:
 
 
 async def on_batch_produced(uow: UnitOfWork, event: Envelope) -> None:
-    command = event.data_as(partner.BatchProducedV2)  # v1 arrives upcast
-    enterprise = await store.load_enterprise(uow.conn, command.enterprise_id)
-    owner = await store.product_owner(uow.conn, command.product_id)
-    batch = domain.produce(enterprise, await store.load_batch(uow.conn, command.batch_id), owner, command)
-    await store.save_batch(uow.conn, batch)
+    command, state = event.data_as(partner.BatchProducedV2), _state(uow)  # v1 arrives upcast
+    enterprise = await state.enterprise(command.enterprise_id)
+    owner = await state.product_owner(command.product_id)
+    batch = domain.produce(enterprise, await state.batch(command.batch_id), owner, command)
+    state.save_batch(batch)
     assert enterprise is not None
     uow.emit(
         BATCH_PRODUCED,

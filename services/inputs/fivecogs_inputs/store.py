@@ -1,44 +1,131 @@
-"""SQL of the inputs service (schema `inputs`). Loads take a row lock so concurrent events on one batch or
-enterprise apply one after the other."""
+"""SQL of the inputs service (schema `inputs`): the batch's state (`InputsState`), loaded for all its events at
+once and written set-wise at its end. Rows are loaded `FOR UPDATE` in key order, so concurrent batches on one
+enterprise or production batch apply one after the other and never wait on each other in opposite orders."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from asyncpg import Record
+
 from fivecogs_inputs.domain import Batch, Delivery, Enterprise, Production
+from fivecogs_shared.batchstate import Tables
 from fivecogs_shared.db import Connection
+from fivecogs_shared.envelope import Envelope
+from fivecogs_shared.errors import int4
+
+ENTERPRISES, BATCHES, OWNERS = "enterprises", "batches", "owners"
 
 
-async def load_enterprise(conn: Connection, enterprise_id: str) -> Enterprise | None:
-    row = await conn.fetchrow(
-        "SELECT enterprise_id, name, province, sector, members, target_poor_households "
-        "FROM enterprises WHERE enterprise_id = $1 FOR UPDATE",
-        enterprise_id,
-    )
-    return Enterprise(**dict(row)) if row else None
+class InputsState(Tables):
+    """Enterprises and batches by id, and which enterprise makes each product (derived from the batches)."""
+
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(conn)
+        self._stored: dict[str, set[str]] = {}  # the deliveries Postgres already has, by batch
+
+    async def prefetch(self, events: Sequence[Envelope]) -> None:
+        data = [event.data for event in events]
+        await self._load_enterprises([d.enterprise_id for d in data if hasattr(d, "enterprise_id")])
+        await self._load_batches([d.batch_id for d in data if hasattr(d, "batch_id")])
+        await self._load_owners([d.product_id for d in data if hasattr(d, "product_id")])
+
+    async def enterprise(self, enterprise_id: str) -> Enterprise | None:
+        if not self.knows(ENTERPRISES, enterprise_id):
+            await self._load_enterprises([enterprise_id])
+        found: Enterprise | None = self.get(ENTERPRISES, enterprise_id)
+        return found
+
+    async def batch(self, batch_id: str) -> Batch | None:
+        if not self.knows(BATCHES, batch_id):
+            await self._load_batches([batch_id])
+        found: Batch | None = self.get(BATCHES, batch_id)
+        return found
+
+    async def product_owner(self, product_id: str) -> str | None:
+        if not self.knows(OWNERS, product_id):
+            await self._load_owners([product_id])
+        found: str | None = self.get(OWNERS, product_id)
+        return found
+
+    def save_enterprise(self, enterprise: Enterprise) -> None:
+        int4(enterprise.members, "members")
+        int4(enterprise.target_poor_households, "target_poor_households")
+        self.put(ENTERPRISES, enterprise.enterprise_id, enterprise)
+
+    def save_batch(self, batch: Batch) -> None:
+        if batch.production is not None:
+            int4(batch.production.quantity, "quantity")
+        self.put(BATCHES, batch.batch_id, batch)
+        if batch.production is not None and self.get(OWNERS, batch.production.product_id) is None:
+            self.put(OWNERS, batch.production.product_id, batch.enterprise_id)
+
+    async def _load_enterprises(self, ids: Sequence[str]) -> None:
+        wanted = self.missing(ENTERPRISES, ids)
+        if not wanted:
+            return
+        rows = await self.conn.fetch(
+            "SELECT enterprise_id, name, province, sector, members, target_poor_households "
+            "FROM enterprises WHERE enterprise_id = ANY($1::text[]) ORDER BY enterprise_id FOR UPDATE",
+            wanted,
+        )
+        self.loaded(ENTERPRISES, {row["enterprise_id"]: Enterprise(**dict(row)) for row in rows}, wanted)
+
+    async def _load_batches(self, ids: Sequence[str]) -> None:
+        wanted = self.missing(BATCHES, ids)
+        if not wanted:
+            return
+        rows = await self.conn.fetch(
+            "SELECT * FROM batches WHERE batch_id = ANY($1::text[]) ORDER BY batch_id FOR UPDATE", wanted
+        )
+        deliveries: dict[str, list[Delivery]] = {}
+        for d in await self.conn.fetch(
+            "SELECT batch_id, delivery_id, item, quantity, unit, cost_thb, local_source FROM deliveries "
+            "WHERE batch_id = ANY($1::text[]) ORDER BY batch_id, position",
+            [row["batch_id"] for row in rows],
+        ):
+            fields = dict(d)
+            deliveries.setdefault(fields.pop("batch_id"), []).append(Delivery(**fields))
+        batches = {row["batch_id"]: _batch(row, deliveries.get(row["batch_id"], [])) for row in rows}
+        for batch_id, batch in batches.items():
+            self._stored[batch_id] = {d.delivery_id for d in batch.deliveries}
+        self.loaded(BATCHES, batches, wanted)
+
+    async def _load_owners(self, product_ids: Sequence[str]) -> None:
+        wanted = self.missing(OWNERS, product_ids)
+        if not wanted:
+            return
+        rows = await self.conn.fetch(
+            "SELECT DISTINCT ON (product_id) product_id, enterprise_id FROM batches "
+            "WHERE product_id = ANY($1::text[]) ORDER BY product_id, batch_id",
+            wanted,
+        )
+        self.loaded(OWNERS, {row["product_id"]: row["enterprise_id"] for row in rows}, wanted)
+
+    async def flush(self) -> None:
+        """Enterprises, then batches, then the deliveries Postgres does not have yet (the foreign keys' order)."""
+        enterprises, batches = self.changed(ENTERPRISES), self.changed(BATCHES)
+        if enterprises:
+            await self.conn.executemany(_SAVE_ENTERPRISE, [_enterprise_row(e) for e in enterprises])
+        if batches:
+            await self.conn.executemany(_SAVE_BATCH, [_batch_row(b) for b in batches])
+            new = [
+                (d.delivery_id, b.batch_id, n, d.item, d.quantity, d.unit, d.cost_thb, d.local_source)
+                for b in batches
+                for n, d in enumerate(b.deliveries)
+                if d.delivery_id not in self._stored.get(b.batch_id, set())
+            ]
+            await self.conn.executemany(_ADD_DELIVERY, new)
+            for b in batches:
+                self._stored[b.batch_id] = {d.delivery_id for d in b.deliveries}
+        self.written()
 
 
-async def save_enterprise(conn: Connection, e: Enterprise) -> None:
-    await conn.execute(
-        "INSERT INTO enterprises (enterprise_id, name, province, sector, members, target_poor_households) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (enterprise_id) DO UPDATE SET name = EXCLUDED.name, "
-        "members = EXCLUDED.members, target_poor_households = EXCLUDED.target_poor_households",
-        e.enterprise_id,
-        e.name,
-        e.province,
-        e.sector,
-        e.members,
-        e.target_poor_households,
-    )
+def state(conn: Connection) -> InputsState:
+    return InputsState(conn)
 
 
-async def load_batch(conn: Connection, batch_id: str) -> Batch | None:
-    row = await conn.fetchrow("SELECT * FROM batches WHERE batch_id = $1 FOR UPDATE", batch_id)
-    if row is None:
-        return None
-    deliveries = await conn.fetch(
-        "SELECT delivery_id, item, quantity, unit, cost_thb, local_source FROM deliveries "
-        "WHERE batch_id = $1 ORDER BY position",
-        batch_id,
-    )
+def _batch(row: Record, deliveries: list[Delivery]) -> Batch:
     production = (
         Production(
             row["product_id"],
@@ -52,44 +139,31 @@ async def load_batch(conn: Connection, batch_id: str) -> Batch | None:
         if row["product_id"] is not None
         else None
     )
-    return Batch(
-        batch_id=row["batch_id"],
-        enterprise_id=row["enterprise_id"],
-        deliveries=tuple(Delivery(**dict(d)) for d in deliveries),
-        production=production,
-    )
+    return Batch(row["batch_id"], row["enterprise_id"], tuple(deliveries), production)
 
 
-async def save_batch(conn: Connection, batch: Batch) -> None:
-    p = batch.production
-    await conn.execute(
-        "INSERT INTO batches (batch_id, enterprise_id, product_id, product_name, quantity, unit, produced_on, lot, "
-        "expires_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (batch_id) DO UPDATE SET "
-        "product_id = EXCLUDED.product_id, product_name = EXCLUDED.product_name, quantity = EXCLUDED.quantity, "
-        "unit = EXCLUDED.unit, produced_on = EXCLUDED.produced_on, lot = EXCLUDED.lot, "
-        "expires_on = EXCLUDED.expires_on",
-        batch.batch_id,
-        batch.enterprise_id,
-        p.product_id if p else None,
-        p.product_name if p else None,
-        p.quantity if p else None,
-        p.unit if p else None,
-        p.produced_on if p else None,
-        p.lot if p else None,
-        p.expires_on if p else None,
-    )
-    await conn.executemany(
-        "INSERT INTO deliveries (delivery_id, batch_id, position, item, quantity, unit, cost_thb, local_source) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (batch_id, delivery_id) DO NOTHING",
-        [
-            (d.delivery_id, batch.batch_id, n, d.item, d.quantity, d.unit, d.cost_thb, d.local_source)
-            for n, d in enumerate(batch.deliveries)
-        ],
-    )
+def _enterprise_row(e: Enterprise) -> tuple[object, ...]:
+    return (e.enterprise_id, e.name, e.province, e.sector, e.members, e.target_poor_households)
 
 
-async def product_owner(conn: Connection, product_id: str) -> str | None:
-    owner: str | None = await conn.fetchval(
-        "SELECT enterprise_id FROM batches WHERE product_id = $1 LIMIT 1", product_id
-    )
-    return owner
+def _batch_row(b: Batch) -> tuple[object, ...]:
+    p = b.production
+    produced = (p.product_id, p.product_name, p.quantity, p.unit, p.produced_on, p.lot, p.expires_on) if p else ()
+    return (b.batch_id, b.enterprise_id, *(produced or (None,) * 7))
+
+
+_SAVE_ENTERPRISE = (
+    "INSERT INTO enterprises (enterprise_id, name, province, sector, members, target_poor_households) "
+    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (enterprise_id) DO UPDATE SET name = EXCLUDED.name, "
+    "members = EXCLUDED.members, target_poor_households = EXCLUDED.target_poor_households"
+)
+_SAVE_BATCH = (
+    "INSERT INTO batches (batch_id, enterprise_id, product_id, product_name, quantity, unit, produced_on, lot, "
+    "expires_on) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (batch_id) DO UPDATE SET "
+    "product_id = EXCLUDED.product_id, product_name = EXCLUDED.product_name, quantity = EXCLUDED.quantity, "
+    "unit = EXCLUDED.unit, produced_on = EXCLUDED.produced_on, lot = EXCLUDED.lot, expires_on = EXCLUDED.expires_on"
+)
+_ADD_DELIVERY = (
+    "INSERT INTO deliveries (delivery_id, batch_id, position, item, quantity, unit, cost_thb, local_source) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (batch_id, delivery_id) DO NOTHING"
+)

@@ -1,0 +1,97 @@
+"""The state a batch works on: what its events touch, loaded in a few queries, changed in memory, written once.
+
+A service that gives its `ServiceDefinition` a `state` factory has its handlers read and change aggregates
+through a `BatchState` instead of SQL per event: `prefetch` loads every aggregate the batch's events name (one
+query per table), each handler changes them in memory in offset order, and `flush` writes what changed,
+set-wise, before the transaction commits (in the careful pass, after each event, inside its savepoint). An
+event's changes are kept only when it is applied (`keep`); a refused one's are dropped (`drop`), so the fast
+pass needs no savepoint per event.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeAlias
+
+from fivecogs_shared.db import Connection
+from fivecogs_shared.envelope import Envelope
+
+_ABSENT = object()
+Key: TypeAlias = str | tuple[str, ...]  # a row's primary key
+
+
+class BatchState(Protocol):
+    """What the batch processor asks of a service's state (see the module docstring)."""
+
+    async def prefetch(self, events: Sequence[Envelope]) -> None: ...
+
+    def keep(self) -> None: ...
+
+    def drop(self) -> None: ...
+
+    def forget_clean(self) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
+class Tables:
+    """Rows by table and key. `loaded` rows came from Postgres; `put` rows are the current event's changes until
+    `keep` makes them the batch's (and `changed`, for `flush`) or `drop` forgets them. None is a row known to
+    be absent, so a miss is asked for once."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._rows: dict[str, dict[Key, Any]] = defaultdict(dict)
+        self._pending: dict[str, dict[Key, Any]] = defaultdict(dict)
+        self._changed: dict[str, dict[Key, Any]] = defaultdict(dict)
+
+    def knows(self, table: str, key: Key) -> bool:
+        return key in self._pending[table] or key in self._rows[table]
+
+    def get(self, table: str, key: Key) -> Any:
+        found = self._pending[table].get(key, _ABSENT)
+        return self._rows[table].get(key) if found is _ABSENT else found
+
+    def missing(self, table: str, keys: Iterable[Key]) -> list[Any]:
+        """The keys not known yet, once each and sorted (rows are locked in one order by every transaction)."""
+        return sorted({key for key in keys if not self.knows(table, key)})
+
+    def loaded(self, table: str, rows: Mapping[Key, Any], asked: Iterable[Key] = ()) -> None:
+        """Rows read from Postgres, and the keys asked for that it did not have (known absent from now on)."""
+        known = self._rows[table]
+        for key in asked:
+            known.setdefault(key, None)
+        for key, row in rows.items():
+            if key not in self._changed[table]:  # what this batch changed is newer than what Postgres has
+                known[key] = row
+
+    def put(self, table: str, key: Key, row: Any) -> None:
+        self._pending[table][key] = row
+
+    def keep(self) -> None:
+        """The current event was applied: its changes are the batch's, to be written by `flush`."""
+        for table, rows in self._pending.items():
+            self._rows[table].update(rows)
+            self._changed[table].update(rows)
+        self._pending.clear()
+
+    def drop(self) -> None:
+        self._pending.clear()
+
+    def forget_clean(self) -> None:
+        """Forget what was read but not changed: another transaction may have committed it since (asked again)."""
+        for table, rows in self._rows.items():
+            changed = self._changed[table]
+            for key in [key for key in rows if key not in changed]:
+                del rows[key]
+
+    def changed(self, table: str) -> list[Any]:
+        """The table's rows to write, in key order: the batch's changes and the current event's."""
+        rows = self._changed[table] | self._pending[table]
+        return [rows[key] for key in sorted(rows)]
+
+    def written(self) -> None:
+        """`flush` wrote every change (the current event's too, which is then kept)."""
+        self.keep()
+        self._changed.clear()
