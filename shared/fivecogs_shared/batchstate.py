@@ -30,7 +30,7 @@ class BatchState(Protocol):
 
     def drop(self) -> None: ...
 
-    def forget_clean(self) -> None: ...
+    def forget_absent(self) -> None: ...
 
     async def flush(self) -> None: ...
 
@@ -79,11 +79,11 @@ class Tables:
     def drop(self) -> None:
         self._pending.clear()
 
-    def forget_clean(self) -> None:
-        """Forget what was read but not changed: another transaction may have committed it since (asked again)."""
-        for table, rows in self._rows.items():
-            changed = self._changed[table]
-            for key in [key for key in rows if key not in changed]:
+    def forget_absent(self) -> None:
+        """Forget which rows were absent: another transaction may have committed one since (asked again). Rows
+        read are locked by this transaction, so they cannot have changed."""
+        for rows in self._rows.values():
+            for key in [key for key, row in rows.items() if row is None]:
                 del rows[key]
 
     def changed(self, table: str) -> list[Any]:

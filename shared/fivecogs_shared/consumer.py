@@ -243,7 +243,7 @@ class BatchProcessor:
             if uow.state is not None:
                 fresh = [r for r in readings if isinstance(r, Envelope) and (r.source, r.id) not in seen]
                 await uow.state.prefetch(fresh)
-            uow.awaited = await holding.awaited(conn)
+            uow.settling.awaited = await holding.awaited(conn)
             entries: list[inbox.InboxEntry] = []
             for record, reading in zip(records, readings, strict=True):
                 if _position(record) in seen:
@@ -257,7 +257,7 @@ class BatchProcessor:
                 if isinstance(reading, Envelope) and (reading.source, reading.id) not in seen:
                     seen[(reading.source, reading.id)] = reading.digest
                     outcome = await self._take(uow, record, reading, source)
-                    if outcome in ("ignored", "held"):
+                    if outcome == "ignored":
                         continue
                     if outcome != "processing_error":  # a failed event may be replayed from the DLQ later
                         entries.append(inbox.InboxEntry.of(reading, outcome))
@@ -268,22 +268,24 @@ class BatchProcessor:
                 else:
                     self._dead_letter(uow, record, _bad_reading(reading, record), source)
                 entries.append(_position_entry(record))
-            await self._close(uow)
-            await inbox.record(conn, entries)
-            await outbox.write(conn, uow.outgoing)
+            await self._close(uow, entries)
         # Committed: one line for the batch, whatever it held (the events' own lines only when tracing).
         self._counted(uow)
         log.info("batch applied", records=len(records), **uow.tally, partitions=span(records))
 
-    async def _close(self, uow: UnitOfWork) -> None:
+    async def _close(self, uow: UnitOfWork, entries: Sequence[inbox.InboxEntry] = ()) -> None:
         """Before commit: the held events waiting for what the batch made known and nobody was known to await
-        (another transaction may have held one meanwhile), then the state's changes, set-wise."""
-        uow.provided.extend(sorted(uow.unchecked))
-        uow.unchecked.clear()
-        uow.awaited = None
+        (another transaction may have held one meanwhile); then every write, set-wise."""
+        settling = uow.settling
+        uow.provided.extend(sorted(settling.unchecked))
+        settling.unchecked.clear()
+        settling.awaited = None
         await self._release(uow)
         if uow.state is not None:
             await uow.state.flush()
+        await inbox.record(uow.conn, list(entries))
+        await settling.flush(uow.conn)
+        await outbox.write(uow.conn, uow.outgoing)
 
     def _counted(self, uow: UnitOfWork) -> None:
         """The metrics of a committed transaction: one increment per topic and outcome."""
@@ -304,8 +306,7 @@ class BatchProcessor:
         if isinstance(outcome, Awaiting):
             until = await holding.hold(uow.conn, record, event, outcome, self.hold_seconds, self.hold_room)
             if until is not None:
-                _awaits(uow, outcome.awaits)
-                await inbox.record(uow.conn, [inbox.InboxEntry.of(event, "held")])  # now: a release may settle it
+                uow.settling.awaits(outcome.awaits)
                 self._tell(uow, record, event.id, HELD_TYPE, _held_notice(event, outcome, until))
                 self._count(uow, record.topic, "held")
                 if self.trace:
@@ -325,14 +326,16 @@ class BatchProcessor:
         while uow.provided:
             references = sorted(set(uow.provided))
             uow.provided.clear()
-            if uow.awaited is not None:
-                uow.unchecked.update(r for r in references if r not in uow.awaited)
-                references = [r for r in references if r in uow.awaited]
+            awaited = uow.settling.awaited
+            if awaited is not None:
+                uow.settling.unchecked.update(r for r in references if r not in awaited)
+                references = [r for r in references if r in awaited]
                 if not references:
                     continue
             await self._lock_references(uow.conn, references)
             for held in await holding.awaiting(uow.conn, references):
-                await self._settle_held(uow, held)
+                if held.seq not in uow.settling.released:
+                    await self._settle_held(uow, held)
 
     async def expire_held(self, limit: int = 200) -> int:
         """Reject the held events whose wait is over, with the reason they would have had; how many."""
@@ -342,7 +345,6 @@ class BatchProcessor:
             for held in due:
                 await self._settle_held(uow, held, final=True)
             await self._close(uow)
-            await outbox.write(conn, uow.outgoing)
         self._counted(uow)
         if due:  # each with its own `event rejected` line (`final`)
             log.info("held events judged at the end of their wait", events=len(due), **uow.tally)
@@ -350,7 +352,7 @@ class BatchProcessor:
 
     async def _settle_held(self, uow: UnitOfWork, held: holding.HeldRecord, final: bool = False) -> None:
         """A held event read again and applied, held again for another reference, or (`final`) rejected."""
-        source, key = self.sources[held.topic], (held.source, held.event_id)
+        source = self.sources[held.topic]
         reading = self._read(held)
         if isinstance(reading, BadRecord):  # the contract changed under it (a new deployment): park it
             self._dead_letter(uow, held, reading, source)
@@ -359,16 +361,12 @@ class BatchProcessor:
             outcome = await self._handle_settled(uow, held, reading, source, final)
         if isinstance(outcome, Awaiting):
             await holding.wait_again(uow.conn, held.seq, outcome)
-            _awaits(uow, outcome.awaits)
+            uow.settling.awaits(outcome.awaits)
             return
-        await holding.release(uow.conn, [held.seq])
+        uow.settling.settled(held, None if outcome == "processing_error" else outcome)
         self._count(uow, held.topic, "released")
         if self.trace:
             log.info("held event released", outcome=outcome, held_for=held.awaits, **about(held, source))
-        if outcome == "processing_error":
-            await inbox.forget(uow.conn, key)
-        else:
-            await inbox.settle(uow.conn, key, outcome)
 
     async def _handle_settled(
         self, uow: UnitOfWork, record: RecordLike, event: Envelope, source: Source, final: bool = False
@@ -382,7 +380,7 @@ class BatchProcessor:
             locked.add(outcome.awaits)
             await self._lock_references(uow.conn, [outcome.awaits])
             if uow.state is not None:
-                uow.state.forget_clean()  # read again what the other transaction may just have committed
+                uow.state.forget_absent()  # read again what the other transaction may just have committed
             outcome = await self._handle(uow, record, event, source, final)
         return outcome
 
@@ -536,12 +534,6 @@ def _undo(uow: UnitOfWork, mark: int, known: int) -> None:
     del uow.provided[known:]
     if uow.state is not None:
         uow.state.drop()
-
-
-def _awaits(uow: UnitOfWork, reference: str) -> None:
-    """An event of this transaction now waits for the reference: providing it later must release the event."""
-    if uow.awaited is not None:
-        uow.awaited.add(reference)
 
 
 def _authorized(event: Envelope, source: Source) -> bool:

@@ -8,14 +8,16 @@ taken in arrival order (`seq`), with a row lock, so two processes never apply on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
 
+from fivecogs_shared import inbox
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import Envelope, Headers, RecordLike
 from fivecogs_shared.errors import Awaiting
+from fivecogs_shared.inbox import EventKey
 
 _COLUMNS = (
     'seq, source, event_id, awaits, reason, topic, "partition", "offset", key, value, header_names, header_values'
@@ -54,6 +56,38 @@ class HeldRecord:
             value=bytes(row["value"]),
             headers=headers,
         )
+
+
+@dataclass
+class Settling:
+    """What one transaction does to held events, written together before it commits (`flush`). While a batch
+    runs, `awaited` is every reference a held event awaits, so that only those are looked up as they become
+    known; the others (`unchecked`) are looked up at the end, in one query."""
+
+    awaited: set[str] | None = None  # None: unknown, look up every reference as it becomes known
+    unchecked: set[str] = field(default_factory=set)
+    released: set[int] = field(default_factory=set)  # seq of the held rows settled here
+    outcomes: dict[EventKey, str] = field(default_factory=dict)  # their inbox outcomes
+    failed: set[EventKey] = field(default_factory=set)  # released but dead-lettered: out of the inbox
+
+    def awaits(self, reference: str) -> None:
+        if self.awaited is not None:
+            self.awaited.add(reference)
+
+    def settled(self, held: HeldRecord, outcome: str | None) -> None:
+        """The held event is done with: applied or rejected (its outcome), or dead-lettered (None)."""
+        self.released.add(held.seq)
+        key = (held.source, held.event_id)
+        if outcome is None:
+            self.failed.add(key)
+        else:
+            self.outcomes[key] = outcome
+
+    async def flush(self, conn: Connection) -> None:
+        """After the batch's inbox entries (a held event may be settled in the batch that held it)."""
+        await release(conn, sorted(self.released))
+        await inbox.settle(conn, self.outcomes)
+        await inbox.forget(conn, self.failed)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from fivecogs_shared.db import Connection
@@ -51,11 +51,21 @@ async def record(conn: Connection, entries: list[InboxEntry]) -> None:
 _COLUMNS = ("source", "event_id", "event_type", "digest", "outcome")
 
 
-async def settle(conn: Connection, key: EventKey, outcome: str) -> None:
-    """A held event's final outcome, once it was applied or its wait expired."""
-    await conn.execute("UPDATE inbox SET outcome = $3 WHERE source = $1 AND event_id = $2", *key, outcome)
+async def settle(conn: Connection, outcomes: Mapping[EventKey, str]) -> None:
+    """Held events' final outcomes, once they were applied or their wait expired."""
+    if outcomes:
+        await conn.executemany(
+            "UPDATE inbox SET outcome = $3 WHERE source = $1 AND event_id = $2",
+            [(source, event_id, outcome) for (source, event_id), outcome in outcomes.items()],
+        )
 
 
-async def forget(conn: Connection, key: EventKey) -> None:
-    """A held event that failed when released is dead-lettered: a replay from the DLQ may apply it later."""
-    await conn.execute("DELETE FROM inbox WHERE source = $1 AND event_id = $2", *key)
+async def forget(conn: Connection, keys: Collection[EventKey]) -> None:
+    """Held events that failed when released are dead-lettered: a replay from the DLQ may apply them later."""
+    if keys:
+        await conn.execute(
+            "DELETE FROM inbox i USING unnest($1::text[], $2::text[]) AS k(source, event_id) "
+            "WHERE i.source = k.source AND i.event_id = k.event_id",
+            [source for source, _ in keys],
+            [event_id for _, event_id in keys],
+        )

@@ -17,6 +17,7 @@ from fivecogs_shared.contracts import events_topic, feedback_topic
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import Envelope, dump, event_headers
 from fivecogs_shared.errors import Awaiting, RuleViolation
+from fivecogs_shared.holding import Settling
 
 # Ids of the events we publish derive from the event that caused them: processing the same input again (a
 # replay, a redelivery after a crash) publishes the same ids, which every downstream inbox recognises.
@@ -51,10 +52,8 @@ class UnitOfWork:
     state: BatchState | None = None
     # A savepoint per event (and the state written after each): the pass that isolates a failing record.
     careful: bool = True
-    # References held events await (None: unknown, look at every one provided), and those provided but not
-    # looked at yet: they are locked and looked at together before the transaction commits.
-    awaited: set[str] | None = None
-    unchecked: set[str] = field(default_factory=set)
+    # What the transaction does to held events (the batch processor's, written before it commits).
+    settling: Settling = field(default_factory=Settling)
 
     @property
     def source(self) -> str:
@@ -76,6 +75,7 @@ class UnitOfWork:
             counts=self.counts,
             state=self.state,
             careful=self.careful,
+            settling=self.settling,
         )
 
     def known(self, *references: str) -> None:
