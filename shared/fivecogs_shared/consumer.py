@@ -59,6 +59,7 @@ from fivecogs_shared.fetching import UndecodableRecord
 from fivecogs_shared.metrics import ServiceMetrics
 from fivecogs_shared.stalls import PartitionHealth
 from fivecogs_shared.uow import OutgoingRecord, UnitOfWork
+from fivecogs_shared.watched import unwatch, watched, wrote
 
 log = structlog.get_logger()
 
@@ -163,7 +164,7 @@ class BatchProcessor:
         except Exception as error:
             if is_transient(error):
                 raise
-            if not careful and self.state is not None:
+            if not careful:
                 # The fast pass met something it cannot undo alone: again, with a savepoint per event.
                 log.info("batch applied again event by event", records=len(records), error=repr(error))
                 await self._settle(records, careful=True)
@@ -231,7 +232,7 @@ class BatchProcessor:
 
     def _unit(self, conn: Connection, careful: bool) -> UnitOfWork:
         state = self.state(conn) if self.state is not None else None
-        return UnitOfWork(conn=conn, cog=self.cog, state=state, careful=careful or state is None)
+        return UnitOfWork(conn=conn if careful else watched(conn), cog=self.cog, state=state, careful=careful)
 
     async def _apply(self, records: Sequence[RecordLike], careful: bool = True) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -400,6 +401,7 @@ class BatchProcessor:
         mark = uow.mark()
         known = len(uow.provided)
         scoped = uow.caused_by(event, source.partner, final)
+        unwatch(uow.conn)
         try:
             async with _savepoint(uow):  # with `careful`: this record's effects only
                 await handler(scoped, event)
@@ -410,6 +412,8 @@ class BatchProcessor:
                 if scoped.rejection is not None:
                     return self._rejected(uow, record, event, source, scoped.rejection, final)
         except RuleViolation as violation:
+            if wrote(uow.conn):  # the fast pass cannot undo what the handler wrote before refusing
+                raise WroteBeforeRefusing(f"{event.handled_as} wrote before refusing ({violation.reason})") from None
             _undo(uow, mark, known)
             if isinstance(violation, Awaiting) and not final:
                 return violation
@@ -522,6 +526,10 @@ def _held_notice(event: Envelope, waiting: Awaiting, until: datetime) -> Partner
         detail=waiting.detail,
         until=until,
     )
+
+
+class WroteBeforeRefusing(Exception):
+    """A handler refused its event after writing: its batch is applied again with a savepoint per event."""
 
 
 def _savepoint(uow: UnitOfWork) -> contextlib.AbstractAsyncContextManager[object]:
