@@ -100,8 +100,8 @@ OUTBOX_COLUMNS = ("topic", "key", "value", "header_names", "header_values")
 
 
 async def write(conn: Connection, records: list[OutgoingRecord]) -> None:
-    """The batch's outgoing records, in order, in the caller's transaction. One binary COPY: a fraction of an
-    INSERT's cost per row (docs/operations.md, "Tuning"). The table is found by the pool's search_path."""
+    """The batch's outgoing records, in order, in the caller's transaction: one binary COPY, one statement for the
+    whole batch (docs/operations.md, "Tuning"). The table is found by the pool's search_path."""
     if not records:
         return
     await conn.copy_records_to_table(

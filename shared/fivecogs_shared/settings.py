@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fivecogs_shared.kafka_access import KafkaAccess, Protocol
+from fivecogs_shared.kafka_admin import DEFAULT_TOPIC_PARTITIONS, MAX_TOPIC_PARTITIONS, TOPIC_PARTITIONS_ENV
 from fivecogs_shared.outbox import RELAY_BATCH_BYTES, RELAY_LINGER_MS, RELAY_MAX_BATCH_BYTES
 
 DEFAULT_HTTP_PORTS = {
@@ -101,6 +102,13 @@ class ServiceSettings(BaseSettings):
     # (enough for a whole batch of small records). What is fetched waits in memory until consumed.
     fetch_max_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_partition_fetch_bytes: int = Field(1024 * 1024, ge=1024)
+    # Checked here so that a service refuses a bad value at start; kafka_admin.default_partitions reads it.
+    topic_partitions: int = Field(
+        DEFAULT_TOPIC_PARTITIONS,
+        ge=1,
+        le=MAX_TOPIC_PARTITIONS,
+        validation_alias=AliasChoices(TOPIC_PARTITIONS_ENV, "topic_partitions"),
+    )
     relay_batch: int = Field(1000, ge=1)
     relay_poll_seconds: float = Field(1.0, gt=0)
     relay_linger_ms: int = Field(RELAY_LINGER_MS, ge=0, le=1000)
