@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -39,10 +40,28 @@ RETAIN_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 MAX_MESSAGE_BYTES = "max.message.bytes"
 
 
+TOPIC_PARTITIONS_ENV = "FIVECOGS_TOPIC_PARTITIONS"
+DEFAULT_TOPIC_PARTITIONS = 3
+MAX_TOPIC_PARTITIONS = 1000  # more is a typo, not a plan: each partition costs the broker and every consumer
+
+
+def default_partitions(environ: Mapping[str, str] | None = None) -> int:
+    """FIVECOGS_TOPIC_PARTITIONS: how many partitions a fivecogs topic is created with (never changed after, as
+    that would move keys to other partitions). More lets more replicas of a service share its backlog."""
+    raw = (os.environ if environ is None else environ).get(TOPIC_PARTITIONS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TOPIC_PARTITIONS
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MAX_TOPIC_PARTITIONS:
+        raise ValueError(
+            f"{TOPIC_PARTITIONS_ENV}={raw[:20]!r}: a whole number of partitions, 1 to {MAX_TOPIC_PARTITIONS}"
+        )
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
-    partitions: int = 3
+    partitions: int = field(default_factory=default_partitions)
     config: tuple[tuple[str, str], ...] = tuple(RETAIN_FOREVER.items())  # at creation only
     max_message_bytes: int | None = None  # None: by the topic's kind (contracts.topics.max_message_bytes)
 

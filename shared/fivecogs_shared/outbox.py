@@ -48,7 +48,12 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
-from fivecogs_shared.contracts.topics import DLQ_MAX_MESSAGE_BYTES, RECORD_OVERHEAD_BYTES, record_bytes
+from fivecogs_shared.contracts.topics import (
+    DLQ_MAX_MESSAGE_BYTES,
+    RECORD_OVERHEAD_BYTES,
+    TOPIC_MAX_MESSAGE_BYTES,
+    record_bytes,
+)
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import CORRELATION_HEADER
 from fivecogs_shared.kafka_access import KafkaAccess
@@ -63,8 +68,16 @@ DRAIN_TIMEOUT_SECONDS = 15.0
 PRODUCE_TIMEOUT_SECONDS = 10.0
 # Anything a dead-letter topic takes must pass the producer's own check, which counts a little more than the record.
 RELAY_MAX_REQUEST_BYTES = DLQ_MAX_MESSAGE_BYTES + RECORD_OVERHEAD_BYTES
-# A record larger than this is alone in its batch, so a size refusal by the broker names that row only.
-RELAY_BATCH_BYTES = 16 * 1024
+# The producer's batch size. A record larger than it is alone in its batch; a batch of smaller records stays under
+# the smallest topic limit (with room for the batch's own overhead), so a size refusal by the broker names one row.
+RELAY_BATCH_BYTES = 256 * 1024  # chosen by measurement (docs/operations.md, "Tuning")
+RELAY_MAX_BATCH_BYTES = TOPIC_MAX_MESSAGE_BYTES - RECORD_OVERHEAD_BYTES
+# Records are queued for a whole batch before the sender runs, so they share requests without lingering.
+RELAY_LINGER_MS = 0
+# Pauses before looking again at rows held back by an older transaction: the first, doubled up to the last (or
+# the poll interval). Its commit wakes no relay when it wrote nothing to this outbox.
+RECHECK_SECONDS = 0.005
+RECHECK_MAX_SECONDS = 0.1
 
 # Refused for good: sending the row again can only fail the same way, so it is parked.
 REFUSALS: tuple[type[KafkaError], ...] = (
@@ -82,12 +95,19 @@ def notify_channel(schema: str) -> str:
     return f"fivecogs_outbox_{schema}"
 
 
+# What `write` fills in; id, created_at and xid take their defaults, as with an INSERT (COPY applies them too).
+OUTBOX_COLUMNS = ("topic", "key", "value", "header_names", "header_values")
+
+
 async def write(conn: Connection, records: list[OutgoingRecord]) -> None:
+    """The batch's outgoing records, in order, in the caller's transaction: one binary COPY, one statement for the
+    whole batch (docs/operations.md, "Tuning"). The table is found by the pool's search_path."""
     if not records:
         return
-    await conn.executemany(
-        "INSERT INTO outbox (topic, key, value, header_names, header_values) VALUES ($1, $2, $3, $4, $5)",
-        [
+    await conn.copy_records_to_table(
+        "outbox",
+        columns=OUTBOX_COLUMNS,
+        records=[
             (r.topic, r.key, r.value, [name for name, _ in r.headers], [value for _, value in r.headers])
             for r in records
         ],
@@ -178,6 +198,14 @@ def _refusal(error: KafkaError, from_broker: bool) -> str:
     return f"{'broker' if from_broker else 'producer'} refused: {error}" + (f": {description}" if description else "")
 
 
+class Drained(enum.Enum):
+    """How a batch left the outbox."""
+
+    FULL = "full"  # a whole batch was read: more may be visible at once
+    HELD_BACK = "held back"  # rows remain that were not visible yet (an older transaction still running)
+    CAUGHT_UP = "caught up"  # nothing left: wait for a NOTIFY or the poll interval
+
+
 class ProducerSpoiled(Exception):
     """The broker refused a record: the producer's sequence for its partition has a hole."""
 
@@ -207,9 +235,14 @@ class OutboxRelay:
         poll_seconds: float,
         metrics: ServiceMetrics | None = None,
         trace: bool = False,  # a line per record Kafka acknowledged (settings.tracing)
+        linger_ms: int = RELAY_LINGER_MS,
+        batch_bytes: int = RELAY_BATCH_BYTES,
     ) -> None:
+        if not 0 < batch_bytes <= RELAY_MAX_BATCH_BYTES:
+            raise ValueError(f"a relay batch of {batch_bytes} bytes: 1 to {RELAY_MAX_BATCH_BYTES}")
         self.dsn, self.pool, self.schema = dsn, pool, schema
         self.kafka, self.batch, self.poll_seconds = kafka, batch, poll_seconds
+        self.linger_ms, self.batch_bytes = linger_ms, batch_bytes
         self.metrics, self.trace = metrics, trace
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -220,7 +253,8 @@ class OutboxRelay:
         self._exit_after = int(os.environ.get(CHAOS_EXIT_AFTER_PUBLISH) or 0)  # the test hook; 0: off
 
     async def run(self) -> None:
-        """Until stopped: take the lead, then drain whenever woken by NOTIFY or the poll interval."""
+        """Until stopped: take the lead, then drain whenever woken by NOTIFY or the poll interval; at once again
+        after a full batch, and soon after one that left rows an older transaction still held back."""
         while not self._stopping.is_set():
             try:
                 await self._lead()
@@ -258,9 +292,9 @@ class OutboxRelay:
             **self.kafka.client(),
             enable_idempotence=True,
             acks="all",
-            linger_ms=5,
+            linger_ms=self.linger_ms,
             max_request_size=RELAY_MAX_REQUEST_BYTES,
-            max_batch_size=RELAY_BATCH_BYTES,
+            max_batch_size=self.batch_bytes,
             # A produce request that gets no answer (seen now and then right after a broker start) fails after
             # this instead of aiokafka's 40 s; the rows are sent again by the next drain.
             request_timeout_ms=int(PRODUCE_TIMEOUT_SECONDS * 1000),
@@ -272,17 +306,26 @@ class OutboxRelay:
         try:
             await producer.start()
             self.is_leader = True
+            pause = RECHECK_SECONDS
             while True:
                 if listener.is_closed():  # the advisory lock went with it: lead again before draining more
                     raise asyncpg.InterfaceError("the relay's LISTEN connection was lost")
                 # Read before draining: a drain that began before `stop` may have missed the rows the last batch
                 # committed just before it, so after `stop` one more drain runs (the flush SIGTERM promises).
-                stopping = self._stopping.is_set()
+                stopping, sent_before = self._stopping.is_set(), self.sent_total
                 async with asyncio.timeout(DRAIN_TIMEOUT_SECONDS):  # a hung send or pool: start over, cleanly
-                    await self.drain(producer)
+                    drained = await self.drain_batch(producer)
+                if self.sent_total > sent_before:
+                    pause = RECHECK_SECONDS
+                if drained is Drained.FULL:  # rows keep coming: no pause between batches, however long it runs
+                    continue
                 if stopping:
                     return True
-                await self._sleep(self.poll_seconds)
+                if drained is Drained.HELD_BACK:  # re-check soon, less often while an old transaction stays open
+                    await self._sleep(pause)
+                    pause = min(pause * 2, RECHECK_MAX_SECONDS, self.poll_seconds)
+                else:
+                    await self._sleep(self.poll_seconds)
         except ProducerSpoiled:
             return False
         finally:
@@ -298,26 +341,34 @@ class OutboxRelay:
             await self._sleep(self.poll_seconds)
 
     async def drain(self, producer: AIOKafkaProducer) -> int:
-        """Relay the visible rows batch by batch: acknowledged rows are deleted, refused ones parked. Raises once
-        those are settled when a send failed otherwise (the next drain sends the rest again), and ProducerSpoiled
-        after a refusal by the broker. Returns the rows sent."""
-        sent = 0
-        while True:
-            async with self.pool.acquire() as conn:
-                rows = await conn.fetch(_VISIBLE_ROWS, self.batch)
-            if not rows:
-                return sent
+        """Relay batch by batch until no full batch is left; returns the rows sent (see `drain_batch`)."""
+        before = self.sent_total
+        while await self.drain_batch(producer) is Drained.FULL:
+            pass
+        return self.sent_total - before
+
+    async def drain_batch(self, producer: AIOKafkaProducer) -> Drained:
+        """Relay one batch of visible rows: acknowledged rows are deleted, refused ones parked. Raises once those
+        are settled when a send failed otherwise (the next drain sends the rest again), and ProducerSpoiled after a
+        refusal by the broker."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_VISIBLE_ROWS, self.batch)
+        if rows:
             published = await self._publish(producer, rows)
             self._chaos_after_publish()
             await self._settle(published)
-            sent += len(published.sent)
             self.sent_total += len(published.sent)
             if published.broker_refused:
                 raise ProducerSpoiled(f"{len(published.refused)} record(s) refused by the broker")
             if published.failure is not None:
                 raise published.failure
-            if len(rows) < self.batch:
-                return sent
+        if len(rows) == self.batch:
+            return Drained.FULL
+        # Rows committed meanwhile, or held back behind an older transaction (of any schema: its commit wakes
+        # another relay, not this one). Asked after the settle, so none can slip between the two reads.
+        async with self.pool.acquire() as conn:
+            left = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)")
+        return Drained.HELD_BACK if left else Drained.CAUGHT_UP
 
     async def _publish(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> Published:
         """Queue the rows in id order (the idempotent producer keeps that order per partition); wait for every

@@ -191,6 +191,9 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         group_id=settings.group_id,
         batch=True,
         max_records=settings.max_batch,
+        # Bounds what waits in memory, however many partitions are assigned (docs/operations.md, "Tuning").
+        fetch_max_bytes=settings.fetch_max_bytes,
+        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         listener=assignment,
@@ -206,6 +209,8 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         poll_seconds=settings.relay_poll_seconds,
         metrics=metrics,
         trace=settings.tracing,
+        linger_ms=settings.relay_linger_ms,
+        batch_bytes=settings.relay_batch_bytes,
     )
     relay_task = asyncio.create_task(relay.run(), name=f"outbox-relay-{settings.cog}")
     await broker.start()

@@ -10,6 +10,8 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from fivecogs_shared.kafka_access import KafkaAccess, Protocol
+from fivecogs_shared.kafka_admin import DEFAULT_TOPIC_PARTITIONS, MAX_TOPIC_PARTITIONS, TOPIC_PARTITIONS_ENV
+from fivecogs_shared.outbox import RELAY_BATCH_BYTES, RELAY_LINGER_MS, RELAY_MAX_BATCH_BYTES
 
 DEFAULT_HTTP_PORTS = {
     "inputs": 8081,
@@ -95,9 +97,23 @@ class ServiceSettings(BaseSettings):
     # One line per event applied and per event published, with its correlation id (also on at level debug).
     trace_events: bool = _trace_field("trace_events")
     # One Postgres transaction per polled batch: bigger batches mean fewer round trips, longer redelivery.
-    max_batch: int = 500
-    relay_batch: int = 1000
-    relay_poll_seconds: float = 1.0
+    max_batch: int = Field(500, ge=1)
+    # What one fetch may bring (docs/operations.md, "Tuning"): the broker's answer, and a partition's share of it
+    # (enough for a whole batch of small records). What is fetched waits in memory until consumed.
+    fetch_max_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_partition_fetch_bytes: int = Field(1024 * 1024, ge=1024)
+    # Checked here so that a service refuses a bad value at start; kafka_admin.default_partitions reads it.
+    topic_partitions: int = Field(
+        DEFAULT_TOPIC_PARTITIONS,
+        ge=1,
+        le=MAX_TOPIC_PARTITIONS,
+        validation_alias=AliasChoices(TOPIC_PARTITIONS_ENV, "topic_partitions"),
+    )
+    relay_batch: int = Field(1000, ge=1)
+    relay_poll_seconds: float = Field(1.0, gt=0)
+    relay_linger_ms: int = Field(RELAY_LINGER_MS, ge=0, le=1000)
+    # Under the smallest topic limit, so that a size refusal by the broker names one row (outbox.py).
+    relay_batch_bytes: int = Field(RELAY_BATCH_BYTES, ge=1024, le=RELAY_MAX_BATCH_BYTES)
     max_value_bytes: int = 256 * 1024
     # A partition whose batch has kept failing this long is reported stalled (/readyz, fivecogs_partition_stalled).
     stall_seconds: float = 30.0

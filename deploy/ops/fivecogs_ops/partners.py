@@ -92,7 +92,11 @@ async def add(admin_access: KafkaAccess, partner: str, cogs: Sequence[str]) -> P
     partner, wanted = checked(partner, cogs)
     if not wanted:
         raise PartnerError("name at least one cog the partner writes to (--cogs)")
-    specs = [kafka_admin.TopicSpec(topic) for topic in principals.partner_topics(partner, wanted)]
+    try:
+        partitions = kafka_admin.default_partitions()
+    except ValueError as error:  # FIVECOGS_TOPIC_PARTITIONS: the operator's to fix
+        raise PartnerError(str(error)) from None
+    specs = [kafka_admin.TopicSpec(topic, partitions) for topic in principals.partner_topics(partner, wanted)]
     await kafka_admin.ensure_topics(admin_access, specs)
     async with kafka_admin.admin_client(admin_access) as admin:
         await create_acls(admin, principals.partner_acls(partner, wanted))

@@ -163,3 +163,25 @@ def test_a_service_after_a_log_capture_does_not_run_on_the_development_defaults(
         ensure_logging(SERVICE, "json")
         structlog.get_logger().info("kept")
     assert [line["event"] for line in captured] == ["kept"]
+
+
+class _Rendered:
+    """Counts how often a line carrying it was rendered."""
+
+    count = 0
+
+    def __repr__(self) -> str:
+        _Rendered.count += 1
+        return "rendered"
+
+
+@pytest.mark.parametrize(("level", "debug_rendered"), [("INFO", 0), ("DEBUG", 1)])
+def test_a_debug_line_is_built_only_when_the_level_writes_it(capsys, level: str, debug_rendered: int) -> None:
+    # Per event, below the level: a no-op call, no processor run, nothing rendered (issue 14).
+    log = configure_logging(SERVICE, "json", level)
+    _Rendered.count = 0
+    log.debug("record applied", detail=_Rendered())
+    assert (_Rendered.count, len(json_lines(capsys))) == (debug_rendered, debug_rendered)
+    log.info("batch applied", detail=_Rendered())
+    assert [line["event"] for line in json_lines(capsys)] == ["batch applied"]
+    assert structlog.get_config()["cache_logger_on_first_use"] is True
