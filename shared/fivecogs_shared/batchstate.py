@@ -21,6 +21,11 @@ _ABSENT = object()
 Key: TypeAlias = str | tuple[str, ...]  # a row's primary key
 
 
+def named(events: Sequence[Envelope], name: str) -> list[Any]:
+    """The `name` field of each event's data that has one: the keys a prefetch loads."""
+    return [getattr(event.data, name) for event in events if hasattr(event.data, name)]
+
+
 class BatchState(Protocol):
     """What the batch processor asks of a service's state (see the module docstring)."""
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from asyncpg import Record
 
 from fivecogs_inputs.domain import Batch, Delivery, Enterprise, Production
-from fivecogs_shared.batchstate import Tables
+from fivecogs_shared.batchstate import Tables, named
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import Envelope
 from fivecogs_shared.errors import int4
@@ -25,10 +25,9 @@ class InputsState(Tables):
         self._stored: dict[str, set[str]] = {}  # the deliveries Postgres already has, by batch
 
     async def prefetch(self, events: Sequence[Envelope]) -> None:
-        data = [event.data for event in events]
-        await self._load_enterprises([d.enterprise_id for d in data if hasattr(d, "enterprise_id")])
-        await self._load_batches([d.batch_id for d in data if hasattr(d, "batch_id")])
-        await self._load_owners([d.product_id for d in data if hasattr(d, "product_id")])
+        await self._load_enterprises(named(events, "enterprise_id"))
+        await self._load_batches(named(events, "batch_id"))
+        await self._load_owners(named(events, "product_id"))
 
     async def enterprise(self, enterprise_id: str) -> Enterprise | None:
         if not self.knows(ENTERPRISES, enterprise_id):

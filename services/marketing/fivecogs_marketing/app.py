@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fivecogs_marketing import store
 from fivecogs_marketing.handlers import HANDLERS
 from fivecogs_shared.contracts import UPSTREAM
 from fivecogs_shared.service import ServiceDefinition
@@ -14,6 +15,7 @@ DEFINITION = ServiceDefinition(
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",
     upstream=UPSTREAM["marketing"],
+    state=store.state,
 )
 
 

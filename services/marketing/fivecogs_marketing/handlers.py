@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fivecogs_marketing import store
 from fivecogs_marketing.domain import listing as listings
 from fivecogs_marketing.domain import orders, stock
+from fivecogs_marketing.store import MarketingState
 from fivecogs_shared.consumer import Handler
 from fivecogs_shared.contracts import feedback, internal, internal_type, partner
 from fivecogs_shared.envelope import Envelope
@@ -20,12 +20,17 @@ ORDER_CANCELLED = internal_type("marketing", "order.cancelled")
 SETTLEMENT_RECORDED = internal_type("marketing", "settlement.recorded")
 
 
+def _state(uow: UnitOfWork) -> MarketingState:
+    assert isinstance(uow.state, MarketingState), "the marketing service runs with its MarketingState"
+    return uow.state
+
+
 # --- learnt from upstream ---------------------------------------------------------------------------------
 
 
 async def on_enterprise_registered(uow: UnitOfWork, event: Envelope) -> None:
     e = event.data_as(internal.EnterpriseRegistered)
-    await store.save_enterprise(uow.conn, listings.Enterprise(e.enterprise_id, e.province, e.sector))
+    _state(uow).save_enterprise(listings.Enterprise(e.enterprise_id, e.province, e.sector))
     uow.known(listings.enterprise_ref(e.enterprise_id))
 
 
@@ -41,7 +46,7 @@ async def on_batch_assessed(uow: UnitOfWork, event: Envelope) -> None:
         b.cost_thb,
         b.non_local_cost_thb,
     )
-    await store.add_batch(uow.conn, batch)
+    await _state(uow).add_batch(batch)
     uow.known(listings.product_ref(b.enterprise_id, b.product_id), orders.stock_ref(b.product_id))
 
 
@@ -50,7 +55,7 @@ async def on_certification_accepted(uow: UnitOfWork, event: Envelope) -> None:
     certification = listings.Certification(
         c.certificate_id, c.product_id, c.scheme, c.level, c.valid_from, c.valid_until
     )
-    await store.add_certification(uow.conn, certification, c.enterprise_id)
+    await _state(uow).add_certification(certification, c.enterprise_id)
     uow.known(listings.certification_ref(c.product_id))
 
 
@@ -58,15 +63,15 @@ async def on_certification_accepted(uow: UnitOfWork, event: Envelope) -> None:
 
 
 async def on_listing_requested(uow: UnitOfWork, event: Envelope) -> None:
-    command = event.data_as(partner.ListingRequested)
+    command, state = event.data_as(partner.ListingRequested), _state(uow)
     listing = listings.accept_listing(
-        await store.load_enterprise(uow.conn, command.enterprise_id),
-        await store.makes_product(uow.conn, command.enterprise_id, command.product_id),
-        await store.load_certifications(uow.conn, command.product_id),
+        await state.enterprise(command.enterprise_id),
+        await state.makes_product(command.enterprise_id, command.product_id),
+        await state.certifications(command.product_id),
         command,
         listed_at=event.time,
     )
-    await store.save_listing(uow.conn, listing)
+    state.save_listing(listing)
     uow.known(listings.listing_ref(listing.channel, listing.product_id))
     uow.emit(
         LISTING_ACCEPTED,
@@ -84,22 +89,22 @@ async def on_listing_requested(uow: UnitOfWork, event: Envelope) -> None:
 
 
 async def on_order_placed(uow: UnitOfWork, event: Envelope) -> None:
-    command = event.data_as(partner.OrderPlaced)
+    command, state = event.data_as(partner.OrderPlaced), _state(uow)
     products = [line.product_id for line in command.lines]
     try:
         order, taken = orders.place_order(
-            await store.order_exists(uow.conn, command.order_id),
+            await state.order(command.order_id) is not None,
             command,
-            await store.load_listings(uow.conn, command.channel, products),
-            await store.lock_stock(uow.conn, products),
+            await state.listings(command.channel, products),
+            await state.stock(products),
         )
     except RuleViolation as violation:
         if uow.waits(violation):
             raise  # held, not rejected: the listing or the stock it names may be on its way
         _reject_order(uow, command, violation)
         return
-    await store.save_stock(uow.conn, taken)
-    await store.add_order(uow.conn, order)
+    state.save_stock(taken)
+    state.save_order(order)
     uow.known(orders.order_ref(order.order_id))
     uow.emit(ORDER_ACCEPTED, _accepted(order), key=order.order_id)
     uow.tell_partner(
@@ -156,21 +161,21 @@ def _accepted(order: orders.Order) -> internal.OrderAccepted:
 
 
 async def on_order_cancelled(uow: UnitOfWork, event: Envelope) -> None:
-    command = event.data_as(partner.OrderCancelled)
-    order = orders.cancel(await store.load_order(uow.conn, command.order_id), command)
-    held = await store.lock_batches(uow.conn, (p.batch_id for p in order.portions))
-    await store.save_stock(uow.conn, stock.give_back(held, order.portions))
-    await store.save_order_status(uow.conn, order)
+    command, state = event.data_as(partner.OrderCancelled), _state(uow)
+    order = orders.cancel(await state.order(command.order_id), command)
+    held = await state.batches(p.batch_id for p in order.portions)
+    state.save_stock(stock.give_back(held, order.portions))
+    state.save_order(order)
     uow.emit(
         ORDER_CANCELLED, internal.OrderCancelled(order_id=order.order_id, reason=command.reason), key=order.order_id
     )
 
 
 async def on_payment_received(uow: UnitOfWork, event: Envelope) -> None:
-    command = event.data_as(partner.PaymentReceived)
-    order, settlements = orders.pay(await store.load_order(uow.conn, command.order_id), command, paid_at=event.time)
-    await store.save_order_status(uow.conn, order)
-    await store.add_settlements(uow.conn, settlements)
+    command, state = event.data_as(partner.PaymentReceived), _state(uow)
+    order, settlements = orders.pay(await state.order(command.order_id), command, paid_at=event.time)
+    state.save_order(order)
+    state.add_settlements(settlements)
     for s in settlements:
         uow.emit(
             SETTLEMENT_RECORDED,
