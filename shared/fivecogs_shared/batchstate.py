@@ -35,7 +35,7 @@ class BatchState(Protocol):
 
     def drop(self) -> None: ...
 
-    def forget_absent(self) -> None: ...
+    def refresh(self) -> None: ...
 
     async def flush(self) -> None: ...
 
@@ -44,6 +44,8 @@ class Tables:
     """Rows by table and key. `loaded` rows came from Postgres; `put` rows are the current event's changes until
     `keep` makes them the batch's (and `changed`, for `flush`) or `drop` forgets them. None is a row known to
     be absent, so a miss is asked for once."""
+
+    locked: frozenset[str] = frozenset()  # tables whose rows are read `FOR UPDATE`: no one else changes them
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -84,11 +86,12 @@ class Tables:
     def drop(self) -> None:
         self._pending.clear()
 
-    def forget_absent(self) -> None:
-        """Forget which rows were absent: another transaction may have committed one since (asked again). Rows
-        read are locked by this transaction, so they cannot have changed."""
-        for rows in self._rows.values():
-            for key in [key for key, row in rows.items() if row is None]:
+    def refresh(self) -> None:
+        """Forget what another transaction may have committed since it was read, so it is asked again: rows found
+        absent, and every row of a table not in `locked` (those this transaction read `FOR UPDATE`)."""
+        for table, rows in self._rows.items():
+            changed, locked = self._changed[table], table in self.locked
+            for key in [k for k, row in rows.items() if k not in changed and (row is None or not locked)]:
                 del rows[key]
 
     def changed(self, table: str) -> list[Any]:

@@ -381,7 +381,7 @@ class BatchProcessor:
             locked.add(outcome.awaits)
             await self._lock_references(uow.conn, [outcome.awaits])
             if uow.state is not None:
-                uow.state.forget_absent()  # read again what the other transaction may just have committed
+                uow.state.refresh()  # read again what the other transaction may just have committed
             outcome = await self._handle(uow, record, event, source, final)
         return outcome
 

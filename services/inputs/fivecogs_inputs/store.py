@@ -20,6 +20,8 @@ ENTERPRISES, BATCHES, OWNERS = "enterprises", "batches", "owners"
 class InputsState(Tables):
     """Enterprises and batches by id, and which enterprise makes each product (derived from the batches)."""
 
+    locked = frozenset({ENTERPRISES, BATCHES})
+
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
         self._stored: dict[str, set[str]] = {}  # the deliveries Postgres already has, by batch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fivecogs_knowledge import store
 from fivecogs_knowledge.handlers import HANDLERS
 from fivecogs_shared.contracts import UPSTREAM
 from fivecogs_shared.service import ServiceDefinition
@@ -14,6 +15,7 @@ DEFINITION = ServiceDefinition(
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",
     upstream=UPSTREAM["knowledge"],
+    state=store.state,
 )
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fivecogs_knowledge import domain, store
+from fivecogs_knowledge import domain
+from fivecogs_knowledge.store import KnowledgeState
 from fivecogs_shared.consumer import Handler
 from fivecogs_shared.contracts import internal, internal_type, partner
 from fivecogs_shared.envelope import Envelope
@@ -15,31 +16,36 @@ CERTIFICATION_ACCEPTED = internal_type("knowledge", "certification.accepted")
 BATCH_ASSESSED = internal_type("knowledge", "batch.assessed")
 
 
+def _state(uow: UnitOfWork) -> KnowledgeState:
+    assert isinstance(uow.state, KnowledgeState), "the knowledge service runs with its KnowledgeState"
+    return uow.state
+
+
 async def on_enterprise_registered(uow: UnitOfWork, event: Envelope) -> None:
     enterprise = domain.learn_enterprise(event.data_as(internal.EnterpriseRegistered))
-    await store.save_enterprise(uow.conn, enterprise)
+    _state(uow).save_enterprise(enterprise)
     uow.known(domain.enterprise_ref(enterprise.enterprise_id))
 
 
 async def on_batch_produced(uow: UnitOfWork, event: Envelope) -> None:
-    facts = event.data_as(internal.BatchProduced)
+    facts, state = event.data_as(internal.BatchProduced), _state(uow)
     enterprise, batch = domain.learn_batch(facts)
-    await store.know_enterprise(uow.conn, enterprise)
-    await store.save_batch(uow.conn, batch)
+    await state.know_enterprise(enterprise)
+    await state.save_batch(batch)
     uow.known(domain.enterprise_ref(batch.enterprise_id), domain.product_ref(batch.enterprise_id, batch.product_id))
     assessed = domain.assess(
         facts,
-        await store.certifications_of(uow.conn, facts.product_id),
-        await store.trainings_of(uow.conn, facts.enterprise_id),
+        await state.certifications_of(facts.product_id),
+        await state.trainings_of(facts.enterprise_id),
     )
     uow.emit(BATCH_ASSESSED, assessed, key=assessed.product_id)
 
 
 async def on_training_completed(uow: UnitOfWork, event: Envelope) -> None:
-    command = event.data_as(partner.TrainingCompleted)
-    enterprise = await store.load_enterprise(uow.conn, command.enterprise_id)
+    command, state = event.data_as(partner.TrainingCompleted), _state(uow)
+    enterprise = await state.enterprise(command.enterprise_id)
     training = domain.record_training(enterprise, command)
-    await store.save_training(uow.conn, training)
+    await state.save_training(training)
     assert enterprise is not None  # record_training() refused an unknown enterprise
     uow.emit(
         TRAINING_RECORDED,
@@ -49,15 +55,15 @@ async def on_training_completed(uow: UnitOfWork, event: Envelope) -> None:
 
 
 async def on_certification_granted(uow: UnitOfWork, event: Envelope) -> None:
-    command = event.data_as(partner.CertificationGranted)
-    enterprise = await store.load_enterprise(uow.conn, command.enterprise_id)
+    command, state = event.data_as(partner.CertificationGranted), _state(uow)
+    enterprise = await state.enterprise(command.enterprise_id)
     certification = domain.grant(
         enterprise,
-        await store.products_of(uow.conn, command.enterprise_id),
-        await store.load_certification(uow.conn, command.certificate_id),
+        await state.products_of(command.enterprise_id),
+        await state.certification(command.certificate_id),
         command,
     )
-    await store.save_certification(uow.conn, certification)
+    state.save_certification(certification)
     assert enterprise is not None  # grant() refused an unknown enterprise
     uow.emit(
         CERTIFICATION_ACCEPTED,

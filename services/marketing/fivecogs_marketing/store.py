@@ -28,6 +28,8 @@ _CERTIFICATION_COLUMNS = "certificate_id, product_id, scheme, level, valid_from,
 class MarketingState(Tables):
     """Rows by key, and two lists by product: the ids of its batches (`stock`) and of its certificates."""
 
+    locked = frozenset({BATCHES, ORDERS})
+
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
         self._stored: dict[str, set[Any]] = {BATCHES: set(), ORDERS: set()}  # what Postgres has already
