@@ -56,7 +56,7 @@ from fivecogs_shared.envelope import (
 )
 from fivecogs_shared.errors import Awaiting, BadRecord, RuleViolation, Unstorable
 from fivecogs_shared.fetching import UndecodableRecord
-from fivecogs_shared.metrics import ServiceMetrics
+from fivecogs_shared.metrics import ServiceMetrics, count_batch
 from fivecogs_shared.stalls import PartitionHealth
 from fivecogs_shared.uow import OutgoingRecord, UnitOfWork
 from fivecogs_shared.watched import unwatch, watched, wrote
@@ -290,8 +290,7 @@ class BatchProcessor:
 
     def _counted(self, uow: UnitOfWork) -> None:
         """The metrics of a committed transaction: one increment per topic and outcome."""
-        for (topic, outcome), count in uow.counts.items():
-            self.metrics.events.labels(topic, outcome).inc(count)
+        count_batch(self.metrics.events, uow.counts)
 
     def _read(self, record: RecordLike) -> Envelope | BadRecord:
         if isinstance(record, UndecodableRecord):

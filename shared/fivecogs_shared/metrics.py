@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -65,7 +66,7 @@ class ServiceMetrics:
         )
 
 
-def count_batch(counter: Counter, tally: Mapping[str | tuple[str, ...], float]) -> None:
+def count_batch(counter: Counter, tally: Mapping[Any, float]) -> None:
     """Add a batch's tally to a labelled counter: one `.labels(...).inc(n)` per distinct label values instead of
     one per event (a label lookup costs about a microsecond). Keys are the label values, one string for a single
     label; an amount of zero creates no series."""
