@@ -73,6 +73,10 @@ class Tables:
             if key not in self._changed[table]:  # what this batch changed is newer than what Postgres has
                 known[key] = row
 
+    def forget(self, table: str, key: Key) -> None:
+        """What was read of one row is stale (it was written by SQL of its own): it is read again when asked."""
+        self._rows[table].pop(key, None)
+
     def put(self, table: str, key: Key, row: Any) -> None:
         self._pending[table][key] = row
 

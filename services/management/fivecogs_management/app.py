@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fivecogs_management import api
+from fivecogs_management import api, store
 from fivecogs_management.handlers import HANDLERS
 from fivecogs_shared.contracts import UPSTREAM
 from fivecogs_shared.service import ServiceDefinition
@@ -17,6 +17,7 @@ DEFINITION = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     upstream=UPSTREAM["management"],
     routes=api.routes,
+    state=store.state,
 )
 
 

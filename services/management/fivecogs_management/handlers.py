@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from fivecogs_management import domain, journey, store
 from fivecogs_management.journey import At
+from fivecogs_management.store import ManagementState
 from fivecogs_shared.consumer import Handler
 from fivecogs_shared.contracts import internal, internal_type, partner
 from fivecogs_shared.envelope import CORRELATION_HEADER, Envelope
@@ -14,6 +15,11 @@ from fivecogs_shared.uow import UnitOfWork
 
 DISTRIBUTION_MADE = internal_type("management", "distribution.made")
 EVER = datetime.min.replace(tzinfo=UTC)
+
+
+def _state(uow: UnitOfWork) -> ManagementState:
+    assert isinstance(uow.state, ManagementState), "the management service runs with its ManagementState"
+    return uow.state
 
 
 def _at(event: Envelope) -> At:
@@ -24,8 +30,10 @@ def _at(event: Envelope) -> At:
 async def on_policy_set(uow: UnitOfWork, event: Envelope) -> None:
     """A policy takes effect at its ce_time. Settlements already distributed from then on (the policy arrived
     late) are distributed again by it, so the report never depends on which topic was read first."""
-    command = event.data_as(partner.DistributionPolicySet)
+    command, state = event.data_as(partner.DistributionPolicySet), _state(uow)
+    await state.flush()  # what the batch recorded so far, for the SQL below to see and redistribute
     await store.save_policy(uow.conn, command.province, domain.policy_of(command), event.time, event.id)
+    state.forget_policies(command.province)
     for settled in await store.settlements_since(uow.conn, command.province, event.time):
         policy, effective_at = await _policy_at(uow, command.province, settled.settled_at)
         distribution = domain.distribute(settled.revenue_thb, settled.cost_thb, policy)
@@ -35,58 +43,58 @@ async def on_policy_set(uow: UnitOfWork, event: Envelope) -> None:
 
 async def _policy_at(uow: UnitOfWork, province: str, moment: datetime) -> tuple[domain.Policy, datetime]:
     """The policy in force at a moment, and since when; the programme default has been in force forever."""
-    found = await store.policy_at(uow.conn, province, moment)
+    found = await _state(uow).policy_at(province, moment)
     return found if found is not None else (domain.policy_in_force(None), EVER)
 
 
 async def on_enterprise_registered(uow: UnitOfWork, event: Envelope) -> None:
-    await store.save_enterprise(uow.conn, event.data_as(internal.EnterpriseRegistered))
+    _state(uow).save_enterprise(event.data_as(internal.EnterpriseRegistered))
 
 
 async def on_input_delivered(uow: UnitOfWork, event: Envelope) -> None:
-    await store.save_steps(uow.conn, [journey.delivered(_at(event), event.data_as(internal.InputDelivered))])
+    _state(uow).save_steps([journey.delivered(_at(event), event.data_as(internal.InputDelivered))])
 
 
 async def on_batch_produced(uow: UnitOfWork, event: Envelope) -> None:
-    batch = event.data_as(internal.BatchProduced)
-    await store.save_batch(uow.conn, batch.batch_id, batch.product_id)
-    await store.save_steps(uow.conn, [journey.produced(_at(event), batch)])
+    batch, state = event.data_as(internal.BatchProduced), _state(uow)
+    state.save_batch(batch.batch_id, batch.product_id)
+    state.save_steps([journey.produced(_at(event), batch)])
 
 
 async def on_batch_assessed(uow: UnitOfWork, event: Envelope) -> None:
-    batch = event.data_as(internal.BatchAssessed)
+    batch, state = event.data_as(internal.BatchAssessed), _state(uow)
     # Knowledge's topic may be read before inputs': the assessment also tells which product the batch made.
-    await store.save_batch(uow.conn, batch.batch_id, batch.product_id)
-    await store.save_steps(uow.conn, [journey.assessed(_at(event), batch)])
+    state.save_batch(batch.batch_id, batch.product_id)
+    state.save_steps([journey.assessed(_at(event), batch)])
 
 
 async def on_certification_accepted(uow: UnitOfWork, event: Envelope) -> None:
     certificate = event.data_as(internal.CertificationAccepted)
-    await store.save_steps(uow.conn, [journey.certified(_at(event), certificate)])
+    _state(uow).save_steps([journey.certified(_at(event), certificate)])
 
 
 async def on_listing_accepted(uow: UnitOfWork, event: Envelope) -> None:
-    await store.save_steps(uow.conn, [journey.listed(_at(event), event.data_as(internal.ListingAccepted))])
+    _state(uow).save_steps([journey.listed(_at(event), event.data_as(internal.ListingAccepted))])
 
 
 async def on_order_accepted(uow: UnitOfWork, event: Envelope) -> None:
-    order = event.data_as(internal.OrderAccepted)
-    await store.save_order_lines(uow.conn, order)
-    await store.save_steps(uow.conn, journey.ordered(_at(event), order))
+    order, state = event.data_as(internal.OrderAccepted), _state(uow)
+    state.save_order_lines(order)
+    state.save_steps(journey.ordered(_at(event), order))
 
 
 async def on_order_cancelled(uow: UnitOfWork, event: Envelope) -> None:
-    cancel = event.data_as(internal.OrderCancelled)
-    lines = await store.order_lines(uow.conn, cancel.order_id)
-    await store.save_steps(uow.conn, journey.cancelled(_at(event), cancel, lines))
+    cancel, state = event.data_as(internal.OrderCancelled), _state(uow)
+    lines = await state.order_lines(cancel.order_id)
+    state.save_steps(journey.cancelled(_at(event), cancel, lines))
 
 
 async def on_settlement_recorded(uow: UnitOfWork, event: Envelope) -> None:
-    settlement = event.data_as(internal.SettlementRecorded)
-    if not await store.record_settlement(uow.conn, settlement, event.id):
+    settlement, state = event.data_as(internal.SettlementRecorded), _state(uow)
+    if not await state.record_settlement(settlement, event.id):
         return  # the same settlement replayed under another event id: counted and distributed already
     margin = domain.margin_of(settlement.revenue_thb, settlement.cost_thb)
-    await store.save_steps(uow.conn, journey.settled(_at(event), settlement, margin))
+    state.save_steps(journey.settled(_at(event), settlement, margin))
     policy, effective_at = await _policy_at(uow, settlement.province, settlement.settled_at)
     distribution = domain.distribute(settlement.revenue_thb, settlement.cost_thb, policy)
     if distribution is not None:
@@ -110,9 +118,9 @@ async def _distribute(
         reinvest_share=d.policy.reinvest_share,
         product_ids=settlement.product_ids,
     )
-    event_id = uow.emit(DISTRIBUTION_MADE, made, key=settlement.enterprise_id)
-    await store.save_distribution(uow.conn, settlement, d, event_id, effective_at)
-    await store.save_steps(uow.conn, journey.distributed(_emitted(uow, event_id), made))
+    event_id, state = uow.emit(DISTRIBUTION_MADE, made, key=settlement.enterprise_id), _state(uow)
+    state.save_distribution(settlement, d, event_id, effective_at)
+    state.save_steps(journey.distributed(_emitted(uow, event_id), made))
 
 
 def _emitted(uow: UnitOfWork, event_id: str) -> At:
@@ -126,9 +134,9 @@ def _emitted(uow: UnitOfWork, event_id: str) -> At:
 
 
 async def on_notice_published(uow: UnitOfWork, event: Envelope) -> None:
-    notice = event.data_as(internal.NoticePublished)
-    if await store.record_notice(uow.conn, notice, event.id):
-        await store.save_steps(uow.conn, journey.noticed(_at(event), notice))
+    notice, state = event.data_as(internal.NoticePublished), _state(uow)
+    if await state.record_notice(notice, event.id):
+        state.save_steps(journey.noticed(_at(event), notice))
 
 
 HANDLERS: Mapping[str, Handler] = {

@@ -1,32 +1,23 @@
-"""SQL of the management service (schema `management`): the facts it records as events arrive.
+"""SQL of the management service (schema `management`): the facts it records as events arrive, kept for a
+batch in `ManagementState` and written set-wise at its end.
 
 Facts are inserted with ON CONFLICT, keyed by the id the upstream cog derived, so an event replayed under a
 new event id still lands on the row it made the first time."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import NamedTuple
 
 from fivecogs_management.domain import Distribution, Policy
 from fivecogs_management.journey import Step
+from fivecogs_shared.batchstate import Tables, named
 from fivecogs_shared.contracts import internal
 from fivecogs_shared.db import Connection
+from fivecogs_shared.envelope import Envelope
 from fivecogs_shared.provinces import region_of
-
-
-async def policy_at(conn: Connection, province: str, moment: datetime) -> tuple[Policy, datetime] | None:
-    """The province's policy in force at a moment and when it took effect (None: none set by then)."""
-    row = await conn.fetchrow(
-        "SELECT members_share, community_fund_share, reinvest_share, effective_at FROM policy_history "
-        "WHERE province = $1 AND effective_at <= $2 ORDER BY effective_at DESC, received DESC LIMIT 1",
-        province,
-        moment,
-    )
-    if row is None:
-        return None
-    return Policy(row["members_share"], row["community_fund_share"], row["reinvest_share"]), row["effective_at"]
 
 
 async def save_policy(conn: Connection, province: str, policy: Policy, effective_at: datetime, event_id: str) -> None:
@@ -76,29 +67,150 @@ async def redistribute(conn: Connection, settlement_id: str, d: Distribution, ef
     )
 
 
-async def save_enterprise(conn: Connection, e: internal.EnterpriseRegistered) -> None:
-    """The latest registration wins: members and households change as TPMAP figures are updated."""
-    await conn.execute(
-        "INSERT INTO enterprises (enterprise_id, name, province, region, sector, members, target_poor_households) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (enterprise_id) DO UPDATE SET name = EXCLUDED.name, "
-        "province = EXCLUDED.province, region = EXCLUDED.region, sector = EXCLUDED.sector, "
-        "members = EXCLUDED.members, target_poor_households = EXCLUDED.target_poor_households",
-        e.enterprise_id,
-        e.name,
-        e.province,
-        e.region,
-        e.sector,
-        e.members,
-        e.target_poor_households,
+def _step_row(step: Step) -> tuple[object, ...]:
+    kind, subject = ("product", step.product_id) if step.product_id is not None else ("batch", step.batch_id)
+    return (
+        kind,
+        subject,
+        step.at.event_id,
+        step.step,
+        step.what,
+        step.why,
+        step.at.when,
+        step.province,
+        step.enterprise_id,
+        step.at.partner_event_id,
     )
 
 
-async def record_settlement(conn: Connection, s: internal.SettlementRecorded, event_id: str) -> bool:
-    """False when this settlement was recorded already: it must not be counted or distributed twice."""
-    recorded = await conn.fetchval(
-        "INSERT INTO settlements (settlement_id, order_id, enterprise_id, province, revenue_thb, cost_thb, "
-        "non_local_cost_thb, product_ids, settled_at, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-        "ON CONFLICT (settlement_id) DO NOTHING RETURNING true",
+ENTERPRISES, BATCHES, STEPS, ORDER_LINES = "enterprises", "batches", "steps", "order_lines"
+SETTLEMENTS, DISTRIBUTIONS, NOTICES, POLICIES = "settlements", "distributions", "notices", "policies"
+
+
+class ManagementState(Tables):
+    """The facts of a batch, by the keys Postgres dedupes them on; what was recorded before (settlements,
+    notices, an order's lines) and each province's policy history, read for the whole batch at once."""
+
+    async def prefetch(self, events: Sequence[Envelope]) -> None:
+        await self._load_recorded(SETTLEMENTS, "settlements", "settlement_id", named(events, "settlement_id"))
+        await self._load_recorded(NOTICES, "notices", "notice_id", named(events, "notice_id"))
+        await self._load_policies(named([e for e in events if hasattr(e.data, "settlement_id")], "province"))
+        await self._load_order_lines(named([e for e in events if hasattr(e.data, "reason")], "order_id"))
+
+    def save_enterprise(self, e: internal.EnterpriseRegistered) -> None:
+        """The latest registration wins: members and households change as TPMAP figures are updated."""
+        self.put(ENTERPRISES, e.enterprise_id, e)
+
+    def save_batch(self, batch_id: str, product_id: str) -> None:
+        self._first(BATCHES, batch_id, (batch_id, product_id))
+
+    def save_steps(self, steps: Iterable[Step]) -> None:
+        for step in steps:
+            row = _step_row(step)
+            self._first(STEPS, (str(row[0]), str(row[1]), step.at.event_id), row)  # the table's key
+
+    def save_order_lines(self, order: internal.OrderAccepted) -> None:
+        """Each product's line once: the first one recorded stays (a replay names the same enterprise)."""
+        lines = {product: enterprise for _, product, enterprise in self.get(ORDER_LINES, order.order_id) or ()}
+        for line in order.lines:
+            lines.setdefault(line.product_id, line.enterprise_id)
+        self.put(ORDER_LINES, order.order_id, tuple((order.order_id, p, e) for p, e in sorted(lines.items())))
+
+    async def order_lines(self, order_id: str) -> list[tuple[str, str]]:
+        await self._load_order_lines([order_id])
+        return [(product, enterprise) for _, product, enterprise in self.get(ORDER_LINES, order_id)]
+
+    async def record_settlement(self, s: internal.SettlementRecorded, event_id: str) -> bool:
+        """False when this settlement was recorded already: it must not be counted or distributed twice."""
+        await self._load_recorded(SETTLEMENTS, "settlements", "settlement_id", [s.settlement_id])
+        return self._first(SETTLEMENTS, s.settlement_id, _settlement_row(s, event_id))
+
+    async def record_notice(self, n: internal.NoticePublished, event_id: str) -> bool:
+        """False when the notice was counted already."""
+        await self._load_recorded(NOTICES, "notices", "notice_id", [n.notice_id])
+        return self._first(NOTICES, n.notice_id, (n.notice_id, n.province, region_of(n.province), n.topic, event_id))
+
+    def save_distribution(
+        self, s: internal.SettlementRecorded, d: Distribution, event_id: str, effective_at: datetime | None
+    ) -> None:
+        self.put(DISTRIBUTIONS, s.settlement_id, _distribution_row(s, d, event_id, effective_at))
+
+    async def policy_at(self, province: str, moment: datetime) -> tuple[Policy, datetime] | None:
+        """The province's policy in force at a moment and when it took effect (None: none set by then)."""
+        await self._load_policies([province])
+        history = [p for p in self.get(POLICIES, province) if p[0] <= moment]
+        return None if not history else (history[-1][2], history[-1][3])
+
+    def forget_policies(self, province: str) -> None:
+        """A policy was set (by SQL, after a flush): the province's history is read again when next asked."""
+        self.forget(POLICIES, province)
+
+    def _first(self, table: str, key: str | tuple[str, ...], row: tuple[object, ...]) -> bool:
+        """Insert-only facts: the first version wins (the ON CONFLICT DO NOTHING of the write)."""
+        if self.get(table, key) is not None:
+            return False
+        self.put(table, key, row)
+        return True
+
+    async def _load_recorded(self, table: str, sql_table: str, column: str, ids: Iterable[str]) -> None:
+        if wanted := self.missing(table, ids):
+            rows = await self.conn.fetch(f"SELECT {column} FROM {sql_table} WHERE {column} = ANY($1::text[])", wanted)
+            self.loaded(table, {row[column]: True for row in rows}, wanted)
+
+    async def _load_policies(self, provinces: Iterable[str]) -> None:
+        if wanted := self.missing(POLICIES, provinces):
+            rows = await self.conn.fetch(
+                "SELECT province, effective_at, received, members_share, community_fund_share, reinvest_share "
+                "FROM policy_history WHERE province = ANY($1::text[]) ORDER BY province, effective_at, received",
+                wanted,
+            )
+            history: dict[str, list[tuple[datetime, int, Policy, datetime]]] = {p: [] for p in wanted}
+            for r in rows:
+                policy = Policy(r["members_share"], r["community_fund_share"], r["reinvest_share"])
+                since = r["effective_at"]  # '-infinity' (the default's row) arrives as a naive datetime(1, 1, 1)
+                when = since if since.tzinfo else since.replace(tzinfo=UTC)
+                history[r["province"]].append((when, r["received"], policy, since))
+            self.loaded(POLICIES, {p: tuple(h) for p, h in history.items()})
+
+    async def _load_order_lines(self, order_ids: Iterable[str]) -> None:
+        if wanted := self.missing(ORDER_LINES, order_ids):
+            rows = await self.conn.fetch(
+                "SELECT order_id, product_id, enterprise_id FROM order_lines WHERE order_id = ANY($1::text[]) "
+                "ORDER BY order_id, product_id",
+                wanted,
+            )
+            lines: dict[str, list[tuple[str, str, str]]] = {o: [] for o in wanted}
+            for r in rows:
+                lines[r["order_id"]].append((r["order_id"], r["product_id"], r["enterprise_id"]))
+            self.loaded(ORDER_LINES, {o: tuple(found) for o, found in lines.items()})
+
+    async def flush(self) -> None:
+        conn = self.conn
+        await _many(conn, _SAVE_ENTERPRISE, [_enterprise_row(e) for e in self.changed(ENTERPRISES)])
+        await _many(conn, _SAVE_BATCH, self.changed(BATCHES))
+        await _many(conn, _SAVE_STEP, self.changed(STEPS))
+        await _many(conn, _SAVE_ORDER_LINE, [line for lines in self.changed(ORDER_LINES) for line in lines])
+        await _many(conn, _RECORD_SETTLEMENT, self.changed(SETTLEMENTS))  # settlements before distributions
+        await _many(conn, _SAVE_DISTRIBUTION, self.changed(DISTRIBUTIONS))
+        await _many(conn, _RECORD_NOTICE, self.changed(NOTICES))
+        self.written()
+
+
+def state(conn: Connection) -> ManagementState:
+    return ManagementState(conn)
+
+
+async def _many(conn: Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    if rows:
+        await conn.executemany(sql, rows)
+
+
+def _enterprise_row(e: internal.EnterpriseRegistered) -> tuple[object, ...]:
+    return (e.enterprise_id, e.name, e.province, e.region, e.sector, e.members, e.target_poor_households)
+
+
+def _settlement_row(s: internal.SettlementRecorded, event_id: str) -> tuple[object, ...]:
+    return (
         s.settlement_id,
         s.order_id,
         s.enterprise_id,
@@ -110,16 +222,12 @@ async def record_settlement(conn: Connection, s: internal.SettlementRecorded, ev
         s.settled_at,
         event_id,
     )
-    return bool(recorded)
 
 
-async def save_distribution(
-    conn: Connection, s: internal.SettlementRecorded, d: Distribution, event_id: str, effective_at: datetime | None
-) -> None:
-    await conn.execute(
-        "INSERT INTO distributions (distribution_id, settlement_id, enterprise_id, province, margin_thb, "
-        "members_thb, community_fund_thb, reinvest_thb, members_share, community_fund_share, reinvest_share, "
-        "event_id, policy_effective_at) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+def _distribution_row(
+    s: internal.SettlementRecorded, d: Distribution, event_id: str, effective_at: datetime | None
+) -> tuple[object, ...]:
+    return (
         s.settlement_id,
         s.enterprise_id,
         s.province,
@@ -135,62 +243,32 @@ async def save_distribution(
     )
 
 
-async def record_notice(conn: Connection, n: internal.NoticePublished, event_id: str) -> bool:
-    """False when the notice was counted already."""
-    recorded = await conn.fetchval(
-        "INSERT INTO notices (notice_id, province, region, topic, event_id) VALUES ($1, $2, $3, $4, $5) "
-        "ON CONFLICT (notice_id) DO NOTHING RETURNING true",
-        n.notice_id,
-        n.province,
-        region_of(n.province),
-        n.topic,
-        event_id,
-    )
-    return bool(recorded)
-
-
-async def save_batch(conn: Connection, batch_id: str, product_id: str) -> None:
-    await conn.execute(
-        "INSERT INTO batches (batch_id, product_id) VALUES ($1, $2) ON CONFLICT (batch_id) DO NOTHING",
-        batch_id,
-        product_id,
-    )
-
-
-async def save_order_lines(conn: Connection, order: internal.OrderAccepted) -> None:
-    await conn.executemany(
-        "INSERT INTO order_lines (order_id, product_id, enterprise_id) VALUES ($1, $2, $3) "
-        "ON CONFLICT (order_id, product_id) DO NOTHING",
-        [(order.order_id, line.product_id, line.enterprise_id) for line in order.lines],
-    )
-
-
-async def order_lines(conn: Connection, order_id: str) -> list[tuple[str, str]]:
-    rows = await conn.fetch(
-        "SELECT product_id, enterprise_id FROM order_lines WHERE order_id = $1 ORDER BY product_id", order_id
-    )
-    return [(row["product_id"], row["enterprise_id"]) for row in rows]
-
-
-async def save_steps(conn: Connection, steps: list[Step]) -> None:
-    await conn.executemany(
-        "INSERT INTO journey_steps (subject_kind, subject_id, event_id, step, what, why, occurred_at, province, "
-        "enterprise_id, partner_event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-        [_step_row(step) for step in steps],
-    )
-
-
-def _step_row(step: Step) -> tuple[object, ...]:
-    kind, subject = ("product", step.product_id) if step.product_id is not None else ("batch", step.batch_id)
-    return (
-        kind,
-        subject,
-        step.at.event_id,
-        step.step,
-        step.what,
-        step.why,
-        step.at.when,
-        step.province,
-        step.enterprise_id,
-        step.at.partner_event_id,
-    )
+_SAVE_ENTERPRISE = (
+    "INSERT INTO enterprises (enterprise_id, name, province, region, sector, members, target_poor_households) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (enterprise_id) DO UPDATE SET name = EXCLUDED.name, "
+    "province = EXCLUDED.province, region = EXCLUDED.region, sector = EXCLUDED.sector, "
+    "members = EXCLUDED.members, target_poor_households = EXCLUDED.target_poor_households"
+)
+_SAVE_BATCH = "INSERT INTO batches (batch_id, product_id) VALUES ($1, $2) ON CONFLICT (batch_id) DO NOTHING"
+_SAVE_STEP = (
+    "INSERT INTO journey_steps (subject_kind, subject_id, event_id, step, what, why, occurred_at, province, "
+    "enterprise_id, partner_event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
+)
+_SAVE_ORDER_LINE = (
+    "INSERT INTO order_lines (order_id, product_id, enterprise_id) VALUES ($1, $2, $3) "
+    "ON CONFLICT (order_id, product_id) DO NOTHING"
+)
+_RECORD_SETTLEMENT = (
+    "INSERT INTO settlements (settlement_id, order_id, enterprise_id, province, revenue_thb, cost_thb, "
+    "non_local_cost_thb, product_ids, settled_at, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+    "ON CONFLICT (settlement_id) DO NOTHING"
+)
+_SAVE_DISTRIBUTION = (
+    "INSERT INTO distributions (distribution_id, settlement_id, enterprise_id, province, margin_thb, "
+    "members_thb, community_fund_thb, reinvest_thb, members_share, community_fund_share, reinvest_share, "
+    "event_id, policy_effective_at) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+)
+_RECORD_NOTICE = (
+    "INSERT INTO notices (notice_id, province, region, topic, event_id) VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT (notice_id) DO NOTHING"
+)
