@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fivecogs_communication import destinations, webhooks
+from fivecogs_communication import destinations, store, webhooks
 from fivecogs_communication.handlers import handlers
 from fivecogs_shared.contracts import UPSTREAM
 from fivecogs_shared.service import ServiceDefinition
@@ -24,6 +24,7 @@ def definition(
         migrations=Path(__file__).parent / "migrations",
         upstream=UPSTREAM["communication"],
         background=(webhooks.worker(settings, shared),),
+        state=store.state,
     )
 
 

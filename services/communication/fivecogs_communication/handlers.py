@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fivecogs_communication import destinations, domain, store
+from fivecogs_communication import destinations, domain
+from fivecogs_communication.store import CommunicationState
 from fivecogs_shared.consumer import Handler
 from fivecogs_shared.contracts import internal, internal_type, partner
 from fivecogs_shared.envelope import Envelope, dump
@@ -15,18 +16,23 @@ from fivecogs_shared.uow import UnitOfWork
 NOTICE_PUBLISHED = internal_type("communication", "notice.published")
 
 
+def _state(uow: UnitOfWork) -> CommunicationState:
+    assert isinstance(uow.state, CommunicationState), "the communication service runs with its CommunicationState"
+    return uow.state
+
+
 def subscription_handler(policy: destinations.DestinationPolicy) -> Handler:
     """`subscription.created`, with the destination policy the service runs with (app.py builds it from the
     webhook settings, so subscriptions and sends follow the same one)."""
 
     async def on_subscription_created(uow: UnitOfWork, event: Envelope) -> None:
-        command = event.data_as(partner.SubscriptionCreated)
-        existing = await store.subscriber(uow.conn, command.subscriber_id)
+        command, state = event.data_as(partner.SubscriptionCreated), _state(uow)
+        existing = await state.subscriber(command.subscriber_id)
         # Ownership first: a takeover attempt is refused without resolving anything it names.
         subscriber = domain.subscribe(command, domain.owner_of(event.source), existing)
         if subscriber.webhook_url is not None:
             await check_destination(policy, subscriber.webhook_url)
-        await store.save_subscriber(uow.conn, subscriber)
+        state.save_subscriber(subscriber)
 
     return on_subscription_created
 
@@ -58,15 +64,16 @@ async def on_distribution_made(uow: UnitOfWork, event: Envelope) -> None:
 
 
 async def publish(uow: UnitOfWork, subject: domain.Subject) -> None:
-    subscribers = await store.subscribers_for(uow.conn, subject.topic, subject.province)
-    fresh = await store.save_new_notices(uow.conn, domain.notices_for(subscribers, subject))
+    state = _state(uow)
+    subscribers = await state.subscribers_for(subject.topic, subject.province)
+    fresh = await state.save_new_notices(domain.notices_for(subscribers, subject))
     webhooks: list[tuple[domain.Notice, bytes]] = []
     for notice in fresh:
         published = _published(notice)
         uow.emit(NOTICE_PUBLISHED, published, key=notice.subscriber_id)
         if notice.webhook_url:
             webhooks.append((notice, dump(published)))  # the webhook body is the event's data, byte for byte
-    await store.queue_webhooks(uow.conn, webhooks)
+    state.queue_webhooks(webhooks)
 
 
 def _published(n: domain.Notice) -> internal.NoticePublished:

@@ -1,53 +1,96 @@
-"""SQL of the communication service (schema `communication`): subscribers, notices and webhook deliveries."""
+"""SQL of the communication service (schema `communication`): subscribers, notices and webhook deliveries; what
+a batch reads and adds is kept in `CommunicationState` and written set-wise at its end."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from fivecogs_communication.domain import Notice, Subscriber
+from fivecogs_shared.batchstate import Tables, named
 from fivecogs_shared.db import Connection
+from fivecogs_shared.envelope import Envelope
+
+SUBSCRIBERS, AUDIENCES, NOTICES, WEBHOOKS = "subscribers", "audiences", "notices", "webhooks"
+_SUBSCRIBER_COLUMNS = "subscriber_id, network, provinces, topics, webhook_url, owner"
 
 
-async def subscriber(conn: Connection, subscriber_id: str) -> Subscriber | None:
-    """The stored subscriber, locked until the transaction ends: its owner cannot change under the check."""
-    row = await conn.fetchrow(
-        "SELECT subscriber_id, network, provinces, topics, webhook_url, owner FROM subscribers "
-        "WHERE subscriber_id = $1 FOR UPDATE",
-        subscriber_id,
-    )
-    return None if row is None else _subscriber(row)
+class CommunicationState(Tables):
+    """Subscribers by id (locked: the owner cannot change under the check), the candidates for each topic and
+    province, which notices exist, and the notices and webhook deliveries this batch adds."""
+
+    locked = frozenset({SUBSCRIBERS})
+
+    async def prefetch(self, events: Sequence[Envelope]) -> None:
+        await self._load_subscribers(named(events, "subscriber_id"))
+
+    async def subscriber(self, subscriber_id: str) -> Subscriber | None:
+        await self._load_subscribers([subscriber_id])
+        found: Subscriber | None = self.get(SUBSCRIBERS, subscriber_id)
+        return found
+
+    def save_subscriber(self, s: Subscriber) -> None:
+        self.put(SUBSCRIBERS, s.subscriber_id, s)
+
+    async def subscribers_for(self, topic: str, province: str) -> list[Subscriber]:
+        """The candidates (the domain decides who matches): Postgres's, once per topic and province, with this
+        batch's subscriptions in their latest form."""
+        if not self.knows(AUDIENCES, (topic, province)):
+            rows = await self.conn.fetch(
+                f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE topics @> ARRAY[$1::text] "
+                "AND (cardinality(provinces) = 0 OR $2 = ANY(provinces))",
+                topic,
+                province,
+            )
+            self.loaded(AUDIENCES, {(topic, province): tuple(_subscriber(row) for row in rows)})
+        candidates = {s.subscriber_id: s for s in self.get(AUDIENCES, (topic, province))}
+        candidates |= {s.subscriber_id: s for s in self.changed(SUBSCRIBERS)}
+        return [candidates[sid] for sid in sorted(candidates)]
+
+    async def save_new_notices(self, notices: Sequence[Notice]) -> list[Notice]:
+        """Keep the notices not stored before and return them: a notice already published is not published
+        again, whether or not the inbox recognised its event."""
+        if wanted := self.missing(NOTICES, [n.notice_id for n in notices]):
+            rows = await self.conn.fetch("SELECT notice_id FROM notices WHERE notice_id = ANY($1::text[])", wanted)
+            self.loaded(NOTICES, {row["notice_id"]: True for row in rows}, wanted)
+        fresh = [n for n in notices if self.get(NOTICES, n.notice_id) is None]
+        for n in fresh:
+            self.put(NOTICES, n.notice_id, n)
+        return fresh
+
+    def queue_webhooks(self, deliveries: Sequence[tuple[Notice, bytes]]) -> None:
+        for n, body in deliveries:
+            if n.webhook_url:
+                self.put(WEBHOOKS, n.notice_id, (n.notice_id, n.subscriber_id, n.webhook_url, body))
+
+    async def _load_subscribers(self, ids: Iterable[str]) -> None:
+        if wanted := self.missing(SUBSCRIBERS, ids):
+            rows = await self.conn.fetch(
+                f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE subscriber_id = ANY($1::text[]) "
+                "ORDER BY subscriber_id FOR UPDATE",
+                wanted,
+            )
+            self.loaded(SUBSCRIBERS, {row["subscriber_id"]: _subscriber(row) for row in rows}, wanted)
+
+    async def flush(self) -> None:
+        """Subscribers before the notices and deliveries that name them."""
+        subscribers = [_subscriber_row(s) for s in self.changed(SUBSCRIBERS)]
+        await _many(self.conn, _SAVE_SUBSCRIBER, subscribers)
+        await _many(self.conn, _ADD_NOTICE, [_notice_row(n) for n in self.changed(NOTICES)])
+        await _many(self.conn, _QUEUE_WEBHOOK, self.changed(WEBHOOKS))
+        self.written()
 
 
-async def save_subscriber(conn: Connection, s: Subscriber) -> None:
-    # The owner never changes: a row of another owner is left as it is (the domain refused that case already).
-    await conn.execute(
-        "INSERT INTO subscribers (subscriber_id, network, provinces, topics, webhook_url, owner) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (subscriber_id) DO UPDATE SET network = EXCLUDED.network, "
-        "provinces = EXCLUDED.provinces, topics = EXCLUDED.topics, webhook_url = EXCLUDED.webhook_url, "
-        "subscribed_at = now() WHERE subscribers.owner = EXCLUDED.owner",
-        s.subscriber_id,
-        s.network,
-        list(s.provinces),
-        list(s.topics),
-        s.webhook_url,
-        s.owner,
-    )
+def state(conn: Connection) -> CommunicationState:
+    return CommunicationState(conn)
 
 
-async def subscribers_for(conn: Connection, topic: str, province: str) -> list[Subscriber]:
-    """One query per event. It narrows the candidates with the index; the domain decides who matches."""
-    rows = await conn.fetch(
-        "SELECT subscriber_id, network, provinces, topics, webhook_url, owner FROM subscribers "
-        "WHERE topics @> ARRAY[$1::text] AND (cardinality(provinces) = 0 OR $2 = ANY(provinces)) "
-        "ORDER BY subscriber_id",
-        topic,
-        province,
-    )
-    return [_subscriber(row) for row in rows]
+async def _many(conn: Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    if rows:
+        await conn.executemany(sql, rows)
 
 
 def _subscriber(row: asyncpg.Record) -> Subscriber:
@@ -61,47 +104,39 @@ def _subscriber(row: asyncpg.Record) -> Subscriber:
     )
 
 
-async def save_new_notices(conn: Connection, notices: Sequence[Notice]) -> list[Notice]:
-    """Store the notices not stored before and return them: a notice already published is not published
-    again, whether or not the inbox recognised its event."""
-    if not notices:
-        return []
-    known = {
-        row["notice_id"]
-        for row in await conn.fetch(
-            "SELECT notice_id FROM notices WHERE notice_id = ANY($1::text[])", [n.notice_id for n in notices]
-        )
-    }
-    fresh = [n for n in notices if n.notice_id not in known]
-    await conn.executemany(
-        "INSERT INTO notices (notice_id, subscriber_id, network, topic, province, subject_id, subject_event_id, "
-        "product_ids, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        [
-            (
-                n.notice_id,
-                n.subscriber_id,
-                n.network,
-                n.topic,
-                n.province,
-                n.subject_id,
-                n.subject_event_id,
-                list(n.product_ids),
-                n.summary,
-            )
-            for n in fresh
-        ],
-    )
-    return fresh
+def _subscriber_row(s: Subscriber) -> tuple[object, ...]:
+    return (s.subscriber_id, s.network, list(s.provinces), list(s.topics), s.webhook_url, s.owner)
 
 
-async def queue_webhooks(conn: Connection, deliveries: Sequence[tuple[Notice, bytes]]) -> None:
-    if not deliveries:
-        return
-    await conn.executemany(
-        "INSERT INTO webhook_deliveries (notice_id, subscriber_id, url, body) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (notice_id) DO NOTHING",
-        [(n.notice_id, n.subscriber_id, n.webhook_url, body) for n, body in deliveries if n.webhook_url],
+def _notice_row(n: Notice) -> tuple[object, ...]:
+    return (
+        n.notice_id,
+        n.subscriber_id,
+        n.network,
+        n.topic,
+        n.province,
+        n.subject_id,
+        n.subject_event_id,
+        list(n.product_ids),
+        n.summary,
     )
+
+
+# The owner never changes: a row of another owner is left as it is (the domain refused that case already).
+_SAVE_SUBSCRIBER = (
+    f"INSERT INTO subscribers ({_SUBSCRIBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) "
+    "ON CONFLICT (subscriber_id) DO UPDATE SET network = EXCLUDED.network, provinces = EXCLUDED.provinces, "
+    "topics = EXCLUDED.topics, webhook_url = EXCLUDED.webhook_url, subscribed_at = now() "
+    "WHERE subscribers.owner = EXCLUDED.owner"
+)
+_ADD_NOTICE = (
+    "INSERT INTO notices (notice_id, subscriber_id, network, topic, province, subject_id, subject_event_id, "
+    "product_ids, summary) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+)
+_QUEUE_WEBHOOK = (
+    "INSERT INTO webhook_deliveries (notice_id, subscriber_id, url, body) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (notice_id) DO NOTHING"
+)
 
 
 # --- the webhook worker ------------------------------------------------------------------------------------
