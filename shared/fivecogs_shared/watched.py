@@ -1,6 +1,6 @@
 """The connection handlers get on a batch's fast pass (no savepoint per event): it notes whether the handler
 wrote, so that a rule violation raised after a write, which nothing there could undo, sends the batch to the
-careful pass instead. Handlers refuse before they write (docs/architecture.md); this keeps that a promise."""
+careful pass instead. Handlers refuse before they write (docs/performance.md); this keeps that a promise."""
 
 from __future__ import annotations
 
