@@ -49,12 +49,10 @@ async def drain(bench: Bench, seeded: Seeded, replicas: int = 1) -> StageResult:
     result = StageResult(label, workload.records, processes=replicas)
     names = _names(stage.cog, replicas)
     try:
-        await _start(bench, stage, names)
-        meters = [ProcessMeter(bench.processes.processes[name].pid) for name in names]
-        began = time.monotonic()
+        meters, began = await _start_timed(bench, stage, names, workload.records)
         finished = await _wait_drained(bench, stage, workload.records)
         result.seconds = time.monotonic() - began
-        figures = [meter.stop() for meter in meters]
+        figures = [meter.stop(since=began) for meter in meters]
         result.cpu_seconds = sum(cpu for cpu, _ in figures)
         result.peak_rss_mib = max(rss for _, rss in figures)
         if not finished:
@@ -98,6 +96,28 @@ async def _start(bench: Bench, stage: fresh.Stage, names: list[str]) -> None:
     for name in names:
         bench.processes.start(stage.cog, name=name, extra_env=stage.env())
     await asyncio.to_thread(bench.processes.wait_ready, names, READY_SECONDS)
+
+
+async def _start_timed(
+    bench: Bench, stage: fresh.Stage, names: list[str], backlog: int
+) -> tuple[list[ProcessMeter], float]:
+    """Start the processes with a meter each; returns the meters and the moment the drain began: their
+    readiness or, when they committed records before /readyz answered, the last moment the whole backlog was
+    still seen untouched (never later than the work began)."""
+    partitions = await fresh.subscribed(bench.cluster.admin, stage.cog)
+    for name in names:
+        bench.processes.start(stage.cog, name=name, extra_env=stage.env())
+    meters = [ProcessMeter(bench.processes.processes[name].pid) for name in names]
+    ready = asyncio.ensure_future(asyncio.to_thread(bench.processes.wait_ready, names, READY_SECONDS))
+    untouched, touched = time.monotonic(), False
+    while not ready.done():
+        if not touched and await bench.probe.lag(stage.group, partitions) >= backlog:
+            untouched = time.monotonic()
+        else:
+            touched = True
+        await asyncio.wait({ready}, timeout=POLL_SECONDS / 2)
+    ready.result()  # a process that exited or never got ready raises here
+    return meters, untouched if touched else time.monotonic()
 
 
 def _stop(bench: Bench, names: list[str]) -> None:

@@ -1,9 +1,10 @@
 """What a service process costs: peak RSS (sampled every 100 ms, and the kernel's own high-water mark VmHWM,
-whichever is higher) and CPU seconds (user + system) between two moments."""
+whichever is higher) and CPU seconds (user + system) from a given moment to the end."""
 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
@@ -17,9 +18,9 @@ class ProcessMeter:
         self.pid = pid
         self.process = psutil.Process(pid)
         self.peak_rss = 0
-        self._cpu_start = self.cpu_seconds()
+        self.cpu_samples: list[tuple[float, float]] = [(time.monotonic(), self.cpu_seconds())]
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, name=f"rss-{pid}", daemon=True)
+        self._thread = threading.Thread(target=self._sample, name=f"meter-{pid}", daemon=True)
         self._thread.start()
 
     def cpu_seconds(self) -> float:
@@ -29,12 +30,13 @@ class ProcessMeter:
             return 0.0
         return float(times.user + times.system)
 
-    def stop(self) -> tuple[float, float]:
-        """(CPU seconds since the meter started, peak RSS in MiB); call while the process still runs."""
-        cpu = self.cpu_seconds() - self._cpu_start
+    def stop(self, since: float) -> tuple[float, float]:
+        """(CPU seconds from the moment `since` on, peak RSS in MiB); call while the process still runs."""
+        cpu = self.cpu_seconds()
         self._stop.set()
         self._thread.join()
-        return cpu, max(self.peak_rss, high_water_mark(self.pid)) / MIB
+        before = [used for moment, used in self.cpu_samples if moment <= since] or [self.cpu_samples[0][1]]
+        return cpu - before[-1], max(self.peak_rss, high_water_mark(self.pid)) / MIB
 
     def _sample(self) -> None:
         while not self._stop.wait(SAMPLE_SECONDS):
@@ -42,6 +44,7 @@ class ProcessMeter:
                 self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
             except psutil.Error:
                 return
+            self.cpu_samples.append((time.monotonic(), self.cpu_seconds()))
 
 
 def high_water_mark(pid: int) -> int:

@@ -11,7 +11,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from fivecogs_shared.contracts import PARTNER_EVENT_TYPES, events_topic, ingest_topic, internal_type
+from fivecogs_shared.contracts import (
+    INTERNAL_EVENT_TYPES,
+    PARTNER_EVENT_TYPES,
+    events_topic,
+    ingest_topic,
+    internal_type,
+)
 from fivecogs_shared.envelope import CORRELATION_HEADER
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -46,12 +52,14 @@ class Writer:
         headers = ce_headers(ce_type, self.next_id(), f"partner/{self.partner}")
         return Record(ingest_topic(kind.cog, self.partner), str(data[kind.key_field]).encode(), value, headers)
 
-    def fact(self, cog: str, name: str, data: BaseModel, key: str, correlation: str | None = None) -> Record:
-        """An event of `cog` on its events topic, as its service emits it (ce_source `fivecogs/<cog>`)."""
-        event_id = self.next_id("fact")
-        headers = ce_headers(internal_type(cog, name), event_id, f"fivecogs/{cog}")
+    def fact(self, cog: str, name: str, data: BaseModel, correlation: str | None = None) -> Record:
+        """An event of `cog` on its events topic, as its service emits it (ce_source `fivecogs/<cog>`, the key
+        its type's key field)."""
+        ce_type, event_id = internal_type(cog, name), self.next_id("fact")
+        headers = ce_headers(ce_type, event_id, f"fivecogs/{cog}")
         headers += ((CORRELATION_HEADER, (correlation or event_id).encode()),)
-        return Record(events_topic(cog), key.encode(), data.model_dump_json().encode(), headers)
+        key = str(getattr(data, INTERNAL_EVENT_TYPES[ce_type].key_field)).encode()
+        return Record(events_topic(cog), key, data.model_dump_json().encode(), headers)
 
 
 def ce_headers(ce_type: str, event_id: str, source: str) -> Headers:

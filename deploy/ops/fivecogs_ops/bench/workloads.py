@@ -136,7 +136,7 @@ def knowledge(writer: Writer, records: int) -> Workload:
     """Inputs' facts (registrations, produced batches) and the partner's certifications: each product's first
     batch, its certification, then BATCHES_PER_PRODUCT - 1 more batches, assessed with the certification."""
     firms = enterprises(writer, _one_in_a_hundred(records))
-    backlog = [writer.fact("inputs", "enterprise.registered", e.fact(), e.enterprise_id) for e in firms]
+    backlog = [writer.fact("inputs", "enterprise.registered", e.fact()) for e in firms]
     batches = certificates = products = 0
     while len(backlog) < records:
         firm = firms[products % len(firms)]
@@ -145,9 +145,7 @@ def knowledge(writer: Writer, records: int) -> Workload:
         for number in range(BATCHES_PER_PRODUCT):
             if len(backlog) >= records:
                 break
-            backlog.append(
-                writer.fact("inputs", "batch.produced", _batch(writer, firm, product_id), firm.enterprise_id)
-            )
+            backlog.append(writer.fact("inputs", "batch.produced", _batch(writer, firm, product_id)))
             batches += 1
             if number == 0 and len(backlog) < records:
                 backlog.append(
@@ -203,14 +201,14 @@ def marketing(writer: Writer, records: int) -> Workload:
     products_wanted = max(LINES_PER_ORDER, records // 20)
     firms = enterprises(writer, max(1, products_wanted // PRODUCTS_PER_ENTERPRISE))
     catalogue = {e.enterprise_id: [f"{e.enterprise_id}-p{k}" for k in range(PRODUCTS_PER_ENTERPRISE)] for e in firms}
-    prelude = [writer.fact("inputs", "enterprise.registered", e.fact(), e.enterprise_id) for e in firms]
+    prelude = [writer.fact("inputs", "enterprise.registered", e.fact()) for e in firms]
     stock = max(100, records)  # never runs out: every order is accepted
     for firm in firms:
         for product_id in catalogue[firm.enterprise_id]:
             assessed = internal.BatchAssessed(
                 **_batch(writer, firm, product_id, stock).model_dump(), certifications=[], trainings_completed=0
             )
-            prelude.append(writer.fact("knowledge", "batch.assessed", assessed, product_id))
+            prelude.append(writer.fact("knowledge", "batch.assessed", assessed))
     backlog = [
         writer.partner_event("th.fivecogs.listing.requested.v1", _listing(writer, firm, product_id))
         for firm in firms
@@ -287,7 +285,7 @@ def communication(writer: Writer, records: int) -> Workload:
             unit_price_thb=PRICE,
             listed_at=datetime.now(UTC),
         )
-        backlog.append(writer.fact("marketing", "listing.accepted", listing, listing.product_id))
+        backlog.append(writer.fact("marketing", "listing.accepted", listing))
     notices = records * SUBSCRIBERS
     events = Counter({internal_type("communication", "notice.published"): notices})
     rows = {"subscribers": SUBSCRIBERS, "notices": notices}
@@ -300,7 +298,7 @@ def communication(writer: Writer, records: int) -> Workload:
 def management(writer: Writer, records: int) -> Workload:
     """Inputs' registrations (1 %) and marketing's settlements, each distributed (a positive margin)."""
     firms = enterprises(writer, _one_in_a_hundred(records))
-    backlog = [writer.fact("inputs", "enterprise.registered", e.fact(), e.enterprise_id) for e in firms]
+    backlog = [writer.fact("inputs", "enterprise.registered", e.fact()) for e in firms]
     settlements = records - len(backlog)
     for number in range(settlements):
         firm = firms[number % len(firms)]
@@ -317,7 +315,7 @@ def management(writer: Writer, records: int) -> Workload:
             product_ids=[f"{firm.enterprise_id}-p0"],
             settled_at=datetime.now(UTC),
         )
-        backlog.append(writer.fact("marketing", "settlement.recorded", settled, firm.enterprise_id))
+        backlog.append(writer.fact("marketing", "settlement.recorded", settled))
     events = Counter({internal_type("management", "distribution.made"): settlements})
     rows = {"enterprises": len(firms), "settlements": settlements, "distributions": settlements}
     return Workload("management", backlog, +events, rows)
