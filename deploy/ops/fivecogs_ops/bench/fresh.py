@@ -57,11 +57,16 @@ class Stage:
 async def prepare(admin: KafkaAccess, stage: Stage) -> partners.PartnerAccess:
     """The stage's partner, every events topic (with its dead letters), and the group pinned at the ends."""
     access = await partners.add(admin, stage.partner, [stage.cog])
+    await ensure_shared_topics(admin)
+    await pin_group(admin, stage.group, await subscribed(admin, stage.cog))
+    return access
+
+
+async def ensure_shared_topics(admin: KafkaAccess) -> None:
+    """Every cog's events topic and its dead letters, so that groups can be pinned before any service ran."""
     shared = [events_topic(cog) for cog in COGS]
     specs = [kafka_admin.TopicSpec(t, partitions()) for t in shared + [dlq_topic(t) for t in shared]]
     await kafka_admin.ensure_topics(admin, specs)
-    await pin_group(admin, stage.group, await subscribed(admin, stage.cog))
-    return access
 
 
 async def subscribed(admin: KafkaAccess, cog: str) -> list[TopicPartition]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from fivecogs_ops.bench import drain, fresh
 from fivecogs_ops.bench.ceiling import ceiling
+from fivecogs_ops.bench.chain import chain
 from fivecogs_ops.bench.context import Bench
 from fivecogs_ops.bench.environment import Cluster
 from fivecogs_ops.bench.kafka import Probe
@@ -62,9 +63,7 @@ async def run(plan: Plan, cluster: Cluster, processes_token: str, say: Callable[
             if REPLICAS in plan.only:
                 report.replicas = await _service(bench, "inputs", "replicas", plan.records, replicas=2)
             if CHAIN in plan.only:
-                from fivecogs_ops.bench.chain import chain
-
-                report.chain = await chain(bench, plan)
+                report.chain = await chain(bench, plan.rates, plan.step_seconds)
         finally:
             processes.stop_all(grace=12)
     return report

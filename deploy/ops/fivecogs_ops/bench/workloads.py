@@ -83,11 +83,13 @@ def inputs(writer: Writer, records: int) -> Workload:
         firm = firms[batches % len(firms)]
         batch_id, room = writer.next_id("b"), records - len(backlog)
         ids = [writer.next_id("d") for _ in range(min(DELIVERIES_PER_BATCH, room))]
-        backlog += [writer.partner_event("th.fivecogs.input.delivered.v1", _delivery(d, batch_id, firm)) for d in ids]
+        backlog += [
+            writer.partner_event("th.fivecogs.input.delivered.v1", delivery_data(d, batch_id, firm)) for d in ids
+        ]
         deliveries += len(ids)
         batches += 1
         if len(backlog) < records:
-            backlog.append(writer.partner_event("th.fivecogs.batch.produced.v2", _production(batch_id, firm, ids)))
+            backlog.append(writer.partner_event("th.fivecogs.batch.produced.v2", production_data(batch_id, firm, ids)))
     produced = records - len(firms) - deliveries
     events = Counter(
         {
@@ -101,7 +103,7 @@ def inputs(writer: Writer, records: int) -> Workload:
     )
 
 
-def _delivery(delivery_id: str, batch_id: str, firm: Enterprise) -> dict[str, object]:
+def delivery_data(delivery_id: str, batch_id: str, firm: Enterprise) -> dict[str, object]:
     return {
         "delivery_id": delivery_id,
         "batch_id": batch_id,
@@ -114,7 +116,7 @@ def _delivery(delivery_id: str, batch_id: str, firm: Enterprise) -> dict[str, ob
     }
 
 
-def _production(batch_id: str, firm: Enterprise, delivery_ids: list[str]) -> dict[str, object]:
+def production_data(batch_id: str, firm: Enterprise, delivery_ids: list[str]) -> dict[str, object]:
     return {
         "batch_id": batch_id,
         "enterprise_id": firm.enterprise_id,
@@ -149,7 +151,9 @@ def knowledge(writer: Writer, records: int) -> Workload:
             batches += 1
             if number == 0 and len(backlog) < records:
                 backlog.append(
-                    writer.partner_event("th.fivecogs.certification.granted.v1", _cert(writer, firm, product_id))
+                    writer.partner_event(
+                        "th.fivecogs.certification.granted.v1", certificate_data(writer, firm, product_id)
+                    )
                 )
                 certificates += 1
     events = Counter(
@@ -180,7 +184,7 @@ def _batch(writer: Writer, firm: Enterprise, product_id: str, quantity: int = 10
     )
 
 
-def _cert(writer: Writer, firm: Enterprise, product_id: str) -> dict[str, object]:
+def certificate_data(writer: Writer, firm: Enterprise, product_id: str) -> dict[str, object]:
     return {
         "certificate_id": writer.next_id("c"),
         "product_id": product_id,
@@ -210,7 +214,7 @@ def marketing(writer: Writer, records: int) -> Workload:
             )
             prelude.append(writer.fact("knowledge", "batch.assessed", assessed))
     backlog = [
-        writer.partner_event("th.fivecogs.listing.requested.v1", _listing(writer, firm, product_id))
+        writer.partner_event("th.fivecogs.listing.requested.v1", listing_data(writer, firm, product_id))
         for firm in firms
         for product_id in catalogue[firm.enterprise_id]
     ]
@@ -219,7 +223,7 @@ def marketing(writer: Writer, records: int) -> Workload:
         firm = firms[orders % len(firms)]
         order_id = writer.next_id("o")
         backlog.append(
-            writer.partner_event("th.fivecogs.order.placed.v1", _order(order_id, catalogue[firm.enterprise_id]))
+            writer.partner_event("th.fivecogs.order.placed.v1", order_data(order_id, catalogue[firm.enterprise_id]))
         )
         payment = {
             "payment_id": writer.next_id("pay"),
@@ -239,7 +243,7 @@ def marketing(writer: Writer, records: int) -> Workload:
     return Workload("marketing", backlog, +events, rows, prelude=prelude)
 
 
-def _listing(writer: Writer, firm: Enterprise, product_id: str) -> dict[str, object]:
+def listing_data(writer: Writer, firm: Enterprise, product_id: str) -> dict[str, object]:
     return {
         "listing_id": writer.next_id("l"),
         "product_id": product_id,
@@ -249,7 +253,7 @@ def _listing(writer: Writer, firm: Enterprise, product_id: str) -> dict[str, obj
     }
 
 
-def _order(order_id: str, products: list[str]) -> dict[str, object]:
+def order_data(order_id: str, products: list[str]) -> dict[str, object]:
     return {
         "order_id": order_id,
         "buyer_id": f"{order_id}-buyer",
