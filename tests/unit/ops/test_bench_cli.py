@@ -1,5 +1,5 @@
 """`fivecogs bench` refuses what it cannot run with exit 2 and one line, before starting anything; the meter
-reads a live process's memory and CPU."""
+reads a live process's memory and CPU; the webhook receiver answers communication's deliveries."""
 
 from __future__ import annotations
 
@@ -35,3 +35,15 @@ def test_the_meter_reads_this_process() -> None:
     assert cpu >= 0
     assert rss_mib > 1
     assert high_water_mark(os.getpid()) >= 0
+
+
+def test_the_webhook_receiver_answers_2xx_and_counts_each_notice_once() -> None:
+    import httpx
+
+    from fivecogs_ops.bench.webhooks import NOTICE_ID_HEADER, Receiver
+
+    with Receiver() as receiver:
+        for notice in ("n1", "n2", "n1"):  # at least once: a notice may come again
+            answer = httpx.post(receiver.url, content=b"{}", headers={NOTICE_ID_HEADER: notice})
+            assert answer.status_code == 204
+        assert receiver.received == 2

@@ -14,6 +14,7 @@ from fivecogs_ops.bench.kafka import publish
 from fivecogs_ops.bench.measure import ProcessMeter
 from fivecogs_ops.bench.records import Record
 from fivecogs_ops.bench.results import StageResult
+from fivecogs_ops.bench.webhooks import Receiver
 from fivecogs_ops.bench.workloads import Workload
 from fivecogs_shared.kafka_access import KafkaAccess
 
@@ -43,7 +44,8 @@ async def seed(bench: Bench, stage: fresh.Stage, workload: Workload) -> Seeded:
     return Seeded(stage, workload, start)
 
 
-async def drain(bench: Bench, seeded: Seeded, replicas: int = 1) -> StageResult:
+async def drain(bench: Bench, seeded: Seeded, replicas: int = 1, receiver: Receiver | None = None) -> StageResult:
+    """`receiver`: where communication's webhook subscribers are, to check their notices reached it."""
     stage, workload = seeded.stage, seeded.workload
     label = stage.name if replicas == 1 else f"{stage.name} ×{replicas}"
     result = StageResult(label, workload.records, processes=replicas)
@@ -60,6 +62,11 @@ async def drain(bench: Bench, seeded: Seeded, replicas: int = 1) -> StageResult:
         conn = await bench.connect()
         try:
             result.problems += await verify.verify(conn, bench.probe, stage, workload, seeded.start)
+            if workload.webhooks and receiver is not None:
+                counted = receiver  # the receiver's count, read as it grows
+                result.problems += await verify.webhooks(
+                    conn, stage.schema, workload.webhooks, lambda: counted.received, bench.say
+                )
         finally:
             await conn.close()
     except (RuntimeError, TimeoutError) as error:  # a service that exits or never gets ready: the row says so

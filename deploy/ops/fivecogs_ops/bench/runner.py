@@ -15,7 +15,8 @@ from fivecogs_ops.bench.kafka import Probe
 from fivecogs_ops.bench.naive import naive
 from fivecogs_ops.bench.records import Writer
 from fivecogs_ops.bench.results import ChainResult, StageResult
-from fivecogs_ops.bench.workloads import BUILDERS
+from fivecogs_ops.bench.webhooks import Receiver
+from fivecogs_ops.bench.workloads import BUILDERS, communication
 from fivecogs_shared.contracts import COGS
 
 CHAIN, REPLICAS = "chain", "replicas"
@@ -87,5 +88,10 @@ async def _reference_and_drains(bench: Bench, plan: Plan, report: Report) -> Non
 
 async def _service(bench: Bench, cog: str, name: str, records: int, replicas: int = 1) -> StageResult:
     stage = fresh.Stage(cog, name, bench.run)
-    workload = BUILDERS[cog](Writer(stage.tag, stage.partner), records)
+    writer = Writer(stage.tag, stage.partner)
+    if cog == "communication":  # some subscribers want their notices by webhook: a receiver answers them
+        with Receiver() as receiver:
+            workload = communication(writer, records, receiver.url)
+            return await drain.drain(bench, await drain.seed(bench, stage, workload), replicas, receiver)
+    workload = BUILDERS[cog](writer, records)
     return await drain.drain(bench, await drain.seed(bench, stage, workload), replicas)

@@ -3,7 +3,10 @@ or parked, the service's events read back from its topic, nothing dead-lettered.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -15,6 +18,7 @@ from fivecogs_ops.bench.workloads import Workload
 from fivecogs_shared.contracts import UPSTREAM, dlq_topic, events_topic
 
 Offsets = dict[TopicPartition, int]
+WEBHOOK_RATE = 50.0  # deliveries a second the wait for webhooks allows for at least
 
 
 @dataclass
@@ -69,3 +73,27 @@ async def _database(conn: asyncpg.Connection, schema: str, workload: Workload) -
 
 def _counts(counts: Counter[str] | dict[str, int]) -> str:
     return ", ".join(f"{name.removeprefix('th.fivecogs.')}={n}" for name, n in sorted(counts.items())) or "none"
+
+
+async def webhooks(
+    conn: asyncpg.Connection, schema: str, expected: int, received: Callable[[], int], say: Callable[[str], None]
+) -> list[str]:
+    """After the drain (untimed): every notice of a webhook subscriber delivered once to the receiver."""
+    deadline = time.monotonic() + 60 + expected / WEBHOOK_RATE
+    pending, delivered, failed = await _deliveries(conn, schema)
+    while (pending or received() < expected) and time.monotonic() < deadline:
+        say(f"communication: {pending:,} webhook deliveries pending, {received():,} received")
+        await asyncio.sleep(2)
+        pending, delivered, failed = await _deliveries(conn, schema)
+    problems = []
+    if (delivered, failed) != (expected, 0):
+        problems.append(f"webhooks delivered={delivered} failed={failed} pending={pending}, expected {expected}")
+    if received() != expected:
+        problems.append(f"the receiver got {received()} notices, expected {expected}")
+    return problems
+
+
+async def _deliveries(conn: asyncpg.Connection, schema: str) -> tuple[int, int, int]:
+    rows = await conn.fetch(f"SELECT status, count(*) AS n FROM {schema}.webhook_deliveries GROUP BY status")
+    found = {row["status"]: int(row["n"]) for row in rows}
+    return found.get("pending", 0), found.get("delivered", 0), found.get("failed", 0)

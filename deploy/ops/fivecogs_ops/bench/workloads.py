@@ -19,6 +19,7 @@ BATCHES_PER_PRODUCT = 8  # knowledge: assessments per certified product
 PRODUCTS_PER_ENTERPRISE = 5
 LINES_PER_ORDER = 3
 SUBSCRIBERS = 8  # communication: every notice subject reaches each of them
+WEBHOOK_SUBSCRIBERS = 2  # of them, those who want their notices by webhook too
 PRODUCED_ON = date(2026, 1, 5)
 PRICE = Decimal("120.00")
 
@@ -30,7 +31,7 @@ class Workload:
     events: Counter[str]  # ce_type -> how many the service publishes on its events topic
     rows: dict[str, int]  # table -> rows its schema holds at the end
     prelude: list[Record] = field(default_factory=list)
-    outgoing_per_record: int = 2  # outbox rows per backlog record (the event and the partner's answer): ceiling
+    webhooks: int = 0  # notices communication must deliver by webhook (after the drain, untimed)
 
     @property
     def records(self) -> int:
@@ -275,16 +276,20 @@ def order_data(order_id: str, products: list[str]) -> dict[str, object]:
 # --- communication ------------------------------------------------------------------------------------------
 
 
-def communication(writer: Writer, records: int) -> Workload:
-    """Prelude: SUBSCRIBERS subscriptions to every topic in every province. Backlog: marketing's accepted
-    listings, each a notice to every subscriber."""
-    prelude = [
-        writer.partner_event(
-            "th.fivecogs.subscription.created.v1",
-            {"subscriber_id": writer.next_id("s"), "network": "civil_society", "topics": ["listing", "sale"]},
-        )
-        for _ in range(SUBSCRIBERS)
-    ]
+def communication(writer: Writer, records: int, webhook_url: str | None = None) -> Workload:
+    """Prelude: SUBSCRIBERS subscriptions to listings and sales in every province, WEBHOOK_SUBSCRIBERS of them
+    with a webhook (when a receiver's URL is given). Backlog: marketing's accepted listings, each a notice to
+    every subscriber."""
+    prelude = []
+    for number in range(SUBSCRIBERS):
+        subscription: dict[str, object] = {
+            "subscriber_id": writer.next_id("s"),
+            "network": "civil_society",
+            "topics": ["listing", "sale"],
+        }
+        if webhook_url and number < WEBHOOK_SUBSCRIBERS:
+            subscription["webhook_url"] = webhook_url
+        prelude.append(writer.partner_event("th.fivecogs.subscription.created.v1", subscription))
     firms = enterprises(writer, _one_in_a_hundred(records))
     backlog = []
     for number in range(records):
@@ -302,7 +307,8 @@ def communication(writer: Writer, records: int) -> Workload:
     notices = records * SUBSCRIBERS
     events = Counter({internal_type("communication", "notice.published"): notices})
     rows = {"subscribers": SUBSCRIBERS, "notices": notices}
-    return Workload("communication", backlog, events, rows, prelude=prelude, outgoing_per_record=SUBSCRIBERS)
+    webhooks = records * WEBHOOK_SUBSCRIBERS if webhook_url else 0
+    return Workload("communication", backlog, events, rows, prelude=prelude, webhooks=webhooks)
 
 
 # --- management ---------------------------------------------------------------------------------------------
