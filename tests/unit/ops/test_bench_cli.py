@@ -47,3 +47,16 @@ def test_the_webhook_receiver_answers_2xx_and_counts_each_notice_once() -> None:
             answer = httpx.post(receiver.url, content=b"{}", headers={NOTICE_ID_HEADER: notice})
             assert answer.status_code == 204
         assert receiver.received == 2
+
+
+def test_a_cluster_that_cannot_be_reached_exits_3_with_one_line() -> None:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+        "DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:1/none",
+        "COLUMNS": "200",
+    }
+    result = CliRunner().invoke(app, ["bench", "--external", "--only", "inputs"], env=env)
+    assert result.exit_code == 3
+    assert "Kafka at 127.0.0.1:1 does not answer" in result.output
+    assert "secret" not in result.output

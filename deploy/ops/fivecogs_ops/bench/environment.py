@@ -6,6 +6,7 @@ is started or wiped there: every stage has fresh partners, groups and schemas an
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import shutil
@@ -14,13 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+import asyncpg
+
 from fivecogs_ops.auth import operator_token
 from fivecogs_ops.faults.environment import _free_ports
 from fivecogs_ops.principals import ADMIN, service_username
 from fivecogs_ops.services import ServiceProcesses
-from fivecogs_ops.stack import LocalStack, StackError, StackState, repo_root
+from fivecogs_ops.stack import LocalStack, StackError, StackState, masked, repo_root
+from fivecogs_shared import kafka_admin
 from fivecogs_shared.contracts import COGS
-from fivecogs_shared.kafka_access import KafkaAccess
+from fivecogs_shared.kafka_access import AccessError, KafkaAccess
 
 # Far from the main stack (9092/5433), the fault suite's (19092/15433) and the services' 8081-8085.
 PREFERRED = StackState(kafka_port=29092, controller_port=29093, postgres_port=25433)
@@ -116,4 +120,19 @@ def _external(logs: Path) -> Cluster:
     database = os.environ.get("DATABASE_URL")
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or not database:
         raise StackError("--external needs KAFKA_BOOTSTRAP_SERVERS (the admin's KAFKA_*) and DATABASE_URL")
-    return Cluster(KafkaAccess.from_env(), database, logs)
+    try:
+        cluster = Cluster(KafkaAccess.from_env(), database, logs)
+    except AccessError as error:
+        raise StackError(str(error)) from None
+    asyncio.run(_reachable(cluster))
+    return cluster
+
+
+async def _reachable(cluster: Cluster) -> None:
+    if not await kafka_admin.broker_reachable(cluster.admin, timeout=10):
+        raise StackError(f"Kafka at {cluster.admin.bootstrap} does not answer (or refuses the KAFKA_* credentials)")
+    try:
+        conn = await asyncpg.connect(cluster.database_url, timeout=10)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        raise StackError(f"Postgres at {masked(cluster.database_url)} cannot be reached: {error}") from None
+    await conn.close()
