@@ -28,7 +28,7 @@ class Plan:
     records: int = 10_000
     large: int = 100_000  # inputs' second backlog (0: none), to show memory does not grow with it
     only: tuple[str, ...] = STAGES
-    rates: tuple[int, ...] = (25, 50, 100, 200)
+    rates: tuple[int, ...] = (25, 50, 100, 200, 400)
     step_seconds: float = 20.0
 
     @property
