@@ -8,7 +8,7 @@ COGS := inputs knowledge marketing communication management
 LOCAL_PACKAGES := shared $(addprefix services/,$(COGS)) deploy/ops
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup run test lint stack-up stack-down up faults clean
+.PHONY: help setup run test lint stack-up stack-down up faults bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ test: setup lint ## lint, then the whole suite against real Kafka and Postgres (
 
 faults: setup ## the fault suite: 20,000 events under kills and restarts on its own stack; 0 mismatches or exit 1
 	$(BIN)/fivecogs faults
+
+bench: setup ## throughput on its own stack: ceiling, naive, each service, the chain, two replicas (docs/performance.md)
+	$(BIN)/fivecogs bench
 
 lint: setup ## ruff and mypy (strict on shared/)
 	$(BIN)/ruff check .

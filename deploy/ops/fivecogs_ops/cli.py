@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from fivecogs_ops.auth import TokenError, operator_tokens
+from fivecogs_ops.bench import register as register_bench
 from fivecogs_ops.choices import cog as checked_cog
 from fivecogs_ops.choices import unknown
 from fivecogs_ops.console import make_console
@@ -36,6 +37,7 @@ app.add_typer(stack_app, name="stack")
 register_lag_commands(app)  # `fivecogs lag` and `fivecogs ops`
 register_recovery_commands(app)  # `fivecogs replay`, `fivecogs dlq`, `fivecogs contracts`
 register_fault_suite(app)  # `fivecogs faults`
+register_bench(app)  # `fivecogs bench`
 register_partner_commands(app)  # `fivecogs partners`
 register_held_commands(app)  # `fivecogs held list`
 
