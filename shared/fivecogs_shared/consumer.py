@@ -1,11 +1,11 @@
 """Turning a polled batch of Kafka records into effects, exactly once.
 
 One Postgres transaction per batch: each record is read once (CloudEvents + contract), the batch is checked
-against the inbox in one query, and each event is handed to its handler in offset order. A service that keeps
-its aggregates in a `BatchState` has them loaded for the whole batch at once and written set-wise at its end;
-a rule violation drops only that event's changes. A batch that fails otherwise is applied again with a savepoint
-per event (`careful`), which isolates the record behind it (services without a state always run that way). An
-event that refers to something not applied yet is held (`holding`) and applied when that is. Answers to
+against the inbox in one query, and each event is handed to its handler in offset order, with no savepoint. A
+service that keeps its aggregates in a `BatchState` has them loaded for the whole batch at once and written
+set-wise at its end; a rule violation drops only that event's changes. A batch that fails otherwise, or whose
+handler refused after writing (`watched`), is applied again with a savepoint per event (`careful`), which
+isolates the record behind it. An event that refers to something not applied yet is held (`holding`) and applied when that is. Answers to
 partners, rejections and dead letters are written to the outbox in the same transaction. The caller commits the
 Kafka offsets only after this transaction committed.
 """
