@@ -21,6 +21,16 @@ _ABSENT = object()
 Key: TypeAlias = str | tuple[str, ...]  # a row's primary key
 
 
+def parts(reference: str, kind: str, count: int) -> list[str] | None:
+    """The ids in a reference `kind:<id>` (count 1, the id may hold colons) or `kind:<a>:<b>` (count 2, when
+    neither holds one); None when it is not of that kind or cannot be split for sure."""
+    prefix = f"{kind}:"
+    if not reference.startswith(prefix):
+        return None
+    found = reference[len(prefix) :].split(":") if count > 1 else [reference[len(prefix) :]]
+    return found if len(found) == count else None
+
+
 def named(events: Sequence[Envelope], name: str) -> list[Any]:
     """The `name` field of each event's data that has one: the keys a prefetch loads."""
     return [getattr(event.data, name) for event in events if hasattr(event.data, name)]
@@ -35,7 +45,7 @@ class BatchState(Protocol):
 
     def drop(self) -> None: ...
 
-    def refresh(self) -> None: ...
+    def refresh(self, reference: str) -> None: ...
 
     async def flush(self) -> None: ...
 
@@ -90,13 +100,24 @@ class Tables:
     def drop(self) -> None:
         self._pending.clear()
 
-    def refresh(self) -> None:
-        """Forget what another transaction may have committed since it was read, so it is asked again: rows found
-        absent, and every row of a table not in `locked` (those this transaction read `FOR UPDATE`)."""
+    def refresh(self, reference: str) -> None:
+        """Forget what another transaction may have committed since it was read, so it is asked again: the rows
+        the awaited reference names (`rows_of`); if it names none, rows found absent and every row of a table
+        not in `locked` (those this transaction read `FOR UPDATE`). What this batch changed stays."""
+        named = self.rows_of(reference)
+        if named is not None:
+            for table, key in named:
+                if key not in self._changed[table]:
+                    self._rows[table].pop(key, None)
+            return
         for table, rows in self._rows.items():
             changed, locked = self._changed[table], table in self.locked
             for key in [k for k, row in rows.items() if k not in changed and (row is None or not locked)]:
                 del rows[key]
+
+    def rows_of(self, reference: str) -> list[tuple[str, Key]] | None:
+        """The rows whose existence decides a reference (`enterprise:E1` → the enterprise's row); None: unknown."""
+        return None
 
     def changed(self, table: str) -> list[Any]:
         """The table's rows to write, in key order: the batch's changes and the current event's."""

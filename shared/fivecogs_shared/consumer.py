@@ -5,9 +5,9 @@ against the inbox in one query, and each event is handed to its handler in offse
 service that keeps its aggregates in a `BatchState` has them loaded for the whole batch at once and written
 set-wise at its end; a rule violation drops only that event's changes. A batch that fails otherwise, or whose
 handler refused after writing (`watched`), is applied again with a savepoint per event (`careful`), which
-isolates the record behind it. An event that refers to something not applied yet is held (`holding`) and applied when that is. Answers to
-partners, rejections and dead letters are written to the outbox in the same transaction. The caller commits the
-Kafka offsets only after this transaction committed.
+isolates the record behind it. An event that refers to something not applied yet is held (`holding`) and
+applied when that is. Answers to partners, rejections and dead letters are written to the outbox in the same
+transaction. The caller commits the Kafka offsets only after this transaction committed.
 """
 
 from __future__ import annotations
@@ -333,27 +333,36 @@ class BatchProcessor:
                 if not references:
                     continue
             await self._lock_references(uow.conn, references)
-            for held in await holding.awaiting(uow.conn, references):
-                if held.seq not in uow.settling.released:
-                    await self._settle_held(uow, held)
+            due = [h for h in await holding.awaiting(uow.conn, references) if h.seq not in uow.settling.released]
+            readings = await self._prefetched(uow, due)
+            for held, reading in zip(due, readings, strict=True):
+                await self._settle_held(uow, held, reading=reading)
+
+    async def _prefetched(self, uow: UnitOfWork, due: Sequence[holding.HeldRecord]) -> list[Envelope | BadRecord]:
+        """The held events read again, and what they touch loaded for them all at once."""
+        readings = [self._read(held) for held in due]
+        if uow.state is not None and due:
+            await uow.state.prefetch([r for r in readings if isinstance(r, Envelope)])
+        return readings
 
     async def expire_held(self, limit: int = 200) -> int:
         """Reject the held events whose wait is over, with the reason they would have had; how many."""
         async with self.pool.acquire() as conn, conn.transaction():
             due = await holding.expired(conn, limit)
             uow = self._unit(conn, careful=True)
-            for held in due:
-                await self._settle_held(uow, held, final=True)
+            for held, reading in zip(due, await self._prefetched(uow, due), strict=True):
+                await self._settle_held(uow, held, final=True, reading=reading)
             await self._close(uow)
         self._counted(uow)
         if due:  # each with its own `event rejected` line (`final`)
             log.info("held events judged at the end of their wait", events=len(due), **uow.tally)
         return len(due)
 
-    async def _settle_held(self, uow: UnitOfWork, held: holding.HeldRecord, final: bool = False) -> None:
-        """A held event read again and applied, held again for another reference, or (`final`) rejected."""
+    async def _settle_held(
+        self, uow: UnitOfWork, held: holding.HeldRecord, reading: Envelope | BadRecord, final: bool = False
+    ) -> None:
+        """A held event, read again, applied, held again for another reference, or (`final`) rejected."""
         source = self.sources[held.topic]
-        reading = self._read(held)
         if isinstance(reading, BadRecord):  # the contract changed under it (a new deployment): park it
             self._dead_letter(uow, held, reading, source)
             outcome: str | Awaiting = "dead_lettered"
@@ -380,7 +389,7 @@ class BatchProcessor:
             locked.add(outcome.awaits)
             await self._lock_references(uow.conn, [outcome.awaits])
             if uow.state is not None:
-                uow.state.refresh()  # read again what the other transaction may just have committed
+                uow.state.refresh(outcome.awaits)  # read again what another transaction may just have committed
             outcome = await self._handle(uow, record, event, source, final)
         return outcome
 

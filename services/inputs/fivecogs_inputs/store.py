@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from asyncpg import Record
 
 from fivecogs_inputs.domain import Batch, Delivery, Enterprise, Production
-from fivecogs_shared.batchstate import Tables, named
+from fivecogs_shared.batchstate import Key, Tables, named, parts
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import Envelope
 from fivecogs_shared.errors import int4
@@ -25,6 +25,13 @@ class InputsState(Tables):
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
         self._stored: dict[str, set[str]] = {}  # the deliveries Postgres already has, by batch
+
+    def rows_of(self, reference: str) -> list[tuple[str, Key]] | None:
+        if enterprise := parts(reference, "enterprise", 1):
+            return [(ENTERPRISES, enterprise[0])]
+        if delivery := parts(reference, "delivery", 2):
+            return [(BATCHES, delivery[0])]
+        return None
 
     async def prefetch(self, events: Sequence[Envelope]) -> None:
         await self._load_enterprises(named(events, "enterprise_id"))

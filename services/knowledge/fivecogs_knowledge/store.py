@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from asyncpg import Record
 
 from fivecogs_knowledge.domain import Batch, Certification, Enterprise, Training
-from fivecogs_shared.batchstate import Tables, named
+from fivecogs_shared.batchstate import Key, Tables, named, parts
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import Envelope
 
@@ -20,6 +20,13 @@ _TRAINING_COLUMNS = "training_id, enterprise_id, topic, participants, completed_
 
 class KnowledgeState(Tables):
     """Rows by key, and three lists: each enterprise's products and trainings, each product's certificates."""
+
+    def rows_of(self, reference: str) -> list[tuple[str, Key]] | None:
+        if enterprise := parts(reference, "enterprise", 1):
+            return [(ENTERPRISES, enterprise[0])]
+        if product := parts(reference, "product", 2):
+            return [(PRODUCTS, product[0])]
+        return None
 
     async def prefetch(self, events: Sequence[Envelope]) -> None:
         batches = [e for e in events if hasattr(e.data, "batch_id")]

@@ -13,7 +13,7 @@ from asyncpg import Record
 from fivecogs_marketing.domain.listing import Certification, Enterprise, Listing
 from fivecogs_marketing.domain.orders import Order, OrderLine, Settlement
 from fivecogs_marketing.domain.stock import Batch, Portion
-from fivecogs_shared.batchstate import Tables, named
+from fivecogs_shared.batchstate import Key, Tables, named, parts
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import Envelope
 
@@ -33,6 +33,19 @@ class MarketingState(Tables):
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
         self._stored: dict[str, set[Any]] = {BATCHES: set(), ORDERS: set()}  # what Postgres has already
+
+    def rows_of(self, reference: str) -> list[tuple[str, Key]] | None:
+        if enterprise := parts(reference, "enterprise", 1):
+            return [(ENTERPRISES, enterprise[0])]
+        if product := parts(reference, "product", 2) or parts(reference, "stock", 1):
+            return [(STOCK, product[-1])]
+        if certified := parts(reference, "certification", 1):
+            return [(CERTIFIED, certified[0])]
+        if listing := parts(reference, "listing", 2):
+            return [(LISTINGS, (listing[0], listing[1]))]
+        if order := parts(reference, "order", 1):
+            return [(ORDERS, order[0])]
+        return None
 
     async def prefetch(self, events: Sequence[Envelope]) -> None:
         orders = [e for e in events if hasattr(e.data, "lines")]
@@ -215,7 +228,11 @@ class MarketingState(Tables):
             found,
         )
         self._stored[ORDERS] |= set(found)
-        self.loaded(ORDERS, {row["order_id"]: _order(row, lines, portions) for row in rows}, wanted)
+        lines_of, portions_of = _grouped(lines), _grouped(portions)
+        orders = {
+            r["order_id"]: _order(r, lines_of.get(r["order_id"], []), portions_of.get(r["order_id"], [])) for r in rows
+        }
+        self.loaded(ORDERS, orders, wanted)
 
     # --- writing ------------------------------------------------------------------------------------------
 
@@ -260,10 +277,17 @@ def _certification(row: Record) -> tuple[Certification, str]:
     return Certification(**fields), enterprise_id
 
 
+def _grouped(rows: Sequence[Record]) -> dict[str, list[Record]]:
+    """Rows by their order id, in the order read."""
+    grouped: dict[str, list[Record]] = {}
+    for row in rows:
+        grouped.setdefault(row["order_id"], []).append(row)
+    return grouped
+
+
 def _order(row: Record, lines: Sequence[Record], portions: Sequence[Record]) -> Order:
-    mine = [line for line in lines if line["order_id"] == row["order_id"]]
-    taken = [p for p in portions if p["order_id"] == row["order_id"]]
-    return Order(**dict(row), lines=tuple(_line(line, taken) for line in mine))
+    """An order with its lines (`lines` and `portions` are the order's own)."""
+    return Order(**dict(row), lines=tuple(_line(line, portions) for line in lines))
 
 
 def _line(line: Record, portions: Sequence[Record]) -> OrderLine:

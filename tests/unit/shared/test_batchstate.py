@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from fivecogs_shared.batchstate import Tables
+from fivecogs_shared.batchstate import Key, Tables, parts
 
 
 def _tables(locked: frozenset[str] = frozenset()) -> Tables:
@@ -62,8 +62,31 @@ def test_refresh_forgets_what_another_transaction_may_have_changed() -> None:
     t.loaded("free", {"read": 1}, ["read"])
     t.put("free", "ours", 2)
     t.keep()
-    t.refresh()
+    t.refresh("anything:1")  # a reference the state cannot place: everything it may not know is read again
     assert t.knows("locked", "present")
     assert not t.knows("locked", "absent")
     assert not t.knows("free", "read")
     assert t.get("free", "ours") == 2
+
+
+class _Named(Tables):
+    def rows_of(self, reference: str) -> list[tuple[str, Key]] | None:
+        found = parts(reference, "enterprise", 1)
+        return [("enterprises", found[0])] if found else None
+
+
+def test_refresh_for_a_reference_it_can_place_forgets_only_that_row() -> None:
+    t = _Named(cast(Any, None))
+    t.loaded("enterprises", {}, ["E:1", "E2"])
+    t.loaded("free", {"read": 1})
+    t.refresh("enterprise:E:1")
+    assert not t.knows("enterprises", "E:1")
+    assert t.knows("enterprises", "E2")
+    assert t.knows("free", "read")
+
+
+def test_a_reference_is_split_only_when_it_can_be_for_sure() -> None:
+    assert parts("delivery:B1:D1", "delivery", 2) == ["B1", "D1"]
+    assert parts("delivery:B:1:D1", "delivery", 2) is None  # an id with a colon: which one?
+    assert parts("enterprise:E:1", "enterprise", 1) == ["E:1"]
+    assert parts("order:O1", "enterprise", 1) is None
