@@ -11,8 +11,10 @@ pass needs no savepoint per event.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeAlias
+
+from asyncpg import Record
 
 from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import Envelope
@@ -86,6 +88,20 @@ class Tables:
     def forget(self, table: str, key: Key) -> None:
         """What was read of one row is stale (it was written by SQL of its own): it is read again when asked."""
         self._rows[table].pop(key, None)
+
+    async def fetch_missing(
+        self, table: str, keys: Iterable[Key], sql: str, key: str, make: Callable[[Record], Any] = lambda row: True
+    ) -> None:
+        """Ask once for the rows of `table` not known yet: `sql` takes the keys (sorted) as $1, each row found is
+        `make(row)` under `row[key]`, and a key it did not find is known absent from then on."""
+        if wanted := self.missing(table, keys):
+            rows = await self.conn.fetch(sql, wanted)
+            self.loaded(table, {row[key]: make(row) for row in rows}, wanted)
+
+    async def write(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+        """One statement for many rows (none: no round trip)."""
+        if rows:
+            await self.conn.executemany(sql, rows)
 
     def put(self, table: str, key: Key, row: Any) -> None:
         self._pending[table][key] = row

@@ -24,7 +24,7 @@ def definition(
         migrations=Path(__file__).parent / "migrations",
         upstream=UPSTREAM["communication"],
         background=(webhooks.worker(settings, shared),),
-        state=store.state,
+        state=store.CommunicationState,
     )
 
 

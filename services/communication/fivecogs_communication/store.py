@@ -53,9 +53,8 @@ class CommunicationState(Tables):
     async def save_new_notices(self, notices: Sequence[Notice]) -> list[Notice]:
         """Keep the notices not stored before and return them: a notice already published is not published
         again, whether or not the inbox recognised its event."""
-        if wanted := self.missing(NOTICES, [n.notice_id for n in notices]):
-            rows = await self.conn.fetch("SELECT notice_id FROM notices WHERE notice_id = ANY($1::text[])", wanted)
-            self.loaded(NOTICES, {row["notice_id"]: True for row in rows}, wanted)
+        sql = "SELECT notice_id FROM notices WHERE notice_id = ANY($1::text[])"
+        await self.fetch_missing(NOTICES, [n.notice_id for n in notices], sql, "notice_id")
         fresh = [n for n in notices if self.get(NOTICES, n.notice_id) is None]
         for n in fresh:
             self.put(NOTICES, n.notice_id, n)
@@ -67,30 +66,19 @@ class CommunicationState(Tables):
                 self.put(WEBHOOKS, n.notice_id, (n.notice_id, n.subscriber_id, n.webhook_url, body))
 
     async def _load_subscribers(self, ids: Iterable[str]) -> None:
-        if wanted := self.missing(SUBSCRIBERS, ids):
-            rows = await self.conn.fetch(
-                f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE subscriber_id = ANY($1::text[]) "
-                "ORDER BY subscriber_id FOR UPDATE",
-                wanted,
-            )
-            self.loaded(SUBSCRIBERS, {row["subscriber_id"]: _subscriber(row) for row in rows}, wanted)
+        sql = (
+            f"SELECT {_SUBSCRIBER_COLUMNS} FROM subscribers WHERE subscriber_id = ANY($1::text[]) "
+            "ORDER BY subscriber_id FOR UPDATE"
+        )
+        await self.fetch_missing(SUBSCRIBERS, ids, sql, "subscriber_id", _subscriber)
 
     async def flush(self) -> None:
         """Subscribers before the notices and deliveries that name them."""
         subscribers = [_subscriber_row(s) for s in self.changed(SUBSCRIBERS)]
-        await _many(self.conn, _SAVE_SUBSCRIBER, subscribers)
-        await _many(self.conn, _ADD_NOTICE, [_notice_row(n) for n in self.changed(NOTICES)])
-        await _many(self.conn, _QUEUE_WEBHOOK, self.changed(WEBHOOKS))
+        await self.write(_SAVE_SUBSCRIBER, subscribers)
+        await self.write(_ADD_NOTICE, [_notice_row(n) for n in self.changed(NOTICES)])
+        await self.write(_QUEUE_WEBHOOK, self.changed(WEBHOOKS))
         self.written()
-
-
-def state(conn: Connection) -> CommunicationState:
-    return CommunicationState(conn)
-
-
-async def _many(conn: Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
-    if rows:
-        await conn.executemany(sql, rows)
 
 
 def _subscriber(row: asyncpg.Record) -> Subscriber:

@@ -69,15 +69,11 @@ class InputsState(Tables):
             self.put(OWNERS, batch.production.product_id, batch.enterprise_id)
 
     async def _load_enterprises(self, ids: Sequence[str]) -> None:
-        wanted = self.missing(ENTERPRISES, ids)
-        if not wanted:
-            return
-        rows = await self.conn.fetch(
+        sql = (
             "SELECT enterprise_id, name, province, sector, members, target_poor_households "
-            "FROM enterprises WHERE enterprise_id = ANY($1::text[]) ORDER BY enterprise_id FOR UPDATE",
-            wanted,
+            "FROM enterprises WHERE enterprise_id = ANY($1::text[]) ORDER BY enterprise_id FOR UPDATE"
         )
-        self.loaded(ENTERPRISES, {row["enterprise_id"]: Enterprise(**dict(row)) for row in rows}, wanted)
+        await self.fetch_missing(ENTERPRISES, ids, sql, "enterprise_id", lambda row: Enterprise(**dict(row)))
 
     async def _load_batches(self, ids: Sequence[str]) -> None:
         wanted = self.missing(BATCHES, ids)
@@ -100,37 +96,29 @@ class InputsState(Tables):
         self.loaded(BATCHES, batches, wanted)
 
     async def _load_owners(self, product_ids: Sequence[str]) -> None:
-        wanted = self.missing(OWNERS, product_ids)
-        if not wanted:
-            return
-        rows = await self.conn.fetch(
+        sql = (
             "SELECT DISTINCT ON (product_id) product_id, enterprise_id FROM batches "
-            "WHERE product_id = ANY($1::text[]) ORDER BY product_id, batch_id",
-            wanted,
+            "WHERE product_id = ANY($1::text[]) ORDER BY product_id, batch_id"
         )
-        self.loaded(OWNERS, {row["product_id"]: row["enterprise_id"] for row in rows}, wanted)
+        await self.fetch_missing(OWNERS, product_ids, sql, "product_id", lambda row: row["enterprise_id"])
 
     async def flush(self) -> None:
         """Enterprises, then batches, then the deliveries Postgres does not have yet (the foreign keys' order)."""
         enterprises, batches = self.changed(ENTERPRISES), self.changed(BATCHES)
         if enterprises:
-            await self.conn.executemany(_SAVE_ENTERPRISE, [_enterprise_row(e) for e in enterprises])
+            await self.write(_SAVE_ENTERPRISE, [_enterprise_row(e) for e in enterprises])
         if batches:
-            await self.conn.executemany(_SAVE_BATCH, [_batch_row(b) for b in batches])
+            await self.write(_SAVE_BATCH, [_batch_row(b) for b in batches])
             new = [
                 (d.delivery_id, b.batch_id, n, d.item, d.quantity, d.unit, d.cost_thb, d.local_source)
                 for b in batches
                 for n, d in enumerate(b.deliveries)
                 if d.delivery_id not in self._stored.get(b.batch_id, set())
             ]
-            await self.conn.executemany(_ADD_DELIVERY, new)
+            await self.write(_ADD_DELIVERY, new)
             for b in batches:
                 self._stored[b.batch_id] = {d.delivery_id for d in b.deliveries}
         self.written()
-
-
-def state(conn: Connection) -> InputsState:
-    return InputsState(conn)
 
 
 def _batch(row: Record, deliveries: list[Delivery]) -> Batch:

@@ -9,7 +9,6 @@ from asyncpg import Record
 
 from fivecogs_knowledge.domain import Batch, Certification, Enterprise, Training
 from fivecogs_shared.batchstate import Key, Tables, named, parts
-from fivecogs_shared.db import Connection
 from fivecogs_shared.envelope import Envelope
 
 ENTERPRISES, REGISTERED, BATCHES, PRODUCTS = "enterprises", "registered", "batches", "products"
@@ -106,20 +105,12 @@ class KnowledgeState(Tables):
     # --- loading ------------------------------------------------------------------------------------------
 
     async def _load_enterprises(self, ids: Iterable[str]) -> None:
-        if wanted := self.missing(ENTERPRISES, ids):
-            rows = await self.conn.fetch(
-                "SELECT enterprise_id, province, sector FROM enterprises WHERE enterprise_id = ANY($1::text[])",
-                wanted,
-            )
-            self.loaded(ENTERPRISES, {r["enterprise_id"]: Enterprise(**dict(r)) for r in rows}, wanted)
+        sql = "SELECT enterprise_id, province, sector FROM enterprises WHERE enterprise_id = ANY($1::text[])"
+        await self.fetch_missing(ENTERPRISES, ids, sql, "enterprise_id", lambda r: Enterprise(**dict(r)))
 
     async def _load_batches(self, ids: Iterable[str]) -> None:
-        if wanted := self.missing(BATCHES, ids):
-            rows = await self.conn.fetch(
-                "SELECT batch_id, enterprise_id, product_id, produced_on FROM batches WHERE batch_id = ANY($1::text[])",
-                wanted,
-            )
-            self.loaded(BATCHES, {r["batch_id"]: Batch(**dict(r)) for r in rows}, wanted)
+        sql = "SELECT batch_id, enterprise_id, product_id, produced_on FROM batches WHERE batch_id = ANY($1::text[])"
+        await self.fetch_missing(BATCHES, ids, sql, "batch_id", lambda r: Batch(**dict(r)))
 
     async def _load_products(self, enterprise_ids: Iterable[str]) -> None:
         if wanted := self.missing(PRODUCTS, enterprise_ids):
@@ -134,11 +125,8 @@ class KnowledgeState(Tables):
             self.loaded(PRODUCTS, {e: tuple(p) for e, p in products.items()})
 
     async def _load_trainings(self, ids: Iterable[str]) -> None:
-        if wanted := self.missing(TRAININGS, ids):
-            rows = await self.conn.fetch(
-                f"SELECT {_TRAINING_COLUMNS} FROM trainings WHERE training_id = ANY($1::text[])", wanted
-            )
-            self.loaded(TRAININGS, {r["training_id"]: Training(**dict(r)) for r in rows}, wanted)
+        sql = f"SELECT {_TRAINING_COLUMNS} FROM trainings WHERE training_id = ANY($1::text[])"
+        await self.fetch_missing(TRAININGS, ids, sql, "training_id", lambda r: Training(**dict(r)))
 
     async def _load_trained(self, enterprise_ids: Iterable[str]) -> None:
         if wanted := self.missing(TRAINED, enterprise_ids):
@@ -183,21 +171,16 @@ class KnowledgeState(Tables):
     async def flush(self) -> None:
         registered = {e.enterprise_id for e in self.changed(REGISTERED)}
         enterprises = [(e.enterprise_id, e.province, e.sector) for e in self.changed(ENTERPRISES)]
-        await _many(self.conn, _SAVE_ENTERPRISE, [row for row in enterprises if row[0] in registered])
-        await _many(self.conn, _KNOW_ENTERPRISE, [row for row in enterprises if row[0] not in registered])
-        batches = self.changed(BATCHES)
-        await _many(
-            self.conn, _ADD_BATCH, [(b.batch_id, b.enterprise_id, b.product_id, b.produced_on) for b in batches]
+        await self.write(_SAVE_ENTERPRISE, [row for row in enterprises if row[0] in registered])
+        await self.write(_KNOW_ENTERPRISE, [row for row in enterprises if row[0] not in registered])
+        await self.write(
+            _ADD_BATCH, [(b.batch_id, b.enterprise_id, b.product_id, b.produced_on) for b in self.changed(BATCHES)]
         )
         trainings = self.changed(TRAININGS)
         rows = [(t.training_id, t.enterprise_id, t.topic, t.participants, t.completed_on) for t in trainings]
-        await _many(self.conn, _SAVE_TRAINING, rows)
-        await _many(self.conn, _ADD_CERTIFICATION, [_certification_row(c) for c in self.changed(CERTIFICATES)])
+        await self.write(_SAVE_TRAINING, rows)
+        await self.write(_ADD_CERTIFICATION, [_certification_row(c) for c in self.changed(CERTIFICATES)])
         self.written()
-
-
-def state(conn: Connection) -> KnowledgeState:
-    return KnowledgeState(conn)
 
 
 def _by(rows: Sequence[Record], key: str, value: str, wanted: Iterable[str]) -> dict[str, list[str]]:
@@ -205,11 +188,6 @@ def _by(rows: Sequence[Record], key: str, value: str, wanted: Iterable[str]) -> 
     for row in rows:
         grouped[row[key]].append(row[value])
     return grouped
-
-
-async def _many(conn: Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
-    if rows:
-        await conn.executemany(sql, rows)
 
 
 def _certification_row(c: Certification) -> tuple[object, ...]:

@@ -17,7 +17,7 @@ DEFINITION = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     upstream=UPSTREAM["management"],
     routes=api.routes,
-    state=store.state,
+    state=store.ManagementState,
 )
 
 

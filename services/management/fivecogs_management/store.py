@@ -153,9 +153,8 @@ class ManagementState(Tables):
         return True
 
     async def _load_recorded(self, table: str, sql_table: str, column: str, ids: Iterable[str]) -> None:
-        if wanted := self.missing(table, ids):
-            rows = await self.conn.fetch(f"SELECT {column} FROM {sql_table} WHERE {column} = ANY($1::text[])", wanted)
-            self.loaded(table, {row[column]: True for row in rows}, wanted)
+        sql = f"SELECT {column} FROM {sql_table} WHERE {column} = ANY($1::text[])"
+        await self.fetch_missing(table, ids, sql, column)
 
     async def _load_policies(self, provinces: Iterable[str]) -> None:
         if wanted := self.missing(POLICIES, provinces):
@@ -185,24 +184,14 @@ class ManagementState(Tables):
             self.loaded(ORDER_LINES, {o: tuple(found) for o, found in lines.items()})
 
     async def flush(self) -> None:
-        conn = self.conn
-        await _many(conn, _SAVE_ENTERPRISE, [_enterprise_row(e) for e in self.changed(ENTERPRISES)])
-        await _many(conn, _SAVE_BATCH, self.changed(BATCHES))
-        await _many(conn, _SAVE_STEP, self.changed(STEPS))
-        await _many(conn, _SAVE_ORDER_LINE, [line for lines in self.changed(ORDER_LINES) for line in lines])
-        await _many(conn, _RECORD_SETTLEMENT, self.changed(SETTLEMENTS))  # settlements before distributions
-        await _many(conn, _SAVE_DISTRIBUTION, self.changed(DISTRIBUTIONS))
-        await _many(conn, _RECORD_NOTICE, self.changed(NOTICES))
+        await self.write(_SAVE_ENTERPRISE, [_enterprise_row(e) for e in self.changed(ENTERPRISES)])
+        await self.write(_SAVE_BATCH, self.changed(BATCHES))
+        await self.write(_SAVE_STEP, self.changed(STEPS))
+        await self.write(_SAVE_ORDER_LINE, [line for lines in self.changed(ORDER_LINES) for line in lines])
+        await self.write(_RECORD_SETTLEMENT, self.changed(SETTLEMENTS))  # settlements before distributions
+        await self.write(_SAVE_DISTRIBUTION, self.changed(DISTRIBUTIONS))
+        await self.write(_RECORD_NOTICE, self.changed(NOTICES))
         self.written()
-
-
-def state(conn: Connection) -> ManagementState:
-    return ManagementState(conn)
-
-
-async def _many(conn: Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
-    if rows:
-        await conn.executemany(sql, rows)
 
 
 def _enterprise_row(e: internal.EnterpriseRegistered) -> tuple[object, ...]:

@@ -15,7 +15,7 @@ DEFINITION = ServiceDefinition(
     handlers=HANDLERS,
     migrations=Path(__file__).parent / "migrations",
     upstream=UPSTREAM["marketing"],
-    state=store.state,
+    state=store.MarketingState,
 )
 
 

@@ -138,12 +138,8 @@ class MarketingState(Tables):
     # --- loading ------------------------------------------------------------------------------------------
 
     async def _load_enterprises(self, ids: Iterable[str]) -> None:
-        if wanted := self.missing(ENTERPRISES, ids):
-            rows = await self.conn.fetch(
-                "SELECT enterprise_id, province, sector FROM enterprises WHERE enterprise_id = ANY($1::text[])",
-                wanted,
-            )
-            self.loaded(ENTERPRISES, {r["enterprise_id"]: Enterprise(**dict(r)) for r in rows}, wanted)
+        sql = "SELECT enterprise_id, province, sector FROM enterprises WHERE enterprise_id = ANY($1::text[])"
+        await self.fetch_missing(ENTERPRISES, ids, sql, "enterprise_id", lambda r: Enterprise(**dict(r)))
 
     async def _load_stock(self, product_ids: Iterable[str]) -> None:
         if wanted := self.missing(STOCK, product_ids):
@@ -189,13 +185,10 @@ class MarketingState(Tables):
             self.loaded(CERTIFIED, {p: tuple(cids) for p, cids in ids.items()})
 
     async def _load_certificates(self, certificate_ids: Iterable[str]) -> None:
-        if wanted := self.missing(CERTIFICATES, certificate_ids):
-            rows = await self.conn.fetch(
-                f"SELECT {_CERTIFICATION_COLUMNS}, enterprise_id FROM certifications "
-                "WHERE certificate_id = ANY($1::text[])",
-                wanted,
-            )
-            self.loaded(CERTIFICATES, {r["certificate_id"]: _certification(r) for r in rows}, wanted)
+        sql = (
+            f"SELECT {_CERTIFICATION_COLUMNS}, enterprise_id FROM certifications WHERE certificate_id = ANY($1::text[])"
+        )
+        await self.fetch_missing(CERTIFICATES, certificate_ids, sql, "certificate_id", _certification)
 
     async def _load_listings(self, keys: Iterable[tuple[str, str]]) -> None:
         if wanted := self.missing(LISTINGS, keys):
@@ -238,37 +231,23 @@ class MarketingState(Tables):
 
     async def flush(self) -> None:
         """In the foreign keys' order: batches and orders before the portions that name them."""
-        conn = self.conn
-        if enterprises := self.changed(ENTERPRISES):
-            await conn.executemany(_SAVE_ENTERPRISE, [(e.enterprise_id, e.province, e.sector) for e in enterprises])
+        await self.write(_SAVE_ENTERPRISE, [(e.enterprise_id, e.province, e.sector) for e in self.changed(ENTERPRISES)])
         batches, stored = self.changed(BATCHES), self._stored[BATCHES]
         new = [b for b in batches if b.batch_id not in stored]
-        await _many(conn, _ADD_BATCH, [_batch_row(b) for b in new])
-        await _many(conn, _TAKE, [(b.batch_id, b.taken) for b in batches if b.batch_id in stored])
-        if certificates := self.changed(CERTIFICATES):
-            await conn.executemany(_ADD_CERTIFICATION, [_certification_row(c, e) for c, e in certificates])
-        if listings := self.changed(LISTINGS):
-            await conn.executemany(_SAVE_LISTING, [_listing_row(listing) for listing in listings])
+        await self.write(_ADD_BATCH, [_batch_row(b) for b in new])
+        await self.write(_TAKE, [(b.batch_id, b.taken) for b in batches if b.batch_id in stored])
+        await self.write(_ADD_CERTIFICATION, [_certification_row(c, e) for c, e in self.changed(CERTIFICATES)])
+        await self.write(_SAVE_LISTING, [_listing_row(listing) for listing in self.changed(LISTINGS)])
         orders, stored = self.changed(ORDERS), self._stored[ORDERS]
         placed = [o for o in orders if o.order_id not in stored]
-        await _many(conn, _ADD_ORDER, [_order_row(o) for o in placed])
-        await _many(conn, _ADD_LINE, [_line_row(o, n, li) for o in placed for n, li in enumerate(o.lines)])
-        await _many(conn, _ADD_PORTION, _portions(placed))
-        await _many(conn, _ORDER_STATUS, [(o.order_id, o.status, o.payment_id) for o in orders if o.order_id in stored])
-        if settlements := self.changed(SETTLEMENTS):
-            await conn.executemany(_ADD_SETTLEMENT, [_settlement_row(s) for s in settlements])
+        await self.write(_ADD_ORDER, [_order_row(o) for o in placed])
+        await self.write(_ADD_LINE, [_line_row(o, n, li) for o in placed for n, li in enumerate(o.lines)])
+        await self.write(_ADD_PORTION, _portions(placed))
+        await self.write(_ORDER_STATUS, [(o.order_id, o.status, o.payment_id) for o in orders if o.order_id in stored])
+        await self.write(_ADD_SETTLEMENT, [_settlement_row(s) for s in self.changed(SETTLEMENTS)])
         self._stored[BATCHES] |= {b.batch_id for b in new}
         self._stored[ORDERS] |= {o.order_id for o in placed}
         self.written()
-
-
-def state(conn: Connection) -> MarketingState:
-    return MarketingState(conn)
-
-
-async def _many(conn: Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
-    if rows:
-        await conn.executemany(sql, rows)
 
 
 def _certification(row: Record) -> tuple[Certification, str]:
