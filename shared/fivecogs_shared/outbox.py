@@ -8,8 +8,9 @@ Guarantees, and how they are kept:
   behind it go on; it is kept there, logged, counted (`fivecogs_outbox_parked_total`) and shown by
   `fivecogs dlq list`. Any other failure (broker away, a timeout, a leader moving) parks nothing: what was
   acknowledged or parked is settled, the rest stays in the outbox and the drain starts over;
-- per-key order: rows are sent in id order, and only rows of transactions older than every transaction still
-  running (`xid < pg_snapshot_xmin`), so a sequence value that commits late cannot be overtaken. A parked row is
+- per-key order: rows are sent in id order, and ids are taken in commit order: `write` takes the schema's outbox
+  lock before the rows get their ids and holds it until the transaction ends, so no row can commit after one with
+  a higher id (a transaction of another service, which writes another outbox, holds nothing back). A parked row is
   the one gap: the rows after it on its key are delivered without it. A refusal by the broker leaves the
   producer's sequence for that partition with a hole (every later send there would fail), so the relay replaces
   its producer before it sends again, and the rows that failed behind the refused one are sent again in order;
@@ -74,8 +75,8 @@ RELAY_BATCH_BYTES = 256 * 1024  # chosen by measurement (docs/operations.md, "Tu
 RELAY_MAX_BATCH_BYTES = TOPIC_MAX_MESSAGE_BYTES - RECORD_OVERHEAD_BYTES
 # Records are queued for a whole batch before the sender runs, so they share requests without lingering.
 RELAY_LINGER_MS = 0
-# Pauses before looking again at rows held back by an older transaction: the first, doubled up to the last (or
-# the poll interval). Its commit wakes no relay when it wrote nothing to this outbox.
+# Pauses before looking again at rows that committed while a drain ran: the first, doubled up to the last (or the
+# poll interval). Their NOTIFY may have come before the drain's last read.
 RECHECK_SECONDS = 0.005
 RECHECK_MAX_SECONDS = 0.1
 
@@ -104,6 +105,7 @@ async def write(conn: Connection, records: list[OutgoingRecord]) -> None:
     whole batch (docs/operations.md, "Tuning"). The table is found by the pool's search_path."""
     if not records:
         return
+    await conn.execute(_IDS_IN_COMMIT_ORDER)
     await conn.copy_records_to_table(
         "outbox",
         columns=OUTBOX_COLUMNS,
@@ -202,7 +204,7 @@ class Drained(enum.Enum):
     """How a batch left the outbox."""
 
     FULL = "full"  # a whole batch was read: more may be visible at once
-    HELD_BACK = "held back"  # rows remain that were not visible yet (an older transaction still running)
+    MORE = "more"  # rows committed while it drained: look again soon
     CAUGHT_UP = "caught up"  # nothing left: wait for a NOTIFY or the poll interval
 
 
@@ -210,11 +212,10 @@ class ProducerSpoiled(Exception):
     """The broker refused a record: the producer's sequence for its partition has a hole."""
 
 
-# Rows whose transactions are older than every transaction still running, in id order (see the docstring).
-_VISIBLE_ROWS = (
-    "SELECT id, topic, key, value, header_names, header_values FROM outbox "
-    "WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY id LIMIT $1"
-)
+# Committed rows, in id order, which is their commit order (`write`).
+_VISIBLE_ROWS = "SELECT id, topic, key, value, header_names, header_values FROM outbox ORDER BY id LIMIT $1"
+# Held by a transaction from before its outbox rows take their ids until it ends (see the docstring).
+_IDS_IN_COMMIT_ORDER = "SELECT pg_advisory_xact_lock(hashtextextended('fivecogs outbox ' || current_schema(), 0))"
 _PARK = """
 WITH refused AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS r (id, error)),
 moved AS (DELETE FROM outbox o USING refused r WHERE o.id = r.id RETURNING o.*, r.error)
@@ -254,7 +255,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Until stopped: take the lead, then drain whenever woken by NOTIFY or the poll interval; at once again
-        after a full batch, and soon after one that left rows an older transaction still held back."""
+        after a full batch, and soon after one that left rows committed meanwhile."""
         while not self._stopping.is_set():
             try:
                 await self._lead()
@@ -321,7 +322,7 @@ class OutboxRelay:
                     continue
                 if stopping:
                     return True
-                if drained is Drained.HELD_BACK:  # re-check soon, less often while an old transaction stays open
+                if drained is Drained.MORE:  # look again soon, less often while none are sent
                     await self._sleep(pause)
                     pause = min(pause * 2, RECHECK_MAX_SECONDS, self.poll_seconds)
                 else:
@@ -364,11 +365,11 @@ class OutboxRelay:
                 raise published.failure
         if len(rows) == self.batch:
             return Drained.FULL
-        # Rows committed meanwhile, or held back behind an older transaction (of any schema: its commit wakes
-        # another relay, not this one). Asked after the settle, so none can slip between the two reads.
+        # Rows committed meanwhile (their NOTIFY may have come while this drain ran). Asked after the settle, so
+        # none can slip between the two reads.
         async with self.pool.acquire() as conn:
             left = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)")
-        return Drained.HELD_BACK if left else Drained.CAUGHT_UP
+        return Drained.MORE if left else Drained.CAUGHT_UP
 
     async def _publish(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> Published:
         """Queue the rows in id order (the idempotent producer keeps that order per partition); wait for every
