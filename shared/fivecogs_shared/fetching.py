@@ -11,6 +11,7 @@ steps past it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,18 @@ class UndecodableRecord:
     value: bytes | None = None
     headers: Sequence[tuple[str, bytes]] = ()
     timestamp: int = -1  # FastStream's batch parser names messages by offset and timestamp
+
+
+def waiting_only_for_records(max_records: int, timeout_ms: int) -> GetMsg:
+    """A batch subscriber's `get_msg` without FastStream's sleep after an empty fetch: `getmany` has already waited
+    up to `timeout_ms` for records, and one that arrived during a further sleep would wait that long again (about
+    100 ms a hop on average with the default 200 ms, measured in the chain bench)."""
+
+    async def get_msg(consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
+        fetched = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return tuple(itertools.chain.from_iterable(fetched.values()))
+
+    return get_msg
 
 
 def guarded(get_msg: GetMsg) -> GetMsg:

@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute
 from fivecogs_shared import db, holding, kafka_admin, outbox
 from fivecogs_shared.consumer import BatchProcessor, Handler, Source, Sources, StateFactory, is_transient, span
 from fivecogs_shared.contracts import INTERNAL_EVENT_TYPES, PARTNER_EVENT_TYPES, dlq_topic, events_topic
-from fivecogs_shared.fetching import guarded
+from fivecogs_shared.fetching import guarded, waiting_only_for_records
 from fivecogs_shared.http import BearerAuth, health_routes
 from fivecogs_shared.lag import export_lag
 from fivecogs_shared.logs import configure_logging, ensure_logging
@@ -126,6 +126,8 @@ def build_broker(settings: ServiceSettings, metrics: ServiceMetrics) -> KafkaBro
 # uncommitted) gets GRACEFUL_SECONDS, the outbox relay's last flush the rest; orchestrators wait 10 s or more.
 SHUTDOWN_SECONDS = 9.0
 BACKGROUND_STOP_SECONDS = 2.0  # for the lag exporter and the like, out of SHUTDOWN_SECONDS
+# How long one fetch waits for records before the consume loop looks again (and can see it is stopping).
+BATCH_WAIT_MS = 200
 GRACEFUL_SECONDS = 5.0
 METADATA_MAX_AGE_MS = 5_000
 
@@ -198,7 +200,8 @@ async def running(definition: ServiceDefinition, settings: ServiceSettings) -> A
         ack_policy=AckPolicy.MANUAL,
         listener=assignment,
     )
-    subscriber.get_msg = guarded(subscriber.get_msg)  # type: ignore[method-assign,assignment]
+    fetch = waiting_only_for_records(settings.max_batch, BATCH_WAIT_MS)
+    subscriber.get_msg = guarded(fetch)  # type: ignore[method-assign,assignment]
     subscriber(on_batch)
     relay = outbox.OutboxRelay(
         dsn=settings.database_url,
