@@ -5,6 +5,7 @@ here judges a speed: that is the benchmark's own business."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from typer.testing import CliRunner
@@ -17,8 +18,10 @@ pytestmark = pytest.mark.integration
 def test_a_tiny_bench_verifies_every_stage_and_reports_its_figures(stack_env) -> None:
     env = {**stack_env.kafka.env(), "DATABASE_URL": stack_env.database_url, "COLUMNS": "200"}
     args = ["bench", "--external", "--records", "200", "--large", "0", "--only", "inputs", "--json"]
+    aiokafka_level = logging.getLogger("aiokafka").level
     result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 0, result.output
+    assert logging.getLogger("aiokafka").level == aiokafka_level  # quiet while it ran, as it was after
     report = json.loads(result.stdout)
     assert report["verified"] is True
     assert report["partitions"] >= 2

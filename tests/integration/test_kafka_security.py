@@ -306,7 +306,8 @@ async def test_a_wrong_password_is_refused(admin: AIOKafkaAdminClient, broker: B
     # tests before (a service configured in this process may have stopped propagation to the root logger).
     messages, aiokafka_log = _Messages(), logging.getLogger("aiokafka")
     aiokafka_log.addHandler(messages)
-    level, aiokafka_log.level = aiokafka_log.level, logging.ERROR
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.ERROR)  # setLevel, not the attribute: its children cache what is enabled
     try:
         assert not await connects(broker, "sec-zeta", "wrong-password")
     finally:

@@ -88,7 +88,9 @@ def execute(plan: Plan, external: bool, as_json: bool) -> int:
     env = BenchEnvironment(external=external)
     # aiokafka logs every retry while a fresh group's coordinator or a new topic's leader is on its way; the bench
     # verifies every effect itself, so those lines are noise here.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.CRITICAL)  # given back below: the bench may run inside another program
     signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: stop what the bench started, then exit
     try:
         cluster = env.up(progress=lambda line: say(f"stack: {line}"))
@@ -105,6 +107,7 @@ def execute(plan: Plan, external: bool, as_json: bool) -> int:
         env.close(progress=lambda _: None)
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+        aiokafka_log.setLevel(level)
     show(report, env, as_json)
     return EXIT_VERIFIED if report.verified else EXIT_FAILED
 
