@@ -8,9 +8,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
+import asyncpg
 import pytest
 
-from fivecogs_shared import kafka_admin
+from fivecogs_shared import db, kafka_admin
 from fivecogs_shared.contracts import partner_of_topic
 from fivecogs_shared.kafka_access import KafkaAccess
 from fivecogs_shared.service import Runtime, ServiceDefinition, running
@@ -74,3 +75,18 @@ async def partner(test_partner) -> AsyncIterator[object]:
 
     async with Partner(test_partner.access) as p:
         yield p
+
+
+@pytest.fixture
+async def schema_pool(stack_env, tmp_path) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    """A fresh schema with the shared migrations only (outbox, inbox, outbox_parked, held), dropped after."""
+    schema = f"test_outbox_{uuid.uuid4().hex[:8]}"
+    pool = await db.create_pool(stack_env.database_url, schema)
+    await db.migrate(pool, schema, tmp_path)
+    try:
+        yield schema, pool
+    finally:
+        await pool.close()
+        conn = await asyncpg.connect(stack_env.database_url)
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()

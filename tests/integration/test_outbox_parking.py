@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,7 +17,7 @@ from structlog.testing import capture_logs
 
 from fivecogs_inputs.app import DEFINITION as INPUTS
 from fivecogs_ops.dlq import parked_outbox
-from fivecogs_shared import db, kafka_admin, outbox
+from fivecogs_shared import kafka_admin, outbox
 from fivecogs_shared.contracts import events_topic
 from fivecogs_shared.contracts.topics import DLQ_MAX_MESSAGE_BYTES, DLQ_MAX_RECORD_BYTES, TOPIC_MAX_MESSAGE_BYTES
 from fivecogs_shared.kafka_access import KafkaAccess
@@ -30,21 +29,6 @@ pytestmark = pytest.mark.integration
 
 PARKED_EVENT = "outbox row parked: Kafka refused it"
 Row = tuple[str, bytes, bytes]  # topic, key, value
-
-
-@pytest.fixture
-async def schema_pool(stack_env, tmp_path: Path) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
-    """A fresh schema with the shared migrations only (outbox, inbox, outbox_parked)."""
-    schema = f"test_parking_{uuid.uuid4().hex[:8]}"
-    pool = await db.create_pool(stack_env.database_url, schema)
-    await db.migrate(pool, schema, tmp_path)
-    try:
-        yield schema, pool
-    finally:
-        await pool.close()
-        conn = await asyncpg.connect(stack_env.database_url)
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await conn.close()
 
 
 @pytest.fixture

@@ -6,32 +6,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from fivecogs_shared import db, kafka_admin, outbox
+from fivecogs_shared import kafka_admin, outbox
 from fivecogs_shared.uow import OutgoingRecord
 
 pytestmark = pytest.mark.integration
 
 NEVER = 3600.0  # a poll interval no test waits for: whatever arrives came without it
-
-
-@pytest.fixture
-async def schema_pool(stack_env, tmp_path: Path) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
-    schema = f"test_relay_{uuid.uuid4().hex[:8]}"
-    pool = await db.create_pool(stack_env.database_url, schema)
-    await db.migrate(pool, schema, tmp_path)
-    try:
-        yield schema, pool
-    finally:
-        await pool.close()
-        conn = await asyncpg.connect(stack_env.database_url)
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await conn.close()
 
 
 @pytest.fixture
