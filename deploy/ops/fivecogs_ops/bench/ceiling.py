@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
+from fivecogs_ops.bench.baseline import run_baseline
 from fivecogs_ops.bench.context import Bench
 from fivecogs_ops.bench.drain import Seeded
 from fivecogs_ops.bench.results import StageResult
@@ -31,19 +32,10 @@ Row = tuple[Any, ...]
 
 
 async def ceiling(bench: Bench, seeded: Seeded) -> StageResult:
-    scratch, records = Scratch(seeded.stage, "ceiling"), seeded.workload.records
-    result = StageResult("ceiling", records, processes=0)
-    conn = await bench.connect()
-    try:
-        await scratch.create(conn, bench.cluster.admin)
-        before = await bench.probe.topic_ends([scratch.topic])
-        pipeline = Pipeline(bench, seeded, scratch, conn)
-        await pipeline.run(records, result)
-        result.problems = await scratch.verify(conn, bench.probe, before, records, 2 * records)
-    finally:
-        await conn.close()
-    bench.say(f"ceiling: {'verified' if result.verified else 'FAILED: ' + '; '.join(result.problems)}")
-    return result
+    async def run(scratch: Scratch, conn: asyncpg.Connection, result: StageResult) -> None:
+        await Pipeline(bench, seeded, scratch, conn).run(result.records, result)
+
+    return await run_baseline(bench, seeded, "ceiling", run)
 
 
 class Pipeline:

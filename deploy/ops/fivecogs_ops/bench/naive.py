@@ -16,6 +16,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from fivecogs_ops.bench.baseline import run_baseline
 from fivecogs_ops.bench.context import Bench
 from fivecogs_ops.bench.drain import Seeded
 from fivecogs_ops.bench.results import StageResult
@@ -26,18 +27,10 @@ IDLE_SECONDS = 30.0
 
 
 async def naive(bench: Bench, seeded: Seeded) -> StageResult:
-    scratch, records = Scratch(seeded.stage, "naive"), seeded.workload.records
-    result = StageResult("naive", records, processes=0)
-    conn = await bench.connect()
-    try:
-        await scratch.create(conn, bench.cluster.admin)
-        before = await bench.probe.topic_ends([scratch.topic])
-        await Subscriber(bench, seeded, scratch, conn).run(records, result)
-        result.problems = await scratch.verify(conn, bench.probe, before, records, 2 * records)
-    finally:
-        await conn.close()
-    bench.say(f"naive: {'verified' if result.verified else 'FAILED: ' + '; '.join(result.problems)}")
-    return result
+    async def run(scratch: Scratch, conn: asyncpg.Connection, result: StageResult) -> None:
+        await Subscriber(bench, seeded, scratch, conn).run(result.records, result)
+
+    return await run_baseline(bench, seeded, "naive", run)
 
 
 class Subscriber:
